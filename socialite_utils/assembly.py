@@ -1,0 +1,395 @@
+"""Assembling a training/evaluation mixture from registry tasks into a data run.
+
+Steps, in order, per task: load raw records -> validate labels (errors name file/line/field) ->
+drop empty texts (counted) -> binarize regression scores at the train median -> de-duplicate
+across splits (counted) -> cap per task (stratified by label, or balanced) -> render prompts.
+Seen tasks give train/validation/test rows; related (held-out) tasks give test rows only, plus a
+few-shot pool drawn from their train split. Everything is deterministic for a given ``seed``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .data import SPLITS, DataError, load_task_split
+from .prompts import FORMATS, draw_shots, render_completion, render_prompt
+from .registry import Task
+from .runs import RunWriter, provenance, read_json, read_jsonl, resolve_run_dir, write_json, write_jsonl
+
+FEWSHOT_POOL_PER_TASK = 64  # enough distinct shots per label for k <= 8 without storing whole train splits
+
+
+@dataclass
+class AssembledData:
+    """The result of :func:`build_data`: rows per split, the few-shot pool and the data card."""
+
+    splits: dict[str, list[dict]]
+    pool: list[dict]
+    card: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- per-record validation
+
+
+def _norm_key(text: str, text_b: str | None) -> str:
+    return " ".join(str(text).lower().split()) + "\x1f" + " ".join(str(text_b or "").lower().split())
+
+
+def _is_empty(rec: dict, task: Task) -> bool:
+    if not isinstance(rec["text"], str) or not rec["text"].strip():
+        return True
+    return task.pair and (not isinstance(rec.get("text_b"), str) or not rec["text_b"].strip())
+
+
+def _parse_score(rec: dict, task: Task) -> float:
+    raw = rec["label"]
+    if isinstance(raw, bool):
+        raw = "boolean " + str(raw)
+    try:
+        score = float(raw)
+    except (TypeError, ValueError):
+        score = math.nan
+    if not math.isfinite(score):
+        raise DataError(
+            f"{rec['file']}: line {rec['line']}: field 'label': {raw!r} is not a number "
+            f"(task '{task.name}' is a regression task)"
+        )
+    return score
+
+
+def _verbalize(rec: dict, task: Task) -> str:
+    label = task.verbalize(rec["label"])
+    if label is None:
+        mapped = f" (raw labels mapped by label_map: {sorted(task.label_map)})" if task.label_map else ""
+        raise DataError(
+            f"{rec['file']}: line {rec['line']}: field 'label': {rec['label']!r} is not a label of task "
+            f"'{task.name}'; allowed: {task.labels}{mapped}"
+        )
+    return label
+
+
+def binarize(score: float, threshold: float) -> str:
+    """The paper's low/high binarization: ``high`` if the score is above the threshold, else ``low``."""
+    return "high" if score > threshold else "low"
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def _cap_stratified(rows: list[dict], cap: int | None, rng: random.Random) -> list[dict]:
+    """Keep at most ``cap`` rows with label shares as in ``rows`` (largest-remainder allocation)."""
+    if cap is None or len(rows) <= cap:
+        return rows
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_label[r["label"]].append(r)
+    exact = {lab: cap * len(rs) / len(rows) for lab, rs in by_label.items()}
+    quota = {lab: int(x) for lab, x in exact.items()}
+    for lab in sorted(exact, key=lambda lab: (quota[lab] - exact[lab], lab))[: cap - sum(quota.values())]:
+        quota[lab] += 1
+    kept = [r for lab in sorted(by_label) for r in rng.sample(by_label[lab], quota[lab])]
+    return kept
+
+
+def _cap_balanced(rows: list[dict], cap: int | None, rng: random.Random) -> list[dict]:
+    """Keep as equal a number per label as possible (leftover capacity goes to larger labels)."""
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_label[r["label"]].append(r)
+    cap = len(rows) if cap is None else min(cap, len(rows))
+    quota = dict.fromkeys(by_label, 0)
+    remaining = cap
+    while remaining > 0:
+        open_labels = sorted(lab for lab in by_label if quota[lab] < len(by_label[lab]))
+        share = max(1, remaining // len(open_labels))
+        for lab in open_labels:
+            take = min(share, len(by_label[lab]) - quota[lab], remaining)
+            quota[lab] += take
+            remaining -= take
+            if remaining == 0:
+                break
+    return [r for lab in sorted(by_label) for r in rng.sample(by_label[lab], quota[lab])]
+
+
+def _order(rows: list[dict]) -> list[dict]:
+    # Stable, seed-independent order for bytes-identical output: source line order.
+    return sorted(rows, key=lambda r: r["_line"])
+
+
+# ---------------------------------------------------------------- building
+
+
+def _load_task(task: Task, splits: Sequence[str], source: str, data_dir: Any) -> dict[str, list[dict]]:
+    out = {}
+    for split in splits:
+        try:
+            out[split] = load_task_split(task, split, source=source, data_dir=data_dir)
+        except FileNotFoundError:
+            if split == "train" and task.group == "related":
+                out[split] = []  # held-out task without train data: no few-shot pool, no threshold
+            else:
+                raise
+    return out
+
+
+def build_data(
+    tasks: Sequence[Task],
+    *,
+    source: str = "local",
+    data_dir: str | os.PathLike | None = None,
+    max_train_per_task: int | None = None,
+    max_eval_per_task: int | None = None,
+    balance_train: bool = False,
+    few_shot_k: int = 0,
+    prompt_format: str = "paper",
+    seed: int = 0,
+    instruction_from: str = "registry",
+) -> AssembledData:
+    """Load, validate, de-duplicate, cap and render every task into train/validation/test rows.
+
+    ``instruction_from="source"`` uses the source's own instruction text where it has one
+    (SocialiteInstructions); the registry's otherwise. Train prompts are always zero-shot, as in
+    the paper; ``few_shot_k`` applies to validation and test prompts.
+    """
+    if prompt_format not in FORMATS:
+        raise ValueError(f"unknown prompt_format '{prompt_format}'; expected one of {FORMATS}")
+    if instruction_from not in ("registry", "source"):
+        raise ValueError("instruction_from must be 'registry' or 'source'")
+    if not tasks:
+        raise ValueError("no tasks selected")
+    splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    pool: list[dict] = []
+    card_tasks: dict[str, Any] = {}
+    for task in tasks:
+        wanted = SPLITS if task.group == "seen" else ("train", "test")
+        raw = _load_task(task, wanted, source, data_dir)
+        counts: dict[str, dict[str, int]] = {}
+        rows: dict[str, list[dict]] = {}
+        files: dict[str, str] = {}
+        # 1. validate and normalise every record; drop (and count) empty texts
+        for split, records in raw.items():
+            kept, empty = [], 0
+            for rec in records:
+                if _is_empty(rec, task):
+                    empty += 1
+                    continue
+                row = {
+                    "text": rec["text"],
+                    "text_b": rec.get("text_b") if task.pair else None,
+                    "_line": rec["line"],
+                    "_instruction": rec.get("instruction"),
+                }
+                if task.is_regression:
+                    row["score"] = _parse_score(rec, task)
+                else:
+                    row["label"] = _verbalize(rec, task)
+                    row["score"] = None
+                kept.append(row)
+            if records:
+                files[split] = records[0]["file"]
+            rows[split] = kept
+            counts[split] = {"loaded": len(records), "empty_dropped": empty}
+        # 2. regression: binarize at the train-split median
+        threshold_info = None
+        if task.is_regression:
+            train_scores = [r["score"] for r in rows.get("train", [])]
+            if train_scores:
+                threshold, how = statistics.median(train_scores), "median of the train split"
+            else:
+                lo, hi = task.scale or (0.0, 1.0)
+                threshold, how = (lo + hi) / 2, "midpoint of the scale (no train split available)"
+            threshold_info = {
+                "threshold": threshold,
+                "source": how,
+                "rule": "high if score > threshold else low",
+            }
+            for split_rows in rows.values():
+                for r in split_rows:
+                    r["label"] = binarize(r["score"], threshold)
+        # 3. de-duplicate within and across splits (later evaluation splits win)
+        seen_keys: set[str] = set()
+        for split in ("test", "validation", "train"):
+            if split not in rows:
+                continue
+            kept = []
+            for r in rows[split]:
+                key = _norm_key(r["text"], r["text_b"])
+                if key not in seen_keys:
+                    seen_keys.add(key)
+                    kept.append(r)
+            counts[split]["duplicates_dropped"] = len(rows[split]) - len(kept)
+            rows[split] = kept
+        # 4. few-shot pool from the train split (all tasks), then caps
+        pool_rng = random.Random(f"{seed}|{task.name}|pool")
+        task_pool = _cap_stratified(rows.get("train", []), FEWSHOT_POOL_PER_TASK, pool_rng)
+        shots = draw_shots(task_pool, few_shot_k, seed=seed, task_name=task.name, labels=task.labels)
+        if few_shot_k and not shots:
+            counts.setdefault("warnings", []).append(
+                "no train data for few-shot examples: prompts are zero-shot"
+            )
+        for r in _order(task_pool):
+            pool.append(
+                _public_row(task, r, "train", shots=None, fmt=prompt_format, instr_from=instruction_from)
+            )
+        if task.group == "related":
+            rows.pop("train", None)  # held out: never trained on
+        for split in list(rows):
+            rng = random.Random(f"{seed}|{task.name}|{split}")
+            cap = max_train_per_task if split == "train" else max_eval_per_task
+            capper = _cap_balanced if (split == "train" and balance_train) else _cap_stratified
+            before = len(rows[split])
+            rows[split] = _order(capper(rows[split], cap, rng))
+            counts[split]["capped_away"] = before - len(rows[split])
+            counts[split]["kept"] = len(rows[split])
+            split_shots = None if split == "train" else shots
+            splits[split] += [
+                _public_row(task, r, split, shots=split_shots, fmt=prompt_format, instr_from=instruction_from)
+                for r in rows[split]
+            ]
+        card_tasks[task.name] = {
+            "category": task.category,
+            "type": task.type,
+            "group": task.group,
+            "labels": task.labels,
+            "instruction": task.instruction,
+            "source": source,
+            "files": files,
+            "counts": counts,
+            "label_distribution": {
+                s: dict(sorted(Counter(r["label"] for r in rs).items())) for s, rs in rows.items()
+            },
+            "binarization": threshold_info,
+            "few_shot_examples": [{"text": s["text"], "label": s["label"]} for s in shots],
+        }
+    params = {
+        "source": source,
+        "data_dir": str(data_dir) if data_dir else None,
+        "tasks": [t.name for t in tasks],
+        "max_train_per_task": max_train_per_task,
+        "max_eval_per_task": max_eval_per_task,
+        "balance_train": balance_train,
+        "few_shot_k": few_shot_k,
+        "prompt_format": prompt_format,
+        "seed": seed,
+        "instruction_from": instruction_from,
+    }
+    card = {
+        "params": params,
+        "tasks": card_tasks,
+        "totals": {s: len(rs) for s, rs in splits.items()},
+        "dropped": _dropped_totals(card_tasks),
+        "notes": [
+            "train prompts are zero-shot (the paper's format); few_shot_k applies to validation/test",
+            "related (held-out) tasks contribute test rows only",
+            "duplicates are detected on case/whitespace-normalised text (+ text_b); evaluation splits keep them",
+        ],
+    }
+    return AssembledData(splits=splits, pool=pool, card=card, params=params)
+
+
+def _public_row(task: Task, r: dict, split: str, *, shots, fmt: str, instr_from: str) -> dict:
+    instruction = r["_instruction"] if (instr_from == "source" and r["_instruction"]) else None
+    return {
+        "id": f"{task.name}:{split}:{r['_line']}",
+        "task": task.name,
+        "category": task.category,
+        "task_type": task.type,
+        "group": task.group,
+        "split": split,
+        "text": r["text"],
+        "text_b": r["text_b"],
+        "label": r["label"],
+        "score": r["score"],
+        "labels": task.labels,
+        "prompt": render_prompt(task, r["text"], r["text_b"], fmt=fmt, shots=shots, instruction=instruction),
+        "completion": render_completion(r["label"], fmt),
+        "prompt_format": fmt,
+        "few_shot_k": len(shots or []),
+    }
+
+
+def _dropped_totals(card_tasks: dict[str, Any]) -> dict[str, int]:
+    tot: Counter = Counter()
+    for info in card_tasks.values():
+        for c in info["counts"].values():
+            if isinstance(c, dict):
+                tot["empty_texts"] += c.get("empty_dropped", 0)
+                tot["duplicates"] += c.get("duplicates_dropped", 0)
+    return dict(tot)
+
+
+# ---------------------------------------------------------------- reporting and I/O
+
+
+def mixture_table(data: AssembledData):
+    """task x split x count x share (share of the split's examples), as a pandas DataFrame."""
+    import pandas as pd
+
+    records = []
+    for split, rows in data.splits.items():
+        per_task = Counter(r["task"] for r in rows)
+        cats = {r["task"]: (r["category"], r["group"]) for r in rows}
+        for task, n in per_task.items():
+            records.append(
+                {
+                    "task": task,
+                    "category": cats[task][0],
+                    "group": cats[task][1],
+                    "split": split,
+                    "count": n,
+                    "share": round(n / len(rows), 4),
+                }
+            )
+    return pd.DataFrame.from_records(
+        records, columns=["task", "category", "group", "split", "count", "share"]
+    )
+
+
+def write_data_run(
+    run_dir: str | os.PathLike, data: AssembledData, *, params: dict | None = None, overwrite: bool = False
+) -> Path:
+    """Write a complete data run atomically (see :func:`socialite_utils.runs.RunWriter`)."""
+    from .plots import plot_composition
+
+    run_dir = resolve_run_dir(run_dir)
+    with RunWriter(run_dir, overwrite=overwrite) as tmp:
+        for split, rows in data.splits.items():
+            write_jsonl(tmp / "data" / f"{split}.jsonl", rows)
+        write_jsonl(tmp / "data" / "fewshot_pool.jsonl", data.pool)
+        write_json(tmp / "data_card.json", data.card)
+        write_json(tmp / "params.json", {**data.params, **(params or {})})
+        write_json(tmp / "provenance.json", provenance({"stage": "data_assembly"}))
+        mixture_table(data).to_csv(tmp / "mixture.csv", index=False)
+        fig = plot_composition(data)
+        (tmp / "figures").mkdir()
+        fig.savefig(tmp / "figures" / "composition.png", dpi=120, bbox_inches="tight")
+        fig.savefig(tmp / "figures" / "composition.pdf", bbox_inches="tight")
+    return run_dir
+
+
+def load_data_run(run_dir: str | os.PathLike) -> dict[str, list[dict]]:
+    """The rows of a data run, split -> rows (``fewshot_pool`` included). Errors name what is missing."""
+    run_dir = resolve_run_dir(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"data run {run_dir} does not exist (run notebook 01 first)")
+    out = {}
+    for name in (*SPLITS, "fewshot_pool"):
+        path = run_dir / "data" / f"{name}.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"data run {run_dir} is incomplete: {path} is missing")
+        out[name] = read_jsonl(path)
+    return out
+
+
+def load_data_card(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The data card of a data run."""
+    return read_json(resolve_run_dir(run_dir) / "data_card.json")

@@ -1,0 +1,128 @@
+"""Loading raw task data from the three sources, with errors that name file, line and field.
+
+Every loader returns *raw records*: ``{"text", "text_b", "label", "file", "line", "instruction"}``
+where ``label`` is the source's own label (mapped to verbalizers and validated later by
+:mod:`socialite_utils.assembly`). Sources:
+
+* ``local``: a bundle directory ``<dir>/<task>/{train,validation,test}.jsonl`` + ``MANIFEST.json``
+  (the offline demo reads ``../shared/data/social_tasks``);
+* ``socialite_instructions``: the paper's released data ``hlab/SocialiteInstructions`` on the hub;
+* ``socket``: the SocKET benchmark's raw files ``Blablablab/SOCKET`` on the hub.
+The two hub sources live in :mod:`socialite_utils.sources`; pass ``data_dir`` to read a local copy
+in the same layout instead of downloading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .registry import Task
+from .runs import repo_root
+
+SPLITS = ("train", "validation", "test")
+DATA_DIR_ENV = "SOCIALITE_DATA_DIR"
+SOURCES = ("local", "socialite_instructions", "socket")
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, line and field."""
+
+
+def default_data_dir() -> Path:
+    """``$SOCIALITE_DATA_DIR``, else ``<repo>/../shared/data/social_tasks``, else ``./data/social_tasks``."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    root = repo_root()
+    if root is not None:
+        return root.parent / "shared" / "data" / "social_tasks"
+    return Path.cwd() / "data" / "social_tasks"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The bundle directory to read: the argument, else the environment, else the default. Must exist."""
+    path = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"data directory {path} does not exist. Pass data_dir=... or set ${DATA_DIR_ENV} "
+            "to a bundle laid out as <dir>/<task>/{train,validation,test}.jsonl"
+        )
+    return path.resolve()
+
+
+def load_manifest(data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The bundle's MANIFEST.json (``{}`` if the bundle has none)."""
+    path = resolve_data_dir(data_dir) / "MANIFEST.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+
+
+def load_local_split(task: Task, split: str, data_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Raw records of one task split from a local bundle directory."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split '{split}'; expected one of {SPLITS}")
+    root = resolve_data_dir(data_dir)
+    sub = (task.sources.get("local") or {}).get("dir", task.name)
+    path = root / sub / f"{split}.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"task '{task.name}': split file {path} not found "
+            f"(a bundle needs <dir>/{sub}/{{train,validation,test}}.jsonl)"
+        )
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {lineno}: malformed JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}: line {lineno}: expected a JSON object")
+            for key in ("text", "label") + (("text_b",) if task.pair else ()):
+                if key not in obj:
+                    raise DataError(f"{path}: line {lineno}: missing field '{key}'")
+            records.append(
+                {
+                    "text": obj["text"],
+                    "text_b": obj.get("text_b"),
+                    "label": obj["label"],
+                    "file": str(path),
+                    "line": lineno,
+                    "instruction": None,
+                }
+            )
+    return records
+
+
+def load_task_split(
+    task: Task, split: str, *, source: str = "local", data_dir: str | os.PathLike | None = None
+) -> list[dict]:
+    """Raw records of one task split from the chosen source.
+
+    ``data_dir`` is the bundle directory for ``local``; for the hub sources it is an optional
+    local copy in the upstream layout that replaces the download (the offline tests use this).
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source '{source}'; expected one of {SOURCES}")
+    if source == "local":
+        return load_local_split(task, split, data_dir)
+    spec = task.sources.get(source)
+    if not spec:
+        raise KeyError(
+            f"task '{task.name}' has no '{source}' source in {task.defined_in}; "
+            f"it declares: {sorted(task.sources) or 'none'}"
+        )
+    from . import sources  # the hub loaders (imports huggingface_hub lazily)
+
+    if source == "socialite_instructions":
+        return sources.load_socialite_instructions(spec["task_type"], split, local_dir=data_dir)
+    return sources.load_socket(spec["config"], split, local_dir=data_dir)

@@ -1,0 +1,107 @@
+"""Prompt rendering: one function, three formats.
+
+* ``paper``: Socialite-Llama's exact format ``Instruction: ...\\nInput: ...\\nOutput:``; in training
+  the completion is `` <label>`` and the trainer appends EOS.
+* few-shot: the same, with k training examples as ``<text> - <label>`` lines between the
+  instruction and the input (``shots=`` argument; any format).
+* ``chat``: a list of chat messages for instruct models; the model's own chat template is
+  applied at tokenisation time, so the data run stays model-agnostic.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from .registry import Task
+
+FORMATS = ("paper", "chat")
+
+
+def _clean(text: str) -> str:
+    # Newlines inside a text would be read as the end of an answer or of a shot line.
+    return " ".join(str(text).split())
+
+
+def render_input(task: Task, text: str, text_b: str | None = None) -> str:
+    """The input block: the text, plus the second text on its own labelled line for pair tasks."""
+    if task.pair:
+        name = task.text_b_name or "Text B"
+        return f"{_clean(text)}\n{name}: {_clean(text_b or '')}"
+    return _clean(text)
+
+
+def render_shot(task: Task, shot: dict) -> str:
+    """One few-shot line ``<text> - <label>`` (pair tasks: ``<text> (<Target>: <text_b>) - <label>``)."""
+    text = _clean(shot["text"])
+    if task.pair:
+        text = f"{text} ({task.text_b_name or 'Text B'}: {_clean(shot.get('text_b') or '')})"
+    return f"{text} - {shot['label']}"
+
+
+def render_prompt(
+    task: Task,
+    text: str,
+    text_b: str | None = None,
+    *,
+    fmt: str = "paper",
+    shots: Sequence[dict] | None = None,
+    instruction: str | None = None,
+) -> str | list[dict[str, str]]:
+    """Render one example's prompt (without the answer).
+
+    ``shots`` are dicts with ``text``, ``label`` (verbalizer) and optionally ``text_b``;
+    ``instruction`` overrides the task's (for prompt variants or the source's own wording).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown prompt format '{fmt}'; expected one of {FORMATS}")
+    instr = _clean(instruction or task.instruction)
+    shot_block = ""
+    if shots:
+        shot_block = "Examples:\n" + "\n".join(render_shot(task, s) for s in shots) + "\n"
+    body = f"{shot_block}Input: {render_input(task, text, text_b)}"
+    if fmt == "paper":
+        return f"Instruction: {instr}\n{body}\nOutput:"
+    return [{"role": "user", "content": f"{instr}\n{body}\nAnswer with the label only."}]
+
+
+def render_completion(label: str, fmt: str = "paper") -> str | list[dict[str, str]]:
+    """The training target: `` <label>`` (paper) or an assistant message (chat). EOS is added by the trainer."""
+    if fmt == "paper":
+        return f" {label}"
+    return [{"role": "assistant", "content": label}]
+
+
+def draw_shots(
+    pool: Sequence[dict], k: int, *, seed: int, task_name: str, labels: Sequence[str]
+) -> list[dict]:
+    """Draw k examples from ``pool``, stratified by label, deterministically for (seed, task).
+
+    Labels are visited round-robin in a seeded order, so k smaller than the number of labels
+    still gives k different labels, and k larger cycles through them evenly.
+    """
+    if k <= 0 or not pool:
+        return []
+    rng = random.Random(f"{seed}|{task_name}|shots")
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for ex in pool:
+        by_label[ex["label"]].append(ex)
+    order = [lab for lab in labels if by_label.get(lab)]
+    rng.shuffle(order)
+    queues = {lab: rng.sample(by_label[lab], len(by_label[lab])) for lab in order}
+    shots: list[dict] = []
+    while len(shots) < k and any(queues.values()):
+        for lab in order:
+            if queues[lab] and len(shots) < k:
+                shots.append(queues[lab].pop())
+    rng.shuffle(shots)  # do not always end on the same label
+    return shots
+
+
+def prompt_text(prompt: str | list[dict[str, Any]]) -> str:
+    """A prompt as plain text for display (chat messages joined as ``role: content``)."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(f"{m['role']}: {m['content']}" for m in prompt)

@@ -1,0 +1,236 @@
+"""The task registry: task definitions are data (YAML), not code.
+
+Each YAML file declares a ``suite`` and a mapping of ``tasks``. The kit ships
+``tasks/socialite.yaml`` (the paper's 26 tasks) and ``tasks/local.yaml`` (the 15 tasks of the
+offline bundle). Users add tasks by dropping a YAML file with the same schema into a directory
+passed as ``extra_dirs`` or listed in ``$SOCIALITE_TASKS_DIR`` (``os.pathsep``-separated).
+See the README's "Add your own task" section for a worked example.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CATEGORIES = (
+    "humor_sarcasm",
+    "offensive",
+    "sentiment_emotion",
+    "trustworthiness",
+    "other_social_factors",
+)
+TASK_TYPES = ("classification", "regression")
+GROUPS = ("seen", "related")
+SOURCE_KINDS = ("local", "socialite_instructions", "socket")
+BUILTIN_DIR = Path(__file__).parent / "tasks"
+REGRESSION_LABELS = ["low", "high"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: what it measures, how it is asked, what the answers are, where the data is."""
+
+    name: str
+    suite: str
+    category: str
+    type: str
+    group: str
+    labels: list[str]
+    instruction: str
+    label_map: dict[str, str] = field(default_factory=dict)
+    pair: bool = False
+    text_b_name: str | None = None
+    scale: list[float] | None = None
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    citation: str = ""
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    defined_in: str = ""
+
+    @property
+    def is_regression(self) -> bool:
+        return self.type == "regression"
+
+    def verbalize(self, raw: Any) -> str | None:
+        """Map a raw source label to its verbalizer; None if it is not one of the task's labels."""
+        key = str(raw).strip()
+        if key in self.label_map:
+            return self.label_map[key]
+        low = key.lower()
+        return low if low in self.labels else None
+
+
+class RegistryError(ValueError):
+    """A task definition is malformed; the message names the file, task and field."""
+
+
+def _require(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise RegistryError(f"{where}: {msg}")
+
+
+def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
+    where = f"{path}: task '{name}'"
+    _require(isinstance(spec, dict), where, "must be a mapping of fields")
+    known = {
+        "category",
+        "type",
+        "group",
+        "labels",
+        "label_map",
+        "instruction",
+        "pair",
+        "text_b_name",
+        "scale",
+        "sources",
+        "citation",
+        "variants",
+    }
+    unknown = set(spec) - known
+    _require(not unknown, where, f"unknown field(s) {sorted(unknown)}; allowed: {sorted(known)}")
+    for key in ("category", "type", "group", "instruction"):
+        _require(key in spec, where, f"missing required field '{key}'")
+    _require(spec["category"] in CATEGORIES, where, f"field 'category' must be one of {list(CATEGORIES)}")
+    _require(spec["type"] in TASK_TYPES, where, f"field 'type' must be one of {list(TASK_TYPES)}")
+    _require(spec["group"] in GROUPS, where, f"field 'group' must be one of {list(GROUPS)}")
+    labels = spec.get("labels") or (REGRESSION_LABELS if spec["type"] == "regression" else None)
+    _require(
+        isinstance(labels, list) and len(labels) >= 2, where, "field 'labels' needs at least two answer words"
+    )
+    labels = [str(lab) for lab in labels]
+    for lab in labels:
+        _require(lab == lab.lower().strip() and lab, where, f"label '{lab}' must be lower-case, non-empty")
+    _require(len(set(labels)) == len(labels), where, "field 'labels' has duplicates")
+    if spec["type"] == "regression":
+        _require(labels == REGRESSION_LABELS, where, f"regression tasks use labels {REGRESSION_LABELS}")
+        scale = spec.get("scale")
+        _require(
+            scale is None or (isinstance(scale, list) and len(scale) == 2),
+            where,
+            "field 'scale' must be [min, max]",
+        )
+    label_map = {str(k).strip(): str(v) for k, v in (spec.get("label_map") or {}).items()}
+    for raw, verb in label_map.items():
+        _require(
+            verb in labels, where, f"label_map maps '{raw}' to '{verb}', which is not in labels {labels}"
+        )
+    sources = spec.get("sources") or {}
+    _require(isinstance(sources, dict), where, "field 'sources' must be a mapping")
+    for kind in sources:
+        _require(kind in SOURCE_KINDS, where, f"unknown source kind '{kind}'; known: {list(SOURCE_KINDS)}")
+    variants = spec.get("variants") or []
+    for i, var in enumerate(variants):
+        _require(
+            isinstance(var, dict) and "instruction" in var, where, f"variants[{i}] needs an 'instruction'"
+        )
+        for orig in (var.get("labels") or {}).keys():
+            _require(orig in labels, where, f"variants[{i}] remaps '{orig}', which is not in labels {labels}")
+    return Task(
+        name=name,
+        suite=suite,
+        category=spec["category"],
+        type=spec["type"],
+        group=spec["group"],
+        labels=labels,
+        instruction=" ".join(str(spec["instruction"]).split()),
+        label_map=label_map,
+        pair=bool(spec.get("pair", False)),
+        text_b_name=spec.get("text_b_name"),
+        scale=spec.get("scale"),
+        sources=sources,
+        citation=str(spec.get("citation", "")),
+        variants=variants,
+        defined_in=str(path),
+    )
+
+
+def load_task_file(path: str | os.PathLike) -> tuple[str, dict[str, Task]]:
+    """Parse one registry YAML file -> (suite name, tasks)."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise RegistryError(f"{path}: invalid YAML: {e}") from None
+    _require(isinstance(doc, dict), str(path), "top level must be a mapping with 'suite' and 'tasks'")
+    _require("suite" in doc and "tasks" in doc, str(path), "needs top-level 'suite' and 'tasks'")
+    _require(isinstance(doc["tasks"], dict), str(path), "'tasks' must map task names to definitions")
+    suite = str(doc["suite"])
+    return suite, {name: _parse_task(str(name), spec, suite, path) for name, spec in doc["tasks"].items()}
+
+
+def _registry_files(extra_dirs: list[str | os.PathLike] | None) -> list[Path]:
+    dirs: list[Path] = [BUILTIN_DIR]
+    env = os.environ.get("SOCIALITE_TASKS_DIR")
+    if env:
+        dirs += [Path(d) for d in env.split(os.pathsep) if d]
+    dirs += [Path(d) for d in (extra_dirs or [])]
+    files: list[Path] = []
+    for d in dirs:
+        if d.is_file():
+            files.append(d)
+        elif d.is_dir():
+            files += sorted(list(d.glob("*.yaml")) + list(d.glob("*.yml")))
+        else:
+            raise RegistryError(f"task directory {d} does not exist")
+    return files
+
+
+def load_all_suites(extra_dirs: list[str | os.PathLike] | None = None) -> dict[str, dict[str, Task]]:
+    """Every suite from the built-in and user YAML files: suite -> task name -> Task."""
+    suites: dict[str, dict[str, Task]] = {}
+    for path in _registry_files(extra_dirs):
+        suite, tasks = load_task_file(path)
+        bucket = suites.setdefault(suite, {})
+        for name, task in tasks.items():
+            if name in bucket:
+                raise RegistryError(
+                    f"{path}: task '{name}' is already defined in suite '{suite}' by {bucket[name].defined_in}"
+                )
+            bucket[name] = task
+    return suites
+
+
+def list_suites(extra_dirs: list[str | os.PathLike] | None = None) -> list[str]:
+    """Names of all suites available."""
+    return sorted(load_all_suites(extra_dirs))
+
+
+def load_registry(suite: str, extra_dirs: list[str | os.PathLike] | None = None) -> dict[str, Task]:
+    """All tasks of one suite, in definition order."""
+    suites = load_all_suites(extra_dirs)
+    if suite not in suites:
+        hint = difflib.get_close_matches(suite, list(suites), n=3)
+        raise KeyError(
+            f"unknown suite '{suite}'"
+            + (f"; did you mean {hint}?" if hint else "")
+            + f" Available suites: {sorted(suites)}"
+        )
+    return suites[suite]
+
+
+def select_tasks(registry: dict[str, Task], names: list[str] | None) -> list[Task]:
+    """The tasks named (all when ``names`` is None/empty); unknown names suggest close matches."""
+    if not names:
+        return list(registry.values())
+    out = []
+    for name in names:
+        if name not in registry:
+            hint = difflib.get_close_matches(name, list(registry), n=3, cutoff=0.5)
+            if not hint:
+                hint = [n for n in registry if n.lower() == name.lower()]
+            raise KeyError(
+                f"unknown task '{name}'"
+                + (f"; did you mean {hint}?" if hint else "")
+                + f" Known tasks: {', '.join(registry)}"
+            )
+        out.append(registry[name])
+    return out
+
+
+def get_task(name: str, suite: str, extra_dirs: list[str | os.PathLike] | None = None) -> Task:
+    """One task by name from a suite."""
+    return select_tasks(load_registry(suite, extra_dirs), [name])[0]

@@ -1,0 +1,247 @@
+"""Run directories: where every notebook writes, atomically, with provenance.
+
+Every stage writes to ``runs/<run_name>/``. A run is first written to a hidden temporary
+sibling and renamed into place only when the whole stage succeeded, so a crash never
+leaves a half-written run that a later stage would mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# Packages whose versions decide results; recorded in every provenance.json.
+TRACKED_PACKAGES = (
+    "socialite-utils",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "datasets",
+    "accelerate",
+    "huggingface-hub",
+    "tokenizers",
+    "gguf",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "matplotlib",
+    "papermill",
+    "bitsandbytes",
+)
+
+
+def repo_root() -> Path | None:
+    """The socialite checkout this package lives in, or None when installed elsewhere."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() and (here / "socialite_utils").is_dir() else None
+
+
+def runs_root() -> Path:
+    """Where runs live: ``$SOCIALITE_RUNS_DIR``, else ``<repo>/runs``, else ``./runs``."""
+    env = os.environ.get("SOCIALITE_RUNS_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    root = repo_root()
+    return (root / "runs") if root else Path.cwd() / "runs"
+
+
+def resolve_run_dir(run: str | os.PathLike) -> Path:
+    """A run name (``demo``) or a path (``runs/demo``, ``/abs/demo``) -> the run directory."""
+    p = Path(run).expanduser()
+    if p.is_absolute() or len(p.parts) > 1 or p.exists():
+        return p.resolve()
+    return runs_root() / p
+
+
+# ---------------------------------------------------------------- JSON / JSONL
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, set | frozenset):
+        return sorted(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented, key-sorted UTF-8 JSON (stable bytes for the same input)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=_default) + "\n")
+    return path
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file, naming the file in any parse error."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
+    """Write one JSON object per line (keys in insertion order, UTF-8)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, default=_default) + "\n")
+    return path
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read a JSONL file; a malformed line raises ValueError naming the file and line number."""
+    path = Path(path)
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: line {lineno}: malformed JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
+            rows.append(obj)
+    return rows
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def git_sha(cwd: Path | None = None) -> str | None:
+    """The checkout's HEAD commit (with ``-dirty`` if there are uncommitted changes), or None."""
+    cwd = cwd or repo_root() or Path.cwd()
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        if not sha:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str | None]:
+    """Installed versions of the packages that decide results (None when absent)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_info() -> dict[str, Any]:
+    """CPU/GPU description for provenance (imports torch lazily)."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda"] = torch.cuda.is_available()
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(0)
+            info["gpu"] = props.name
+            info["gpu_memory_gb"] = round(props.total_memory / 2**30, 1)
+            info["gpu_capability"] = f"{props.major}.{props.minor}"
+    except ImportError:
+        info["cuda"] = None
+    return info
+
+
+def provenance(extra: dict | None = None) -> dict[str, Any]:
+    """Everything needed to say which code, packages and machine produced a run."""
+    prov = {
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_sha": git_sha(),
+        "packages": package_versions(),
+        "device": device_info(),
+        "argv": sys.argv,
+    }
+    if extra:
+        prov.update(extra)
+    return prov
+
+
+def environment_summary() -> str:
+    """One short block for a notebook's environment cell."""
+    v = package_versions(("torch", "transformers", "trl", "peft", "datasets", "socialite-utils"))
+    d = device_info()
+    dev = d.get("gpu") or f"CPU ({d['cpu_count']} cores)"
+    lines = [f"python {d['python']} on {d['platform']}", f"device: {dev}"]
+    lines += [f"{k} {val}" for k, val in v.items()]
+    lines.append(f"git: {git_sha() or 'not a git checkout'}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- atomic run directories
+
+
+class RunExistsError(FileExistsError):
+    """Raised instead of silently overwriting an existing run."""
+
+
+@contextmanager
+def RunWriter(run_dir: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:  # noqa: N802
+    """Yield a temporary directory that becomes ``run_dir`` only if the block succeeds.
+
+    An existing ``run_dir`` raises :class:`RunExistsError` unless ``overwrite=True`` (then the
+    old run is replaced only after the new one is complete). On any exception the temporary
+    directory is deleted and nothing at ``run_dir`` changes.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not overwrite:
+        raise RunExistsError(
+            f"run directory {run_dir} already exists; choose another run_name or pass overwrite=True"
+        )
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir.parent / f".{run_dir.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if run_dir.exists():  # overwrite=True: swap only now that the new run is complete
+        old = run_dir.parent / f".{run_dir.name}.old-{os.getpid()}"
+        run_dir.rename(old)
+        tmp.rename(run_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(run_dir)
