@@ -1,0 +1,411 @@
+"""Scoring a causal LM on classification prompts: label log-probabilities ("score") or free generation ("generate").
+
+Two evaluation modes behind one interface:
+
+- **score**: for each prompt, the log-probability of every candidate label given the prompt
+  (`score_label_logprobs`), turned into a distribution over the label set by `label_probabilities`.
+  It never produces an invalid answer and is much cheaper than generating.
+- **generate**: greedy decoding (`generate_answers`) then the paper's parsing protocol (`parse_answer`):
+  the first line, stripped, lower-cased, matched exactly against the label words; anything else is invalid.
+
+Tokenization follows TRL's SFTTrainer (trl 1.16, `trl/trainer/sft_trainer.py::tokenize_fn`) so that the label
+tokens scored here are exactly the tokens a tuned model was trained to produce:
+
+- string prompt: TRL tokenizes `prompt` and `prompt + completion` (completion = " " + label + EOS) *jointly*,
+  each with the tokenizer's special tokens, and the completion starts where the two token lists diverge
+  (`trl.data_utils.common_prefix_length`). For byte-level BPE (SmolLM2, Llama 3) this equals
+  `prompt_ids + encode(" " + label, add_special_tokens=False)`, but SentencePiece tokenizers (Llama 2) encode a
+  standalone " joy" differently from "...Output: joy", so we reproduce the joint split rather than concatenating.
+- chat prompt (list of messages): `apply_chat_template(prompt, add_generation_prompt=True)` versus
+  `apply_chat_template(prompt + [{"role": "assistant", "content": label}])`; the completion is again what follows
+  the common prefix: the bare label followed by the template's end-of-turn tokens.
+
+By default (`eos=False`) the scored completion is the label tokens only (TRL's completion minus EOS / end of turn).
+With `eos=True` it is exactly TRL's completion, which lets a tuned model separate a label from a longer label it
+prefixes ("camera" vs "camera with flash" in tweet_emoji): without the end marker, P("camera") >= P("camera with
+flash") always holds under `normalize="sum"`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+Prompt = str | list[dict[str, Any]]
+
+# Papermill logs every progress refresh as a line; a few seconds between refreshes keeps logs readable while a
+# Jupyter widget still moves visibly.
+PROGRESS_MININTERVAL_S = 5.0
+
+_NORMALIZATIONS = ("sum", "mean")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tokenization (matches TRL's SFTTrainer)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _is_chat(prompt: Prompt) -> bool:
+    """A chat prompt is a non-empty list of {"role", "content"} messages (TRL's `is_conversational`)."""
+    if isinstance(prompt, str):
+        return False
+    if isinstance(prompt, list) and prompt and all(isinstance(m, dict) and "role" in m for m in prompt):
+        return True
+    raise TypeError(
+        f"prompt must be a string or a non-empty list of chat messages with a 'role', got {type(prompt).__name__}: "
+        f"{str(prompt)[:80]!r}"
+    )
+
+
+def _common_prefix_length(ids: Sequence[int], other: Sequence[int]) -> int:
+    """Number of leading tokens two id lists share (same rule as trl.data_utils.common_prefix_length)."""
+    n = 0
+    for a, b in zip(ids, other, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+def _chat_ids(tokenizer: Any, messages: list[dict[str, Any]], **kwargs: Any) -> list[int]:
+    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)
+    return list(out["input_ids"])
+
+
+def encode_prompt(tokenizer: Any, prompt: Prompt) -> list[int]:
+    """Token ids of a prompt as the model sees it before the answer.
+
+    A string is tokenized with the tokenizer's special tokens (BOS where the tokenizer adds one), a list of chat
+    messages goes through `apply_chat_template(..., add_generation_prompt=True)` -- both as in TRL's SFTTrainer.
+    """
+    if _is_chat(prompt):
+        return _chat_ids(tokenizer, prompt, add_generation_prompt=True)
+    return list(tokenizer(prompt)["input_ids"])
+
+
+def encode_prompt_completion(
+    tokenizer: Any, prompt: Prompt, label: str, *, eos: bool = False
+) -> tuple[list[int], list[int]]:
+    """(context ids, completion ids) for one prompt and one label, split exactly as TRL's SFTTrainer splits them.
+
+    `context + completion` is a prefix of TRL's training sequence for this example (the whole sequence when
+    `eos=True`). The context is normally `encode_prompt(prompt)`; it is shorter only when the tokenizer merges
+    tokens across the prompt/answer boundary, in which case TRL also trains on the shorter context.
+    """
+    prompt_ids = encode_prompt(tokenizer, prompt)
+    if _is_chat(prompt):
+        answer = [{"role": "assistant", "content": label}]
+        if eos:
+            full_ids = _chat_ids(tokenizer, prompt + answer)
+        else:
+            # The conversation rendered up to the end of the label: TRL's completion without the end-of-turn tokens.
+            full_ids = _chat_ids(tokenizer, prompt + answer, continue_final_message=True)
+    else:
+        full_ids = list(tokenizer(prompt + " " + label + (tokenizer.eos_token if eos else ""))["input_ids"])
+    start = _common_prefix_length(prompt_ids, full_ids)
+    completion = full_ids[start:]
+    if not completion:
+        raise ValueError(f"label {label!r} encodes to no tokens after prompt {str(prompt)[-60:]!r}")
+    return full_ids[:start], completion
+
+
+def encode_completion(
+    tokenizer: Any, label: str, chat: bool, *, prompt: Prompt | None = None, eos: bool = False
+) -> list[int]:
+    """The label tokens as the model must produce them after the prompt.
+
+    Without `prompt`: `" " + label` (string prompts) or the bare label (chat prompts), no special tokens -- what
+    TRL trains on whenever no token merges across the prompt/answer boundary (always for byte-level BPE).
+    With `prompt`: exactly TRL's completion tokens for that prompt (see `encode_prompt_completion`).
+    """
+    if prompt is not None:
+        if _is_chat(prompt) != chat:
+            raise ValueError(
+                f"chat={chat} but the prompt is a {'chat' if _is_chat(prompt) else 'string'} prompt"
+            )
+        return encode_prompt_completion(tokenizer, prompt, label, eos=eos)[1]
+    ids = list(tokenizer(label if chat else " " + label, add_special_tokens=False)["input_ids"])
+    if eos:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Batching helpers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _device(model: Any) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _pad_id(tokenizer: Any) -> int:
+    # Any id works under the attention mask; prefer the tokenizer's own pad token for readable debugging.
+    for tok_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if tok_id is not None:
+            return int(tok_id)
+    return 0
+
+
+def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Left-padded input_ids, attention_mask and position_ids for a batch of id lists.
+
+    position_ids = cumsum(attention_mask) - 1 so each sequence starts at position 0 whatever its padding; padded
+    slots get position 1 (as transformers' generate does) -- they are masked out anyway.
+    """
+    width = max(len(s) for s in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        if seq:
+            input_ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+            attention_mask[row, width - len(seq) :] = 1
+    position_ids = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+    return {
+        "input_ids": input_ids.to(device),
+        "attention_mask": attention_mask.to(device),
+        "position_ids": position_ids.to(device),
+    }
+
+
+def _normalize_label_sets(prompts: Sequence[Prompt], label_sets: Sequence[Any]) -> list[list[str]]:
+    """One label list per prompt, validated: a single list of strings is shared by every prompt."""
+    if not label_sets:
+        raise ValueError("label_sets is empty: give one label list for all prompts or one list per prompt")
+    if all(isinstance(x, str) for x in label_sets):
+        per_prompt = [list(label_sets)] * len(prompts)
+    else:
+        if len(label_sets) != len(prompts):
+            raise ValueError(f"label_sets has {len(label_sets)} lists for {len(prompts)} prompts")
+        per_prompt = [list(x) for x in label_sets]
+    for i, labels in enumerate(per_prompt):
+        if not labels or not all(isinstance(lab, str) and lab for lab in labels):
+            raise ValueError(f"label_sets[{i}] must be a non-empty list of non-empty strings, got {labels!r}")
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"label_sets[{i}] has duplicate labels: {labels!r}")
+    return per_prompt
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Score mode
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def score_label_logprobs(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Prompt],
+    label_sets: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    batch_size: int = 16,
+    normalize: str = "sum",
+    eos: bool = False,
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """Log-probability of every candidate label given each prompt, as `[{label: logprob}, ...]` in prompt order.
+
+    `label_sets` is one label list per prompt, or a single list shared by all. `normalize="mean"` divides by the
+    number of label tokens (length normalisation). `eos=True` also scores the end marker TRL appends after the
+    label (see module docstring). Prompts whose labels are all single tokens cost ONE forward pass that projects
+    only the last position onto the vocabulary; other prompts are scored as prompt+label sequences batched
+    together, projecting only the label positions. Works on PEFT-wrapped models.
+    """
+    if normalize not in _NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {_NORMALIZATIONS}, got {normalize!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    per_prompt = _normalize_label_sets(prompts, label_sets)
+
+    # Plan: fast items are (prompt index, prompt ids, {label: token}); slow items are one
+    # (prompt index, label, context ids, completion ids) per label.
+    fast: list[tuple[int, list[int], dict[str, int]]] = []
+    slow: list[tuple[int, str, list[int], list[int]]] = []
+    for i, (prompt, labels) in enumerate(zip(prompts, per_prompt, strict=True)):
+        prompt_ids = encode_prompt(tokenizer, prompt)
+        pairs = {lab: encode_prompt_completion(tokenizer, prompt, lab, eos=eos) for lab in labels}
+        if all(ctx == prompt_ids and len(comp) == 1 for ctx, comp in pairs.values()):
+            fast.append((i, prompt_ids, {lab: comp[0] for lab, (_, comp) in pairs.items()}))
+        else:
+            slow.extend((i, lab, ctx, comp) for lab, (ctx, comp) in pairs.items())
+
+    results: list[dict[str, float]] = [dict.fromkeys(labels, math.nan) for labels in per_prompt]
+    # Longest first: padding stays small within a batch, and an out-of-memory batch shows up at once.
+    fast.sort(key=lambda item: -len(item[1]))
+    slow.sort(key=lambda item: -(len(item[2]) + len(item[3])))
+    device, pad_id = _device(model), _pad_id(tokenizer)
+
+    was_training = model.training
+    model.eval()
+    bar = tqdm(
+        total=len(fast) + len(slow),
+        desc="score",
+        unit="seq",
+        disable=not progress,
+        mininterval=PROGRESS_MININTERVAL_S,
+    )
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(fast), batch_size):
+                batch = fast[start : start + batch_size]
+                inputs = _left_pad([ids for _, ids, _ in batch], pad_id, device)
+                logits = model(**inputs, logits_to_keep=1).logits  # (B, 1, V): only the next-token position
+                logprobs = torch.log_softmax(logits[:, -1, :].float(), dim=-1)
+                for row, (i, _, label_tokens) in enumerate(batch):
+                    for lab, tok in label_tokens.items():
+                        results[i][lab] = logprobs[row, tok].item()  # one token: sum == mean
+                bar.update(len(batch))
+
+            for start in range(0, len(slow), batch_size):
+                batch = slow[start : start + batch_size]
+                inputs = _left_pad([ctx + comp for _, _, ctx, comp in batch], pad_id, device)
+                # With left padding every sequence ends at the last column, so the logits predicting a completion
+                # of length m sit in the m columns before the last one: keep max_m + 1 columns, never all of them.
+                max_m = max(len(comp) for *_, comp in batch)
+                logits = model(**inputs, logits_to_keep=max_m + 1).logits  # (B, max_m + 1, V)
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
+                for row, (i, lab, _, comp) in enumerate(batch):
+                    m = len(comp)
+                    # Column k of the kept logits predicts the token at kept column k + 1; the completion occupies
+                    # the last m kept columns, so its predictions are columns [max_m - m, max_m).
+                    preds = logprobs[row, max_m - m : max_m, :]
+                    token_lp = preds.gather(-1, torch.tensor(comp, device=preds.device)[:, None]).squeeze(-1)
+                    total = token_lp.sum().item()
+                    results[i][lab] = total / m if normalize == "mean" else total
+                bar.update(len(batch))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return results
+
+
+def label_probabilities(logprobs: dict[str, float]) -> dict[str, float]:
+    """Softmax of label log-probabilities over the label set (same keys and order)."""
+    if not logprobs:
+        raise ValueError("label_probabilities needs at least one label")
+    values = torch.tensor(list(logprobs.values()), dtype=torch.float64)
+    if torch.isnan(values).any() or torch.isneginf(values).all():
+        raise ValueError(f"label log-probabilities cannot be normalised: {logprobs!r}")
+    probs = torch.softmax(values, dim=0).tolist()
+    return dict(zip(logprobs.keys(), probs, strict=True))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Generate mode
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Prompt],
+    *,
+    max_new_tokens: int = 20,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[str]:
+    """Greedy continuation of each prompt, decoded without special tokens: only the NEW text ("" if none)."""
+    from transformers import GenerationConfig
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+    device, pad_id = _device(model), _pad_id(tokenizer)
+    model_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    # A fresh config: greedy regardless of sampling defaults shipped with the checkpoint (temperature, top_p...).
+    gen_config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=pad_id,
+        eos_token_id=model_eos if model_eos is not None else tokenizer.eos_token_id,
+    )
+    answers = [""] * len(prompts)
+
+    was_training = model.training
+    model.eval()
+    bar = tqdm(
+        total=len(prompts),
+        desc="generate",
+        unit="ex",
+        disable=not progress,
+        mininterval=PROGRESS_MININTERVAL_S,
+    )
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                inputs = _left_pad([encoded[i] for i in idx], pad_id, device)
+                # generate derives position_ids from the attention mask itself.
+                out = model.generate(
+                    input_ids=inputs["input_ids"],
+                    attention_mask=inputs["attention_mask"],
+                    generation_config=gen_config,
+                )
+                new_tokens = out[:, inputs["input_ids"].shape[1] :]
+                for row, i in enumerate(idx):
+                    answers[i] = tokenizer.decode(new_tokens[row], skip_special_tokens=True)
+                bar.update(len(idx))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return answers
+
+
+_OUTPUT_MARKER = re.compile(r"output:", re.IGNORECASE)
+_EDGE_QUOTES = "\"'`*"
+_TRAILING_PUNCT = string.punctuation + " \t"
+
+
+def _clean_line(text: str) -> str:
+    """First non-empty line, stripped of whitespace, surrounding quotes and trailing punctuation, lower-cased."""
+    line = text.strip().split("\n", 1)[0]
+    line = line.strip().strip(_EDGE_QUOTES).rstrip(_TRAILING_PUNCT).strip(_EDGE_QUOTES).strip()
+    return " ".join(line.lower().split())  # "not  offensive" -> "not offensive"
+
+
+def _match(answer: str, by_lower: dict[str, str], lenient: bool) -> str | None:
+    if answer in by_lower:
+        return by_lower[answer]
+    if not lenient:
+        return None
+    # The ANSWER must start with the label (never the other way round: a bare "not" must not become
+    # "not offensive"), at a word boundary ("joyful" is not "joy"); the longest such label wins, so
+    # "not offensive" stays "not offensive" and "camera with flash" beats "camera".
+    hits = [
+        low
+        for low in by_lower
+        if answer.startswith(low) and (len(answer) == len(low) or not answer[len(low)].isalnum())
+    ]
+    return by_lower[max(hits, key=len)] if hits else None
+
+
+def parse_answer(raw: str, labels: Sequence[str], *, lenient: bool = False) -> str | None:
+    """Map a generated answer to one of `labels` (returned in its canonical spelling), or None if invalid.
+
+    The paper's protocol: the first line of the answer (leading blank lines skipped), stripped of whitespace and
+    trailing punctuation, lower-cased, must equal a label word. If that fails and the text contains "Output:" (the
+    model echoed the prompt), the same rule is applied to the text after the first "Output:". The first line wins
+    over a later "Output:" so a base model that answers and then invents further examples is read by its answer.
+    `lenient=True` also accepts an answer that starts with a label at a word boundary (longest label wins).
+    """
+    if not labels:
+        raise ValueError("parse_answer needs a non-empty label list")
+    by_lower: dict[str, str] = {}
+    for lab in labels:
+        key = " ".join(lab.lower().split())
+        if key in by_lower:
+            raise ValueError(f"labels {by_lower[key]!r} and {lab!r} are identical once lower-cased")
+        by_lower[key] = lab
+    if not raw:
+        return None
+    found = _match(_clean_line(raw), by_lower, lenient)
+    if found is None and (marker := _OUTPUT_MARKER.search(raw)):
+        found = _match(_clean_line(raw[marker.end() :]), by_lower, lenient)
+    return found
