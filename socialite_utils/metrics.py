@@ -183,7 +183,8 @@ def score_classification(
         if s == 0:
             flags.append(f"no_gold_support: label {lab!r} has 0 gold examples; its F1=0 is in the mean")
     if n_out:
-        outside = sorted({str(x) for x in pred if x is not None and x not in set(labs)})
+        known = set(labs)
+        outside = sorted({str(x) for x in pred if x is not None and x not in known})
         flags.append(f"out_of_labels: {n_out} prediction(s) outside labels (counted wrong): {outside[:10]}")
     if n_invalid:
         flags.append(f"invalid: {n_invalid} of {n} predictions are None (counted wrong)")
@@ -320,7 +321,9 @@ def _nan_quantiles(values: np.ndarray, qs: tuple[float, float], what: str) -> tu
         return math.nan, math.nan
     if n_nan:
         warnings.warn(
-            f"{what}: {n_nan} of {values.size} resamples gave nan and were ignored", MetricWarning, 3
+            f"{what}: {n_nan} of {values.size} resamples gave nan and were ignored",
+            MetricWarning,
+            stacklevel=3,
         )
     lo, hi = np.nanquantile(values, qs)
     return float(lo), float(hi)
