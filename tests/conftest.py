@@ -1,0 +1,50 @@
+"""Shared fixtures: the real offline bundle, a private runs directory, and a bad-bundle writer."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from socialite_utils.data import default_data_dir
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def bundle_dir() -> Path:
+    """The real bundle (../shared/data/social_tasks or $SOCIALITE_DATA_DIR). Missing -> fail, not skip."""
+    path = default_data_dir()
+    assert (path / "MANIFEST.json").exists(), (
+        f"the shared bundle is missing at {path}; set SOCIALITE_DATA_DIR"
+    )
+    return path
+
+
+@pytest.fixture()
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """A private runs/ root so tests never touch the user's runs."""
+    d = tmp_path / "runs"
+    monkeypatch.setenv("SOCIALITE_RUNS_DIR", str(d))
+    return d
+
+
+def write_bundle(root: Path, tasks: dict[str, dict[str, list]]) -> Path:
+    """Write a bundle ``root/<task>/<split>.jsonl``; rows may be dicts or raw strings (written verbatim)."""
+    for task, splits in tasks.items():
+        for split, rows in splits.items():
+            path = root / task / f"{split}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return root
+
+
+@pytest.fixture()
+def make_bundle(tmp_path):
+    """Factory: make_bundle({"task": {"train": [...], ...}}) -> bundle dir."""
+    return lambda tasks: write_bundle(tmp_path / "bundle", tasks)
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,22 @@
+"""Notebook 01 runs headless (papermill) on the real bundle and writes a complete data run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from nbrun import run_notebook
+
+pytestmark = pytest.mark.slow
+
+
+def test_notebook_01_smoke_on_bundle(tmp_path, runs_dir, bundle_dir):
+    run_notebook("01_data_assembly.ipynb", tmp_path, run_name="nb01", smoke=True, few_shot_k=2)
+    run = runs_dir / "nb01"
+    card = json.loads((run / "data_card.json").read_text())
+    assert card["params"]["max_train_per_task"] == 8 and len(card["tasks"]) == 15
+    assert card["totals"] == {"train": 80, "validation": 40, "test": 60}
+    assert (run / "figures" / "composition.png").exists() and (run / "mixture.csv").exists()
+    # the executed notebook refuses to overwrite the run silently
+    with pytest.raises(Exception, match="already exists"):
+        run_notebook("01_data_assembly.ipynb", tmp_path / "again", run_name="nb01", smoke=True)

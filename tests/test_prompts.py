@@ -1,0 +1,56 @@
+"""Prompt rendering: exact strings for the paper format, few-shot, pair tasks and chat."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from socialite_utils.prompts import draw_shots, render_completion, render_prompt
+from socialite_utils.registry import load_registry
+
+REG = load_registry("local")
+
+
+def test_paper_format_exact():
+    task = REG["tweet_sentiment"]
+    got = render_prompt(task, "I love\nthis  phone")
+    assert got == f"Instruction: {task.instruction}\nInput: I love this phone\nOutput:"
+    assert render_completion("positive") == " positive"
+
+
+def test_pair_task_renders_both_texts():
+    task = REG["tweet_stance"]
+    got = render_prompt(task, "Vote for her!", "Hillary Clinton")
+    assert got == f"Instruction: {task.instruction}\nInput: Vote for her!\nTarget: Hillary Clinton\nOutput:"
+
+
+def test_few_shot_lines_exact():
+    task = REG["tweet_sentiment"]
+    shots = [{"text": "great day", "label": "positive"}, {"text": "meh", "label": "neutral"}]
+    got = render_prompt(task, "awful", shots=shots)
+    assert got == (
+        f"Instruction: {task.instruction}\nExamples:\ngreat day - positive\nmeh - neutral\nInput: awful\nOutput:"
+    )
+    stance = REG["tweet_stance"]
+    got = render_prompt(stance, "x", "T", shots=[{"text": "yes!", "text_b": "Atheism", "label": "favor"}])
+    assert "\nyes! (Target: Atheism) - favor\n" in got
+
+
+def test_chat_format_is_messages():
+    task = REG["tweet_irony"]
+    msgs = render_prompt(task, "sure, great", fmt="chat")
+    assert msgs == [
+        {"role": "user", "content": f"{task.instruction}\nInput: sure, great\nAnswer with the label only."}
+    ]
+    assert render_completion("ironic", "chat") == [{"role": "assistant", "content": "ironic"}]
+
+
+def test_draw_shots_stratified_and_deterministic():
+    labels = ["anger", "joy", "optimism", "sadness"]
+    pool = [{"text": f"t{i}", "label": labels[i % 4] if i < 40 else "anger"} for i in range(100)]
+    shots = draw_shots(pool, 4, seed=3, task_name="tweet_emotion", labels=labels)
+    assert sorted(s["label"] for s in shots) == labels  # one per label despite 70% anger
+    assert shots == draw_shots(pool, 4, seed=3, task_name="tweet_emotion", labels=labels)
+    assert shots != draw_shots(pool, 4, seed=4, task_name="tweet_emotion", labels=labels)
+    eight = Counter(s["label"] for s in draw_shots(pool, 8, seed=3, task_name="x", labels=labels))
+    assert set(eight.values()) == {2}
+    assert draw_shots(pool, 0, seed=3, task_name="x", labels=labels) == []

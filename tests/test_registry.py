@@ -1,0 +1,100 @@
+"""The registry: shipped suites match the bundle, user tasks are data, errors are precise."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from socialite_utils.assembly import build_data
+from socialite_utils.registry import RegistryError, list_suites, load_registry, select_tasks
+
+
+def test_local_suite_matches_bundle_manifest(bundle_dir):
+    manifest = json.loads((bundle_dir / "MANIFEST.json").read_text())
+    reg = load_registry("local")
+    assert sorted(reg) == sorted(t["name"] for t in manifest["tasks"])
+    for entry in manifest["tasks"]:
+        task = reg[entry["name"]]
+        assert task.category == entry["category"], entry["name"]
+        assert task.type == entry["task_type"]
+        assert task.pair == entry["pair_task"]
+        if task.type == "classification":
+            # every raw label in the manifest maps onto a verbalizer, in the same order
+            assert [task.verbalize(lab) for lab in entry["labels"]] == task.labels
+        else:
+            assert task.labels == ["low", "high"] and task.scale is not None
+        assert len(task.variants) >= 3
+        assert {"seen", "related"} >= {task.group}
+    groups = [t.group for t in reg.values()]
+    assert groups.count("seen") == 10 and groups.count("related") == 5
+
+
+def test_every_instruction_closes_the_answer_space():
+    for task in load_registry("local").values():
+        assert "answer with one of" in task.instruction.lower(), task.name
+        for label in task.labels:
+            assert label in task.instruction, (task.name, label)
+
+
+USER_TASK = """
+suite: mine
+tasks:
+  politeness_toy:
+    category: other_social_factors
+    type: classification
+    group: seen
+    labels: [polite, impolite]
+    label_map: {"1": polite, "0": impolite}
+    instruction: "Is this request polite? Answer with one of: polite, impolite."
+    sources: {local: {dir: politeness_toy}}
+"""
+
+
+def test_user_task_from_yaml_directory_works_end_to_end(tmp_path, make_bundle, monkeypatch):
+    tasks_dir = tmp_path / "my_tasks"
+    tasks_dir.mkdir()
+    (tasks_dir / "politeness.yaml").write_text(USER_TASK)
+    rows = [{"text": f"could you please pass item {i}", "label": str(i % 2)} for i in range(6)]
+    bundle = make_bundle({"politeness_toy": {"train": rows, "validation": rows[:2], "test": rows[2:4]}})
+    monkeypatch.setenv("SOCIALITE_TASKS_DIR", str(tasks_dir))
+    assert "mine" in list_suites()
+    reg = load_registry("mine")
+    data = build_data(list(reg.values()), data_dir=bundle)
+    assert {r["label"] for r in data.splits["train"]} == {"polite", "impolite"}
+    # test rows de-duplicated against train? no: eval splits win, so train lost the overlapping texts
+    assert data.card["tasks"]["politeness_toy"]["counts"]["train"]["duplicates_dropped"] == 4
+    assert data.splits["test"][0]["prompt"].startswith("Instruction: Is this request polite?")
+
+
+def test_bad_definition_names_file_task_and_field(tmp_path):
+    bad = USER_TASK.replace("other_social_factors", "vibes")
+    (tmp_path / "bad.yaml").write_text(bad)
+    with pytest.raises(
+        RegistryError, match=r"bad\.yaml: task 'politeness_toy': field 'category' must be one of"
+    ):
+        load_registry("mine", extra_dirs=[tmp_path])
+
+
+def test_uppercase_label_and_unknown_field_rejected(tmp_path):
+    (tmp_path / "a.yaml").write_text(USER_TASK.replace("[polite, impolite]", "[Polite, impolite]"))
+    with pytest.raises(RegistryError, match="label 'Polite' must be lower-case"):
+        load_registry("mine", extra_dirs=[tmp_path / "a.yaml"])
+    (tmp_path / "b.yaml").write_text(USER_TASK.replace("group: seen", "group: seen\n    colour: red"))
+    with pytest.raises(RegistryError, match=r"unknown field\(s\) \['colour'\]"):
+        load_registry("mine", extra_dirs=[tmp_path / "b.yaml"])
+
+
+def test_duplicate_task_in_a_suite_is_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text(USER_TASK)
+    (tmp_path / "b.yaml").write_text(USER_TASK)
+    with pytest.raises(RegistryError, match="already defined in suite 'mine'"):
+        load_registry("mine", extra_dirs=[tmp_path])
+
+
+def test_unknown_task_and_suite_suggest_close_matches():
+    reg = load_registry("local")
+    with pytest.raises(KeyError, match=r"unknown task 'tweet_emotoin'; did you mean \['tweet_emotion'"):
+        select_tasks(reg, ["tweet_emotoin"])
+    with pytest.raises(KeyError, match=r"unknown suite 'locl'; did you mean \['local'\]"):
+        load_registry("locl")
