@@ -123,6 +123,5 @@ def load_task_split(
         )
     from . import sources  # the hub loaders (imports huggingface_hub lazily)
 
-    if source == "socialite_instructions":
-        return sources.load_socialite_instructions(spec["task_type"], split, local_dir=data_dir)
-    return sources.load_socket(spec["config"], split, local_dir=data_dir)
+    # every field of the YAML entry (task_type/config, pair_sep, revision, ...) reaches the loader
+    return sources.load_source(source, spec, split, local_dir=data_dir)
