@@ -1,0 +1,227 @@
+"""Run the numbered notebooks headless, in order, with one profile's parameters.
+
+    python -m socialite_utils.pipeline --profile cpu-demo --run-name demo
+
+Each notebook is executed with papermill into ``runs/<run-name>/notebooks/`` and writes its own
+run directory under ``runs/<run-name>/`` (``data``, ``train``, ``eval``, ``analysis``,
+``baselines``); the next notebook is passed the previous one's run. A failing notebook stops
+the chain with the failing cell's error; whatever already ran stays on disk. Profiles are
+declared in ``socialite_utils/profiles.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .runs import RunExistsError, provenance, read_json, repo_root, runs_root, write_json
+
+PROFILES_FILE = Path(__file__).parent / "profiles.yaml"
+
+# (step, notebook, run directory it writes, how it receives the earlier runs)
+STEPS: list[tuple[str, str, str, dict[str, str]]] = [
+    ("data", "01_data_assembly.ipynb", "data", {}),
+    ("train", "02_instruction_tuning.ipynb", "train", {"data_run": "data"}),
+    ("eval", "03_evaluation.ipynb", "eval", {"data_run": "data", "train_run": "train"}),
+    ("analysis", "04_error_analysis.ipynb", "analysis", {"eval_run": "eval"}),
+    ("baselines", "05_baselines.ipynb", "baselines", {"data_run": "data", "eval_run": "eval"}),
+]
+
+
+@dataclass
+class StepResult:
+    step: str
+    notebook: str
+    seconds: float
+    ok: bool
+    error: str | None = None
+
+
+def load_profiles(path: str | os.PathLike = PROFILES_FILE) -> dict[str, dict[str, Any]]:
+    """All profiles: name -> {"description", "needs", "steps": {step: {param: value}}}."""
+    doc = yaml.safe_load(Path(path).read_text())
+    return doc["profiles"]
+
+
+def resolve_profile(
+    name: str, overrides: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The parameters of every step of profile ``name``, after ``overrides`` (step -> param -> value)."""
+    profiles = load_profiles()
+    if name not in profiles:
+        raise KeyError(f"unknown profile '{name}'; available: {', '.join(profiles)}")
+    prof = profiles[name]
+    params = {step: dict(prof.get("common", {}), **(prof["steps"].get(step) or {})) for step, *_ in STEPS}
+    for step, kv in (overrides or {}).items():
+        if step not in params:
+            raise KeyError(f"unknown step '{step}' in override; steps: {[s for s, *_ in STEPS]}")
+        params[step].update(kv)
+    return params
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``step.param=value`` (value a Python literal, else a string) -> (step, param, value)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ValueError(f"override '{text}' must look like step.param=value, e.g. train.max_steps=20")
+    key, raw = text.split("=", 1)
+    step, param = key.split(".", 1)
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return step, param, value
+
+
+def notebooks_dir() -> Path:
+    root = repo_root()
+    if root is None:
+        raise FileNotFoundError(
+            "the pipeline needs the socialite checkout (notebooks/ is not installed with the package)"
+        )
+    return root / "notebooks"
+
+
+def run_pipeline(
+    profile: str,
+    run_name: str,
+    *,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    only: list[str] | None = None,
+    runs_dir: str | os.PathLike | None = None,
+    log=print,
+) -> list[StepResult]:
+    """Execute the profile's notebooks in order; returns one result per step that ran."""
+    import papermill as pm
+
+    params = resolve_profile(profile, overrides)
+    root = Path(runs_dir).resolve() if runs_dir else runs_root()
+    pipe_dir = root / run_name
+    steps = [s for s in STEPS if not only or s[0] in only]
+    if not only and pipe_dir.exists():
+        raise RunExistsError(
+            f"{pipe_dir} already exists; choose another --run-name (or --only to rerun steps)"
+        )
+    (pipe_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    write_json(
+        pipe_dir / "pipeline.json",
+        {
+            "profile": profile,
+            "run_name": run_name,
+            "params": params,
+            "provenance": provenance({"stage": "pipeline"}),
+        },
+    )
+    # Every notebook resolves run names under SOCIALITE_RUNS_DIR: point it at this pipeline's directory.
+    previous = os.environ.get("SOCIALITE_RUNS_DIR")
+    os.environ["SOCIALITE_RUNS_DIR"] = str(pipe_dir)
+    results: list[StepResult] = []
+    try:
+        for step, notebook, out_run, links in steps:
+            nb_params = {**params[step], "run_name": out_run, **links}
+            out_nb = pipe_dir / "notebooks" / notebook
+            log(f"[{step}] {notebook} -> {pipe_dir / out_run}")
+            t0 = time.time()
+            try:
+                pm.execute_notebook(
+                    str(notebooks_dir() / notebook),
+                    str(out_nb),
+                    parameters=nb_params,
+                    cwd=str(notebooks_dir()),
+                    kernel_name="python3",
+                    progress_bar=False,
+                    log_output=False,
+                )
+            except pm.PapermillExecutionError as e:
+                results.append(StepResult(step, notebook, time.time() - t0, False, f"{e.ename}: {e.evalue}"))
+                log(
+                    f"[{step}] FAILED in cell {e.exec_count}: {e.ename}: {e.evalue}\n  executed notebook: {out_nb}"
+                )
+                break
+            results.append(StepResult(step, notebook, time.time() - t0, True))
+            log(f"[{step}] done in {results[-1].seconds:.0f}s")
+    finally:
+        if previous is None:
+            os.environ.pop("SOCIALITE_RUNS_DIR", None)
+        else:
+            os.environ["SOCIALITE_RUNS_DIR"] = previous
+    write_json(pipe_dir / "pipeline_steps.json", [r.__dict__ for r in results])
+    return results
+
+
+def report_summary(pipe_dir: str | os.PathLike) -> str:
+    """Base vs tuned per category with CIs, and where the figures are (from the eval run's metrics.json)."""
+    pipe_dir = Path(pipe_dir)
+    metrics_path = pipe_dir / "eval" / "metrics.json"
+    if not metrics_path.exists():
+        return f"no evaluation metrics at {metrics_path}"
+    m = read_json(metrics_path)
+    lines = [f"Base vs tuned macro-F1 (mean over tasks, 95% CI), {m['settings'].get('mode')} mode:"]
+    lines.append(f"{'group':<24}{'tasks':>6}{'base':>22}{'tuned':>22}")
+
+    def fmt(agg: dict | None) -> str:
+        if not agg:
+            return "n/a"
+        lo, hi = agg.get("macro_over_tasks_ci") or (float("nan"), float("nan"))
+        return f"{agg['macro_over_tasks']:.1f} [{lo:.1f}, {hi:.1f}]"
+
+    for section in ("categories", "groups"):
+        for name, by_model in m.get(section, {}).items():
+            base, tuned = by_model.get("base"), by_model.get("tuned")
+            n = (base or tuned or {}).get("n_tasks", 0)
+            lines.append(f"{name:<24}{n:>6}{fmt(base):>22}{fmt(tuned):>22}")
+    for claim in m.get("claims", []):
+        lines.append(f"claim: {claim['claim']}: {claim.get('supported')} ({claim.get('evidence', '')})")
+    figs = sorted(str(p.relative_to(pipe_dir)) for p in pipe_dir.glob("*/figures/*.png"))
+    lines.append("figures: " + (", ".join(figs) if figs else "none"))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--profile", default="smoke", help="profile from profiles.yaml (smoke, cpu-demo, colab-t4, paper)"
+    )
+    ap.add_argument("--run-name", required=True, help="directory under runs/ for this pipeline run")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="STEP.PARAM=VALUE", help="override a parameter"
+    )
+    ap.add_argument("--only", help="comma-separated steps to (re)run, e.g. eval,analysis")
+    ap.add_argument("--runs-dir", help="root for runs (default: $SOCIALITE_RUNS_DIR or <repo>/runs)")
+    ap.add_argument("--list", action="store_true", help="list profiles and exit")
+    args = ap.parse_args(argv)
+    if args.list:
+        for name, prof in load_profiles().items():
+            print(f"{name:<10} {prof['description']}\n{'':<10} needs: {prof.get('needs', '-')}")
+        return 0
+    overrides: dict[str, dict[str, Any]] = {}
+    for text in args.set:
+        step, param, value = parse_override(text)
+        overrides.setdefault(step, {})[param] = value
+    only = args.only.split(",") if args.only else None
+    t0 = time.time()
+    results = run_pipeline(
+        args.profile, args.run_name, overrides=overrides, only=only, runs_dir=args.runs_dir
+    )
+    pipe_dir = (Path(args.runs_dir).resolve() if args.runs_dir else runs_root()) / args.run_name
+    print(f"\n=== {args.profile} pipeline '{args.run_name}': {time.time() - t0:.0f}s ===")
+    for r in results:
+        print(f"  {r.step:<10}{'ok' if r.ok else 'FAILED':<8}{r.seconds:>6.0f}s  {r.notebook}")
+    if not all(r.ok for r in results):
+        print(f"stopped at the failing step; executed notebooks are in {pipe_dir / 'notebooks'}")
+        return 1
+    summary = report_summary(pipe_dir)
+    (pipe_dir / "summary.txt").write_text(summary + "\n")
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

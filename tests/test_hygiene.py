@@ -1,0 +1,72 @@
+"""Notebook and code hygiene: one literal parameters cell, a proper header, no outputs, ruff-clean."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_all_five_notebooks_exist():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exactly_one_literal_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    names = []
+    for line in cells[0].source.splitlines():
+        if not line.strip():
+            continue
+        assert "#" in line, f"parameter line without a comment: {line!r}"
+        stmt = ast.parse(line).body
+        assert len(stmt) == 1 and isinstance(stmt[0], ast.Assign), f"not an assignment: {line!r}"
+        ast.literal_eval(stmt[0].value)  # raises unless a plain literal
+        names.append(stmt[0].targets[0].id)
+    assert "smoke" in names and "run_name" in names
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_header_cell_and_colab_setup_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    head = nb.cells[0]
+    assert head.cell_type == "markdown" and head.source.startswith("# ")
+    for needle in (
+        "Purpose",
+        "Inputs",
+        "Outputs",
+        "CPU smoke",
+        "CPU demo",
+        "Colab T4",
+        "A100",
+        "colab.research.google.com/github/",
+        path.name,
+    ):
+        assert needle in head.source, needle
+    setup = nb.cells[1]
+    assert setup.cell_type == "code" and '"google.colab" in sys.modules' in setup.source
+
+
+def test_no_committed_outputs():
+    nbstripout = shutil.which("nbstripout") or str(Path(sys.executable).parent / "nbstripout")
+    res = subprocess.run([nbstripout, "--verify", *map(str, NOTEBOOKS)], capture_output=True, text=True)
+    assert res.returncode == 0, f"notebooks have outputs; run `make strip`:\n{res.stdout}{res.stderr}"
+
+
+def test_ruff_clean():
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    res = subprocess.run([ruff, "check", "."], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = subprocess.run([ruff, "format", "--check", "."], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

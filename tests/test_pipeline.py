@@ -1,0 +1,82 @@
+"""The headless runner: profiles, overrides, chaining of run directories, stopping on a failing notebook."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from socialite_utils import pipeline
+from socialite_utils.pipeline import STEPS, parse_override, resolve_profile
+
+
+def test_profiles_declare_every_step_and_the_paper_recipe():
+    profiles = pipeline.load_profiles()
+    assert {"smoke", "cpu-demo", "colab-t4", "paper"} <= set(profiles)
+    paper = resolve_profile("paper")
+    assert paper["train"]["base_model"] == "llama2-7b"
+    eff = paper["train"]["per_device_train_batch_size"] * paper["train"]["gradient_accumulation_steps"]
+    assert eff == 64 and paper["train"]["learning_rate"] == 1e-4 and paper["train"]["num_train_epochs"] == 5
+    assert resolve_profile("smoke")["train"]["smoke"] is True
+
+
+def test_overrides():
+    assert parse_override("train.max_steps=20") == ("train", "max_steps", 20)
+    assert parse_override("data.tasks=['tweet_irony']") == ("data", "tasks", ["tweet_irony"])
+    assert parse_override("train.base_model=smollm2-135m") == ("train", "base_model", "smollm2-135m")
+    with pytest.raises(ValueError, match="step.param=value"):
+        parse_override("max_steps=3")
+    p = resolve_profile("smoke", {"train": {"max_steps": 3}})
+    assert p["train"]["max_steps"] == 3
+    with pytest.raises(KeyError, match="unknown profile 'cpu'"):
+        resolve_profile("cpu")
+
+
+def _fake_notebooks(tmp_path, fail_step: str):
+    """Notebooks that only record their parameters; the one for ``fail_step`` raises."""
+    nb_dir = tmp_path / "nbs"
+    nb_dir.mkdir()
+    for step, name, *_ in STEPS:
+        nb = nbformat.v4.new_notebook()
+        params = nbformat.v4.new_code_cell(
+            "run_name = 'x'  # out\nsmoke = False  # smoke", metadata={"tags": ["parameters"]}
+        )
+        body = (
+            "import json, os, pathlib\n"
+            "d = pathlib.Path(os.environ['SOCIALITE_RUNS_DIR']) / run_name\n"
+            "d.mkdir()\n"
+            "(d / 'params.json').write_text(json.dumps({k: v for k, v in globals().items() if k.endswith('_run')}))\n"
+        )
+        if step == fail_step:
+            body += "raise ValueError('boom in ' + run_name)\n"
+        nb.cells = [params, nbformat.v4.new_code_cell(body)]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, nb_dir / name)
+    return nb_dir
+
+
+@pytest.mark.slow
+def test_chain_passes_run_dirs_and_stops_at_failure(tmp_path, monkeypatch):
+    import json
+
+    nb_dir = _fake_notebooks(tmp_path, fail_step="analysis")
+    monkeypatch.setattr(pipeline, "notebooks_dir", lambda: nb_dir)
+    monkeypatch.setenv("SOCIALITE_RUNS_DIR", str(tmp_path / "runs"))  # restored after the test
+    results = pipeline.run_pipeline("smoke", "p1", runs_dir=tmp_path / "runs", log=lambda *_: None)
+    assert [(r.step, r.ok) for r in results] == [
+        ("data", True),
+        ("train", True),
+        ("eval", True),
+        ("analysis", False),
+    ]
+    assert results[-1].error == "ValueError: boom in analysis"
+    root = tmp_path / "runs" / "p1"
+    assert json.loads((root / "eval" / "params.json").read_text()) == {
+        "data_run": "data",
+        "train_run": "train",
+    }
+    assert (
+        root / "notebooks" / "04_error_analysis.ipynb"
+    ).exists()  # the failing notebook is kept, with its error
+    assert not (root / "baselines").exists()
+    with pytest.raises(FileExistsError, match="already exists"):
+        pipeline.run_pipeline("smoke", "p1", runs_dir=tmp_path / "runs", log=lambda *_: None)
