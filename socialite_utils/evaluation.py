@@ -139,6 +139,7 @@ class EvalPlan:
     train_run_dir: Path | None
     base_model: str
     prompt_format: str
+    suite: str | None  # the registry suite of the data run's tasks (from its params.json)
     tasks: dict[str, dict]  # task -> {"category", "group", "type", "labels"}
     items: list[EvalItem]
     notes: list[str] = field(default_factory=list)
@@ -400,6 +401,7 @@ def build_eval_plan(params: EvalParams) -> EvalPlan:
         train_run_dir=train_dir,
         base_model=base_model,
         prompt_format="/".join(sorted(formats)),
+        suite=data_params.get("suite") or (next(iter(registry.values())).suite if registry else None),
         tasks=tasks,
         items=items,
         notes=notes,
@@ -768,12 +770,13 @@ def _settings(plan: EvalPlan) -> dict:
         "base_model": plan.base_model,
         "train_run": str(plan.train_run_dir) if plan.train_run_dir else None,
         "data_run": str(plan.data_run_dir),
+        "suite": plan.suite,
+        "split": p.split,
         "normalize": p.normalize,
         "bootstrap_samples": p.bootstrap_samples,
         "seed": p.seed,
         "max_eval_per_task": p.max_eval_per_task,
         "prompt_format": plan.prompt_format,
-        "split": p.split,
         "lenient": p.lenient,
         "score_eos": p.score_eos,
         "max_new_tokens": p.max_new_tokens,
