@@ -28,6 +28,7 @@ flash") always holds under `normalize="sum"`.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import string
@@ -197,6 +198,92 @@ def _normalize_label_sets(prompts: Sequence[Prompt], label_sets: Sequence[Any]) 
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _logprob_sum(logprobs: torch.Tensor, targets: Sequence[int]) -> float:
+    """Sum of logprobs[k, targets[k]] over k (logprobs: (len(targets), V))."""
+    index = torch.tensor(targets, device=logprobs.device)[:, None]
+    return logprobs.gather(-1, index).sum().item()
+
+
+def _score_shared_batch(
+    model: Any,
+    batch: Sequence[tuple[int, list[int], dict[str, list[int]]]],
+    pad_id: int,
+    device: torch.device,
+    pair_chunk: int,
+) -> list[dict[str, float]]:
+    """Summed label log-probs for prompts whose labels all follow the same context: ONE forward over the
+    contexts (only the last position projected onto the vocabulary), then -- only for labels longer than one
+    token -- the remaining label tokens run on top of a copy of the contexts' KV cache."""
+    inputs = _left_pad([ctx for _, ctx, _ in batch], pad_id, device)
+    needs_cache = any(len(comp) > 1 for _, _, comps in batch for comp in comps.values())
+    out = model(**inputs, logits_to_keep=1, use_cache=needs_cache)
+    first = torch.log_softmax(
+        out.logits[:, -1, :].float(), dim=-1
+    )  # (B, V): predicts every label's 1st token
+    totals = [
+        {lab: first[row, comp[0]].item() for lab, comp in comps.items()}
+        for row, (*_, comps) in enumerate(batch)
+    ]
+    if not needs_cache:
+        return totals
+    cache = out.past_key_values
+    if cache is None:
+        raise RuntimeError(
+            f"{type(model).__name__} returned no KV cache; score with share_prefix=False instead"
+        )
+
+    # Continuations are right-padded after the (left-padded) contexts: a pad at the END of a row cannot affect
+    # the real tokens before it under causal attention. Positions continue from each context's true length.
+    context_mask = inputs["attention_mask"]
+    context_len = context_mask.sum(-1)
+    pairs = [
+        (row, lab, comp)
+        for row, (*_, comps) in enumerate(batch)
+        for lab, comp in comps.items()
+        if len(comp) > 1
+    ]
+    for start in range(0, len(pairs), pair_chunk):
+        chunk = pairs[start : start + pair_chunk]
+        rows = torch.tensor([row for row, _, _ in chunk], device=device)
+        width = max(len(comp) - 1 for *_, comp in chunk)
+        cont_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        cont_mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for k, (*_, comp) in enumerate(chunk):
+            cont_ids[k, : len(comp) - 1] = torch.tensor(comp[:-1])
+            cont_mask[k, : len(comp) - 1] = 1
+        sub_cache = copy.deepcopy(cache)  # the forward appends to the cache it is given
+        sub_cache.batch_select_indices(rows)
+        logits = model(
+            input_ids=cont_ids.to(device),
+            attention_mask=torch.cat([context_mask[rows], cont_mask.to(device)], dim=1),
+            position_ids=context_len[rows, None] + torch.arange(width, device=device)[None, :],
+            past_key_values=sub_cache,
+            use_cache=True,
+        ).logits  # (pairs, width, V): label positions only
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        for k, (row, lab, comp) in enumerate(chunk):
+            # Continuation position t predicts label token t + 1.
+            totals[row][lab] += _logprob_sum(logprobs[k, : len(comp) - 1], comp[1:])
+    return totals
+
+
+def _score_separate_batch(
+    model: Any, batch: Sequence[tuple[int, str, list[int], list[int]]], pad_id: int, device: torch.device
+) -> list[float]:
+    """Summed label log-probs for context+label sequences run whole, projecting only the label positions."""
+    inputs = _left_pad([ctx + comp for _, _, ctx, comp in batch], pad_id, device)
+    # With left padding every sequence ends at the last column, so the logits predicting a completion of length m
+    # sit in the m columns before the last one: keep max_m + 1 columns, never all of them.
+    max_m = max(len(comp) for *_, comp in batch)
+    logits = model(**inputs, logits_to_keep=max_m + 1).logits  # (B, max_m + 1, V)
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    # Kept column k predicts the token at kept column k + 1; a completion of length m fills the last m kept
+    # columns, so its predictions are columns [max_m - m, max_m).
+    return [
+        _logprob_sum(logprobs[row, max_m - len(comp) : max_m], comp) for row, (*_, comp) in enumerate(batch)
+    ]
+
+
 def score_label_logprobs(
     model: Any,
     tokenizer: Any,
@@ -206,15 +293,20 @@ def score_label_logprobs(
     batch_size: int = 16,
     normalize: str = "sum",
     eos: bool = False,
+    share_prefix: bool = True,
     progress: bool = True,
 ) -> list[dict[str, float]]:
     """Log-probability of every candidate label given each prompt, as `[{label: logprob}, ...]` in prompt order.
 
     `label_sets` is one label list per prompt, or a single list shared by all. `normalize="mean"` divides by the
     number of label tokens (length normalisation). `eos=True` also scores the end marker TRL appends after the
-    label (see module docstring). Prompts whose labels are all single tokens cost ONE forward pass that projects
-    only the last position onto the vocabulary; other prompts are scored as prompt+label sequences batched
-    together, projecting only the label positions. Works on PEFT-wrapped models.
+    label (see module docstring).
+
+    Cost: a prompt whose labels are all single tokens takes ONE forward pass (batched, left-padded) projecting only
+    the last position onto the vocabulary. With multi-token labels and `share_prefix=True` (default) the prompt
+    still runs once and only the label tokens run again, on a copy of its KV cache. `share_prefix=False` runs every
+    prompt+label sequence whole (batch_size sequences per forward, only label positions projected) -- also the
+    fallback when a tokenizer merges a label into the end of the prompt. Works on PEFT-wrapped models.
     """
     if normalize not in _NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {_NORMALIZATIONS}, got {normalize!r}")
@@ -222,28 +314,30 @@ def score_label_logprobs(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     per_prompt = _normalize_label_sets(prompts, label_sets)
 
-    # Plan: fast items are (prompt index, prompt ids, {label: token}); slow items are one
-    # (prompt index, label, context ids, completion ids) per label.
-    fast: list[tuple[int, list[int], dict[str, int]]] = []
-    slow: list[tuple[int, str, list[int], list[int]]] = []
+    # Plan. shared: (prompt index, context ids, {label: completion ids}) when every label follows the same context;
+    # separate: one (prompt index, label, context ids, completion ids) per label otherwise.
+    shared: list[tuple[int, list[int], dict[str, list[int]]]] = []
+    separate: list[tuple[int, str, list[int], list[int]]] = []
     for i, (prompt, labels) in enumerate(zip(prompts, per_prompt, strict=True)):
         prompt_ids = encode_prompt(tokenizer, prompt)
         pairs = {lab: encode_prompt_completion(tokenizer, prompt, lab, eos=eos) for lab in labels}
-        if all(ctx == prompt_ids and len(comp) == 1 for ctx, comp in pairs.values()):
-            fast.append((i, prompt_ids, {lab: comp[0] for lab, (_, comp) in pairs.items()}))
+        same_context = all(ctx == prompt_ids for ctx, _ in pairs.values())
+        single_token = all(len(comp) == 1 for _, comp in pairs.values())
+        if same_context and (single_token or share_prefix):
+            shared.append((i, prompt_ids, {lab: comp for lab, (_, comp) in pairs.items()}))
         else:
-            slow.extend((i, lab, ctx, comp) for lab, (ctx, comp) in pairs.items())
+            separate.extend((i, lab, ctx, comp) for lab, (ctx, comp) in pairs.items())
 
-    results: list[dict[str, float]] = [dict.fromkeys(labels, math.nan) for labels in per_prompt]
+    totals: list[dict[str, float]] = [dict.fromkeys(labels, math.nan) for labels in per_prompt]
     # Longest first: padding stays small within a batch, and an out-of-memory batch shows up at once.
-    fast.sort(key=lambda item: -len(item[1]))
-    slow.sort(key=lambda item: -(len(item[2]) + len(item[3])))
+    shared.sort(key=lambda item: -len(item[1]))
+    separate.sort(key=lambda item: -(len(item[2]) + len(item[3])))
     device, pad_id = _device(model), _pad_id(tokenizer)
 
     was_training = model.training
     model.eval()
     bar = tqdm(
-        total=len(fast) + len(slow),
+        total=len(shared) + len(separate),
         desc="score",
         unit="seq",
         disable=not progress,
@@ -251,37 +345,32 @@ def score_label_logprobs(
     )
     try:
         with torch.inference_mode():
-            for start in range(0, len(fast), batch_size):
-                batch = fast[start : start + batch_size]
-                inputs = _left_pad([ids for _, ids, _ in batch], pad_id, device)
-                logits = model(**inputs, logits_to_keep=1).logits  # (B, 1, V): only the next-token position
-                logprobs = torch.log_softmax(logits[:, -1, :].float(), dim=-1)
-                for row, (i, _, label_tokens) in enumerate(batch):
-                    for lab, tok in label_tokens.items():
-                        results[i][lab] = logprobs[row, tok].item()  # one token: sum == mean
+            for start in range(0, len(shared), batch_size):
+                batch = shared[start : start + batch_size]
+                for (i, *_), scores in zip(
+                    batch, _score_shared_batch(model, batch, pad_id, device, batch_size), strict=True
+                ):
+                    totals[i].update(scores)
                 bar.update(len(batch))
-
-            for start in range(0, len(slow), batch_size):
-                batch = slow[start : start + batch_size]
-                inputs = _left_pad([ctx + comp for _, _, ctx, comp in batch], pad_id, device)
-                # With left padding every sequence ends at the last column, so the logits predicting a completion
-                # of length m sit in the m columns before the last one: keep max_m + 1 columns, never all of them.
-                max_m = max(len(comp) for *_, comp in batch)
-                logits = model(**inputs, logits_to_keep=max_m + 1).logits  # (B, max_m + 1, V)
-                logprobs = torch.log_softmax(logits.float(), dim=-1)
-                for row, (i, lab, _, comp) in enumerate(batch):
-                    m = len(comp)
-                    # Column k of the kept logits predicts the token at kept column k + 1; the completion occupies
-                    # the last m kept columns, so its predictions are columns [max_m - m, max_m).
-                    preds = logprobs[row, max_m - m : max_m, :]
-                    token_lp = preds.gather(-1, torch.tensor(comp, device=preds.device)[:, None]).squeeze(-1)
-                    total = token_lp.sum().item()
-                    results[i][lab] = total / m if normalize == "mean" else total
+            for start in range(0, len(separate), batch_size):
+                batch = separate[start : start + batch_size]
+                for (i, lab, *_), score in zip(
+                    batch, _score_separate_batch(model, batch, pad_id, device), strict=True
+                ):
+                    totals[i][lab] = score
                 bar.update(len(batch))
     finally:
         bar.close()
         model.train(was_training)
-    return results
+
+    if normalize == "sum":
+        return totals
+    n_tokens = {(i, lab): len(comp) for i, _, comps in shared for lab, comp in comps.items()} | {
+        (i, lab): len(comp) for i, lab, _, comp in separate
+    }
+    return [
+        {lab: total / n_tokens[i, lab] for lab, total in scores.items()} for i, scores in enumerate(totals)
+    ]
 
 
 def label_probabilities(logprobs: dict[str, float]) -> dict[str, float]:

@@ -204,22 +204,36 @@ def test_single_token_labels_one_forward_per_prompt_batch(model, tokenizer):
             assert scores[lab] == pytest.approx(naive_logprob(model, tokenizer, p, lab)[0], abs=1e-4)
 
 
-def test_multi_token_labels_match_naive_sum_and_mean(model, tokenizer):
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_multi_token_labels_match_naive_sum_and_mean(model, tokenizer, share_prefix):
     lengths = {lab: len(encode_completion(tokenizer, lab, chat=False, prompt=PROMPTS[0])) for lab in MULTI}
     assert max(lengths.values()) >= 3 and len(set(lengths.values())) >= 2, lengths  # uneven label lengths too
+    max_m = max(lengths.values())
 
-    logit_shapes = []
-    hook = model.register_forward_hook(lambda _m, _i, out: logit_shapes.append(tuple(out.logits.shape)))
+    calls = []
+    hook = model.register_forward_hook(
+        lambda _m, _i, out: calls.append((tuple(out.logits.shape), out.past_key_values is not None))
+    )
+    kwargs = {"batch_size": 5, "share_prefix": share_prefix, "progress": False}
     try:
-        summed = score_label_logprobs(model, tokenizer, PROMPTS, MULTI, batch_size=5, progress=False)
+        summed = score_label_logprobs(model, tokenizer, PROMPTS, MULTI, **kwargs)
     finally:
         hook.remove()
-    mean = score_label_logprobs(
-        model, tokenizer, PROMPTS, MULTI, batch_size=5, normalize="mean", progress=False
-    )
-    # Only max_label_len + 1 positions are ever projected onto the vocabulary.
-    assert all(shape[1] <= max(lengths.values()) + 1 for shape in logit_shapes)
-    assert sum(shape[0] for shape in logit_shapes) == len(PROMPTS) * len(MULTI)
+    mean = score_label_logprobs(model, tokenizer, PROMPTS, MULTI, normalize="mean", **kwargs)
+    n_pairs = len(PROMPTS) * len(MULTI)
+    if share_prefix:
+        # 3 prompts fit one batch: ONE prompt forward projecting the last position only, then the label
+        # continuations (labels of 2+ tokens, 5 per forward) projecting their own max_m - 1 positions only.
+        prompt_call, *continuations = calls
+        assert prompt_call == ((3, 1, len(tokenizer)), True)
+        n_multi = sum(len(PROMPTS) for lab in MULTI if lengths[lab] > 1)
+        assert sum(shape[0] for shape, _ in continuations) == n_multi
+        assert len(continuations) == math.ceil(n_multi / 5)
+        assert all(shape[1] <= max_m - 1 for shape, _ in continuations)
+    else:
+        # Whole prompt+label sequences, 5 per forward; only max_m + 1 positions projected.
+        assert sum(shape[0] for shape, _ in calls) == n_pairs
+        assert all(shape[1] <= max_m + 1 for shape, _ in calls)
     for p, s, m in zip(PROMPTS, summed, mean, strict=True):
         for lab in MULTI:
             total, n = naive_logprob(model, tokenizer, p, lab)
@@ -261,10 +275,19 @@ def test_absolute_position_model_padding_changes_nothing(tokenizer):
             vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=4, initializer_range=0.2
         )
     ).eval()
-    got = score_label_logprobs(gpt2, tokenizer, PROMPTS, EMOTIONS + MULTI, batch_size=4, progress=False)
-    for p, scores in zip(PROMPTS, got, strict=True):
-        for lab in EMOTIONS + MULTI:
-            assert scores[lab] == pytest.approx(naive_logprob(gpt2, tokenizer, p, lab)[0], abs=1e-4)
+    for share_prefix in (True, False):
+        got = score_label_logprobs(
+            gpt2,
+            tokenizer,
+            PROMPTS,
+            EMOTIONS + MULTI,
+            batch_size=4,
+            share_prefix=share_prefix,
+            progress=False,
+        )
+        for p, scores in zip(PROMPTS, got, strict=True):
+            for lab in EMOTIONS + MULTI:
+                assert scores[lab] == pytest.approx(naive_logprob(gpt2, tokenizer, p, lab)[0], abs=1e-4)
 
     short, long = encode_prompt(tokenizer, PROMPTS[1]), encode_prompt(tokenizer, PROMPTS[0])
     pad = len(long) - len(short)
