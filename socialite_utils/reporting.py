@@ -255,7 +255,9 @@ def report_paper_comparison(metrics: dict) -> pd.DataFrame:
                     {f"our_{m}_macro_f1": mm["macro_f1"], f"our_{m}_ci_low": lo, f"our_{m}_ci_high": hi}
                 )
         records.append(rec)
-    return pd.DataFrame.from_records(records)
+    df = pd.DataFrame.from_records(records)
+    df["n"] = df["n"].astype("Int64")  # a count, even where missing
+    return df
 
 
 def report_invalid(predictions: Sequence[dict], n: int = 10) -> pd.DataFrame:
@@ -287,7 +289,7 @@ def report_headline(metrics: dict) -> str:
             for m in metrics["models"]
         ]
         lines.append(
-            f"  {name:<8} ({first['n_tasks']} tasks, {first['n_examples']} examples): mean macro-F1 "
+            f"  {name:<8} ({_n_tasks(first)}, {first['n_examples']} examples): mean macro-F1 "
             + ", ".join(parts)
         )
     for c in metrics["claims"]:
