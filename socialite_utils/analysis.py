@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .prompts import draw_shots, render_prompt
+from .prompts import FORMATS, draw_shots, render_prompt
 from .registry import Task, load_all_suites
 from .runs import RunWriter, provenance, read_json, resolve_run_dir, write_json, write_jsonl
 from .scoring import label_probabilities, parse_answer
@@ -865,27 +865,48 @@ def select_sensitivity_examples(ev: EvalRun, max_per_task: int, seed: int = 0) -
     return out
 
 
-def load_sensitivity_shots(ev: EvalRun, tasks: dict[str, Task]) -> dict[str, list[dict]]:
-    """Few-shot examples per task when the run was few-shot (``settings.few_shot_k`` > 0), else empty lists.
+def _task_shot_counts(ev: EvalRun) -> dict[str, int]:
+    """k of each task's evaluated prompts (from its prediction rows; settings.few_shot_k may be a list)."""
+    out: dict[str, int] = {}
+    setting = ev.settings.get("few_shot_k")
+    for task in ev.tasks:
+        ks = {int(r.get("few_shot_k") or 0) for r in ev.main_rows(task)}
+        if not ks and isinstance(setting, int):
+            ks = {setting}
+        if len(ks) > 1:
+            raise EvalRunError(
+                f"{ev.run_dir}: task {task!r} was evaluated with several few-shot k {sorted(ks)}"
+            )
+        out[task] = ks.pop() if ks else 0
+    return out
 
-    Drawn like the evaluation draws them: ``draw_shots`` over the task's rows of the data run's ``fewshot_pool``
-    with the evaluation seed.
+
+def load_sensitivity_shots(ev: EvalRun, tasks: dict[str, Task]) -> dict[str, list[dict]]:
+    """Few-shot examples per task for the tasks the run evaluated few-shot (empty lists for zero-shot).
+
+    Drawn as the evaluation draws them whenever it re-renders prompts: ``draw_shots`` over the task's rows of the
+    data run's ``fewshot_pool`` with the evaluation seed. Every prompt of the sensitivity step (main included)
+    uses these same shots, so only the wording differs between prompts.
     """
-    k = int(ev.settings.get("few_shot_k") or 0)
-    if k == 0:
+    ks = _task_shot_counts(ev)
+    if not any(ks.get(t) for t in tasks):
         return {t: [] for t in tasks}
     from .assembly import load_data_run
 
     data_run = ev.settings.get("data_run")
     if not data_run:
         raise EvalRunError(
-            f"{ev.run_dir}: few_shot_k={k} but settings name no data_run to draw examples from"
+            f"{ev.run_dir}: the run is few-shot but its settings name no data_run to draw from"
         )
     pool = load_data_run(data_run)["fewshot_pool"]
     seed = int(ev.settings.get("seed") or 0)
     return {
         name: draw_shots(
-            [r for r in pool if r["task"] == name], k, seed=seed, task_name=name, labels=task.labels
+            [r for r in pool if r["task"] == name],
+            ks.get(name, 0),
+            seed=seed,
+            task_name=name,
+            labels=task.labels,
         )
         for name, task in tasks.items()
     }
@@ -936,8 +957,23 @@ def load_eval_models(ev: EvalRun, precision: Any | None = None) -> EvalModels:
         return EvalModels(model, tokenizer, has_adapter=True)
     if not base_model:
         raise EvalRunError(f"{ev.run_dir}/metrics.json settings name neither train_run nor base_model")
-    model, tokenizer = kit_models.load_model(base_model, precision=precision)
+    # tiny-random builds its tokenizer from the evaluated texts (in evaluation order) and its weights from the
+    # seed, exactly as evaluation.load_eval_model does, so the base model is the one that was evaluated.
+    first = ev.models[0]
+    texts = [r["text"] for r in ev.predictions if r["model"] == first and r.get("variant") is None]
+    model, tokenizer = kit_models.load_model(
+        base_model, precision=precision, train_texts=texts, seed=int(ev.settings.get("seed") or 0)
+    )
     return EvalModels(model, tokenizer, has_adapter=False)
+
+
+def load_eval_tokenizer(ev: EvalRun) -> Any:
+    """The tokenizer the evaluation used (the training run's, else the base model's), for token lengths."""
+    if ev.settings.get("train_run"):
+        from .training import load_run_tokenizer
+
+        return load_run_tokenizer(resolve_run_dir(ev.settings["train_run"]))
+    return load_eval_models(ev).tokenizer
 
 
 def score_prompt_variants(
@@ -1056,6 +1092,54 @@ def report_sensitivity(rows: Sequence[dict], tasks: dict[str, Task]) -> dict[str
     return dict(out)
 
 
+def score_sensitivity(
+    ev: EvalRun,
+    *,
+    max_per_task: int,
+    variants: Sequence[int] | None = None,
+    batch_size: int = 16,
+    seed: int = 0,
+    suite: str | None = None,
+    precision: Any | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], dict[str, Any]]:
+    """The whole prompt-sensitivity step: pick examples, load the run's models once, score every prompt variant
+    with every model, summarise. Returns ``(rows, summary)``; ``max_per_task=0`` skips it (nothing is loaded).
+
+    Prompt format, normalisation and few-shot k follow the evaluation's settings so the main-prompt scores are
+    comparable with the evaluation run (in score mode they reproduce its predictions on these examples).
+    """
+    if max_per_task == 0:
+        return [], {}
+    fmt = ev.settings.get("prompt_format") or "paper"
+    if fmt not in FORMATS:
+        raise EvalRunError(
+            f"{ev.run_dir}: prompt_format {fmt!r} cannot be re-rendered; expected one of {FORMATS}"
+        )
+    tasks = load_eval_registry(ev, suite)
+    examples = select_sensitivity_examples(ev, max_per_task, seed=seed)
+    shots = load_sensitivity_shots(ev, tasks)
+    loaded = load_eval_models(ev, precision=precision)
+    rows: list[dict] = []
+    for name in ev.models:
+        with loaded.use(name) as model:
+            rows += score_prompt_variants(
+                model,
+                loaded.tokenizer,
+                examples,
+                tasks,
+                model_name=name,
+                variants=variants,
+                fmt=fmt,
+                shots=shots,
+                batch_size=batch_size,
+                normalize=ev.settings.get("normalize") or "sum",
+                eos=bool(ev.settings.get("score_eos", ev.settings.get("eos", False))),
+                progress=progress,
+            )
+    return rows, report_sensitivity(rows, tasks)
+
+
 def sensitivity_table(summary: dict):
     """One row per task x model: macro-F1 per prompt and the spread."""
     import pandas as pd
@@ -1076,6 +1160,85 @@ def sensitivity_table(summary: dict):
                 }
             )
     return pd.DataFrame.from_records(records)
+
+
+def _ci_width(entry: dict) -> float | None:
+    ci = entry.get("macro_f1_ci")
+    if not ci or ci[0] is None or ci[1] is None or any(isinstance(v, float) and math.isnan(v) for v in ci):
+        return None
+    return float(ci[1] - ci[0])
+
+
+def report_caveats(ev: EvalRun, analysis: dict) -> list[str]:
+    """Plain-language warnings about THIS run for students: sample sizes and CI widths, class imbalance,
+    binarized ratings, invalid answers, prompt fragility and the run's own flags."""
+    out = []
+    tasks = analysis["tasks"]
+    sizes = {t: max((e["n"] for e in v["models"].values()), default=0) for t, v in tasks.items()}
+    if sizes:
+        lo, hi = min(sizes.values()), max(sizes.values())
+        smallest = "" if lo == hi else f" (smallest: {min(sizes, key=sizes.get)})"
+        span = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        out.append(
+            f"Sample size: tasks have {span} evaluated examples{smallest}; with n examples one error moves "
+            "accuracy by 100/n points."
+        )
+    widths = [
+        (w, t, m)
+        for t, info in ev.metrics["tasks"].items()
+        for m, entry in (info.get("models") or {}).items()
+        if (w := _ci_width(entry)) is not None
+    ]
+    if widths and max(widths)[0] > 0:
+        w, t, m = max(widths)
+        out.append(
+            f"Uncertainty: the widest 95% CI of a task macro-F1 is {w:.1f} points ({t}, {m}); differences "
+            "smaller than the CIs are not evidence of a difference."
+        )
+    imbalanced = []
+    for t, v in tasks.items():
+        entry = next(iter(v["models"].values()), None)
+        if entry:
+            shares = entry["frequency_slices"]["shares"]
+            top = max(shares, key=shares.get)
+            if shares[top] >= 0.6:
+                imbalanced.append(f"{t} ({top}: {100 * shares[top]:.0f}%)")
+    if imbalanced:
+        out.append(
+            "Class imbalance: " + ", ".join(imbalanced) + ". Always answering the majority label gives high "
+            "accuracy but a low macro-F1, which weighs every label equally -- rare labels count as much as "
+            "frequent ones."
+        )
+    regression = [t for t, v in tasks.items() if v.get("type") == "regression"]
+    if regression:
+        out.append(
+            f"Binarized ratings: {', '.join(regression)} are continuous ratings cut at the train median into "
+            "low/high; examples near the cut are almost coin flips and the scale's detail is lost (see "
+            "pearson_r in metrics.json for the continuous view)."
+        )
+    if analysis.get("invalid_summary"):
+        for m, counts in analysis["invalid_summary"].items():
+            n_inv = sum(counts.values())
+            if n_inv:
+                top = max(counts, key=counts.get)
+                out.append(
+                    f"Invalid answers ({m}): {n_inv} answers were no label and count as wrong; most are "
+                    f"'{top}'. A score reflects following the answer format as well as the task."
+                )
+    sens = (analysis.get("sensitivity") or {}).get("tasks") or {}
+    ranges = [(s["range"], t, m) for t, per in sens.items() for m, s in per.items()]
+    if ranges:
+        r, t, m = max(ranges)
+        out.append(
+            f"Prompt fragility: rewording the prompt moved macro-F1 by up to {r:.1f} points ({t}, {m}); "
+            "a single prompt's score is one draw from that range."
+        )
+    flagged = sorted({t for t, v in tasks.items() if v["flags"]})
+    if flagged:
+        out.append(
+            f"Flags: {', '.join(flagged)} have flags (e.g. a single gold class); read them before comparing."
+        )
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1334,6 +1497,7 @@ __all__ = [
     "load_eval_models",
     "load_eval_registry",
     "load_eval_run",
+    "load_eval_tokenizer",
     "load_sensitivity_shots",
     "per_label_table",
     "plot_confusion_matrices",
@@ -1343,12 +1507,14 @@ __all__ = [
     "plot_slices",
     "render_variant_prompt",
     "report_calibration",
+    "report_caveats",
     "report_confident_errors",
     "report_frequency_slices",
     "report_invalid_answers",
     "report_length_slices",
     "report_sensitivity",
     "score_prompt_variants",
+    "score_sensitivity",
     "select_sensitivity_examples",
     "sensitivity_table",
     "slices_table",

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from socialite_utils import analysis as an
 from socialite_utils import metrics
 from socialite_utils.analysis import (
     INVALID_COLUMN,
@@ -728,15 +729,15 @@ def test_few_shot_sensitivity_draws_from_the_data_run(tmp_path, runs_dir):
         (data / "data" / f"{split}.jsonl").write_text("")
     (data / "data" / "fewshot_pool.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pool))
     (data / "params.json").write_text(json.dumps({"suite": "local"}))
-    rows = [
-        score_row(ex, "base", _onehot(ex["gold"], 0.7, EMOTIONS), task_info=EMO_INFO)
+    rows = [  # k comes from the rows (settings.few_shot_k may be a list when tasks differ)
+        {**score_row(ex, "base", _onehot(ex["gold"], 0.7, EMOTIONS), task_info=EMO_INFO), "few_shot_k": 2}
         for ex in _emotion_examples()
     ]
     run = write_eval_run(
         tmp_path / "ev",
         {"tweet_emotion": EMO_INFO},
         rows,
-        settings={"few_shot_k": 2, "data_run": "data-fs"},
+        settings={"few_shot_k": [2], "data_run": "data-fs"},
         models=("base",),
     )
     ev = load_eval_run(run)
@@ -769,3 +770,37 @@ def test_write_analysis_run_is_atomic_and_strict_json(tmp_path, runs_dir):
     assert json.loads((out / "sensitivity.jsonl").read_text()) == {"a": None}
     with pytest.raises(FileExistsError, match="already exists"):
         write_analysis_run("an1", analysis)
+
+
+def test_report_caveats_name_this_runs_numbers(tmp_path):
+    exs = _emotion_examples()
+    rows = [score_row(ex, "base", _onehot("anger", 0.6, EMOTIONS), task_info=EMO_INFO) for ex in exs]
+    reg_info = {
+        "category": "sentiment_emotion",
+        "group": "seen",
+        "type": "regression",
+        "labels": ["low", "high"],
+    }
+    for i, gold in enumerate(["low", "low", "low", "high"]):  # 75% low: imbalanced
+        ex = {
+            "id": f"emobank_valence:test:{i + 1}",
+            "task": "emobank_valence",
+            "text": f"s {i}",
+            "gold": gold,
+        }
+        rows.append(score_row(ex, "base", _onehot("low", 0.8, ["low", "high"]), task_info=reg_info))
+    run = write_eval_run(
+        tmp_path / "ev", {"tweet_emotion": EMO_INFO, "emobank_valence": reg_info}, rows, models=("base",)
+    )
+    doc = json.loads((run / "metrics.json").read_text())
+    doc["tasks"]["tweet_emotion"]["models"]["base"]["macro_f1_ci"] = [2.0, 30.5]
+    (run / "metrics.json").write_text(json.dumps(doc))
+    ev = load_eval_run(run)
+    analysis = analyze_eval_run(ev)
+    analysis["sensitivity"] = {"tasks": {"tweet_emotion": {"base": {"range": 17.25}}}}
+    text = "\n".join(an.report_caveats(ev, analysis))
+    assert "4-6 evaluated examples (smallest: emobank_valence)" in text
+    assert "28.5 points (tweet_emotion, base)" in text
+    assert "emobank_valence (low: 75%)" in text
+    assert "Binarized ratings: emobank_valence" in text
+    assert "up to 17.2 points" in text or "up to 17.3 points" in text
