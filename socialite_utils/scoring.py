@@ -4,7 +4,10 @@ Two evaluation modes behind one interface:
 
 - **score**: for each prompt, the log-probability of every candidate label given the prompt
   (`score_label_logprobs`), turned into a distribution over the label set by `label_probabilities`.
-  It never produces an invalid answer and is much cheaper than generating.
+  It never produces an invalid answer and costs about one forward pass per prompt: the prompt runs once (only
+  its last position projected onto the vocabulary) and multi-token labels run on a copy of its KV cache.
+  Generating costs that same prompt pass plus one decoding step per new token, so how much score mode saves
+  depends on how long the model talks (benchmarks/scoring.md).
 - **generate**: greedy decoding (`generate_answers`) then the paper's parsing protocol (`parse_answer`):
   the first line, stripped, lower-cased, matched exactly against the label words; anything else is invalid.
 
@@ -100,6 +103,12 @@ def encode_prompt_completion(
     tokens across the prompt/answer boundary, in which case TRL also trains on the shorter context.
     """
     prompt_ids = encode_prompt(tokenizer, prompt)
+    if not prompt_ids:
+        raise ValueError(
+            f"prompt {prompt!r} encodes to no tokens: there is nothing to condition the label on"
+        )
+    if eos and tokenizer.eos_token is None:
+        raise ValueError(f"eos=True but {type(tokenizer).__name__} has no eos_token")
     if _is_chat(prompt):
         answer = [{"role": "assistant", "content": label}]
         if eos:
@@ -404,6 +413,8 @@ def generate_answers(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    if empty := [i for i, ids in enumerate(encoded) if not ids]:
+        raise ValueError(f"prompts {empty[:10]} encode to no tokens: there is nothing to continue")
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     device, pad_id = _device(model), _pad_id(tokenizer)
     model_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)

@@ -39,7 +39,7 @@ CORPUS = [
 ] * 40
 
 
-def _train_tokenizer(pre_tokenizer, decoder, normalizer=None) -> PreTrainedTokenizerFast:
+def _train_tokenizer(pre_tokenizer, decoder, normalizer=None, bos: bool = True) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE())
     if normalizer is not None:
         tok.normalizer = normalizer
@@ -51,7 +51,10 @@ def _train_tokenizer(pre_tokenizer, decoder, normalizer=None) -> PreTrainedToken
     trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS, initial_alphabet=alphabet)
     tok.train_from_iterator(CORPUS, trainer)
     # Prepend BOS like Llama tokenizers, so the "special tokens" part of encode_prompt is exercised.
-    tok.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    if bos:
+        tok.post_processor = TemplateProcessing(
+            single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+        )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     fast.chat_template = CHATML
     return fast
@@ -168,6 +171,19 @@ def test_encode_prompt_and_completion_basics(tokenizer):
         encode_completion(tokenizer, "joy", chat=True, prompt="Output:")
     with pytest.raises(TypeError, match="prompt must be a string"):
         encode_prompt(tokenizer, 42)
+
+
+def test_empty_prompt_is_a_clear_error(model, tokenizer):
+    # Like SmolLM2: no BOS, so "" encodes to nothing.
+    no_bos = _train_tokenizer(
+        pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel(), bos=False
+    )
+    with pytest.raises(ValueError, match="encodes to no tokens"):
+        score_label_logprobs(model, no_bos, ["Output:", ""], EMOTIONS, progress=False)
+    with pytest.raises(ValueError, match=r"prompts \[1\] encode to no tokens"):
+        generate_answers(model, no_bos, ["Output:", ""], progress=False)
+    assert score_label_logprobs(model, tokenizer, [], EMOTIONS, progress=False) == []
+    assert generate_answers(model, tokenizer, [], progress=False) == []
 
 
 def test_sentencepiece_style_boundary_uses_joint_tokenization(sp_tokenizer):
@@ -441,3 +457,24 @@ def test_parse_answer_validates_labels():
         parse_answer("joy", [])
     with pytest.raises(ValueError, match="identical once lower-cased"):
         parse_answer("joy", ["Joy", "joy"])
+
+
+# ---------------------------------------------------------------- the project's tiny-random preset
+
+
+def test_project_tiny_random_preset():
+    """The preset the notebooks' smoke runs use (models.load_model): score mode equals the naive reference for
+    paper and chat prompts (its chat template ends turns with EOS), and generate/parse run end to end."""
+    from socialite_utils.models import load_model
+
+    model, tok = load_model("tiny-random", train_texts=CORPUS)
+    prompts = PROMPTS + CHAT_PROMPTS
+    for eos in (False, True):
+        got = score_label_logprobs(
+            model, tok, prompts, MULTI + EMOTIONS, batch_size=3, eos=eos, progress=False
+        )
+        for p, scores in zip(prompts, got, strict=True):
+            for lab in MULTI + EMOTIONS:
+                assert scores[lab] == pytest.approx(naive_logprob(model, tok, p, lab, eos=eos)[0], abs=1e-4)
+    answers = generate_answers(model, tok, prompts, max_new_tokens=4, batch_size=2, progress=False)
+    assert answers == [naive_greedy(model, tok, p, 4) for p in prompts]
