@@ -92,13 +92,19 @@ class EvalRun:
         """The task's answer space as the evaluation scored it."""
         return list(self.metrics["tasks"][task]["labels"])
 
+    @property
+    def variant(self) -> int | None:
+        """The prompt the run evaluated: None = the registry's main prompt, i = ``task.variants[i]``."""
+        return self.settings.get("variant")
+
     def main_rows(self, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
-        """Prediction rows of the main prompt (variant null) in the run's mode, optionally of one task / model."""
-        mode = self.mode
+        """Prediction rows of the run's own prompt (``settings.variant``, normally the main prompt) in the run's
+        mode, optionally of one task / model."""
+        mode, variant = self.mode, self.variant
         return [
             r
             for r in self.predictions
-            if r.get("variant") is None
+            if r.get("variant") == variant
             and r["mode"] == mode
             and (task is None or r["task"] == task)
             and (model is None or r["model"] == model)
@@ -512,18 +518,20 @@ def analyze_eval_run(
 ) -> dict[str, Any]:
     """Every analysis that needs no model: per task and model, then pooled (see the module docstring).
 
-    Uses the main-prompt rows in the run's mode; other rows are counted under ``skipped_rows``. A recomputed
+    Uses the rows of the run's own prompt in the run's mode; other rows are counted under ``skipped_rows``. A recomputed
     macro-F1 that differs from metrics.json is flagged, not corrected.
     """
     mode = ev.mode
     main_ids = {id(r) for r in ev.main_rows()}
     skipped = Counter(
-        "prompt variant rows" if r.get("variant") is not None else f"mode {r['mode']!r} rows"
+        f"variant {r.get('variant')!r} rows" if r.get("variant") != ev.variant else f"mode {r['mode']!r} rows"
         for r in ev.predictions
         if id(r) not in main_ids
     )
     tasks_out: dict[str, Any] = {}
     invalid_totals: dict[str, Counter] = {m: Counter() for m in ev.models}
+    # A run evaluated on a prompt variant asked for that variant's words: sort its invalid answers against them.
+    registry = load_eval_registry(ev) if ev.variant is not None and mode == "generate" else None
     for task in ev.tasks:
         info = ev.metrics["tasks"][task]
         labels = ev.labels(task)
@@ -558,7 +566,12 @@ def analyze_eval_run(
                 "frequency_slices": report_frequency_slices(rows, labels),
             }
             if any(r["mode"] == "generate" for r in rows):
-                entry["invalid"] = report_invalid_answers(rows, labels)
+                words = (
+                    labels
+                    if registry is None
+                    else list(variant_label_words(registry[task], ev.variant).values())
+                )
+                entry["invalid"] = report_invalid_answers(rows, words)
                 invalid_totals[model].update(entry["invalid"]["counts"])
             if any(r.get("probs") for r in rows):
                 entry["confident_errors"] = report_confident_errors(rows, top_k_errors)

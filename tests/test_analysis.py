@@ -804,3 +804,28 @@ def test_report_caveats_name_this_runs_numbers(tmp_path):
     assert "emobank_valence (low: 75%)" in text
     assert "Binarized ratings: emobank_valence" in text
     assert "up to 17.2 points" in text or "up to 17.3 points" in text
+
+
+def test_variant_eval_run_is_analysed_on_its_own_answer_words(tmp_path):
+    """A run evaluated on variant 2 (angry/happy/hopeful/sad) sorts invalid answers against those words."""
+    exs = _emotion_examples()[:3]
+    words = ["angry", "happy", "hopeful", "sad"]
+    to_label = dict(zip(words, EMOTIONS, strict=True))
+    rows = []
+    for ex, raw in zip(exs, ["happy", "joy", "angry or sad"], strict=True):
+        row = generate_row(ex, "base", raw, words, task_info=EMO_INFO)
+        parsed = to_label.get(row["parsed"])
+        rows.append({**row, "variant": 2, "parsed": parsed, "correct": parsed == ex["gold"]})
+    rows.append({**generate_row(exs[0], "base", "joy", EMOTIONS, task_info=EMO_INFO), "variant": None})
+    run = write_eval_run(
+        tmp_path / "ev", {"tweet_emotion": EMO_INFO}, rows, settings={"variant": 2}, models=("base",)
+    )
+    doc = json.loads((run / "metrics.json").read_text())
+    doc["tasks"]["tweet_emotion"]["models"] = {}  # recomputed over variant rows only below; not compared here
+    (run / "metrics.json").write_text(json.dumps(doc))
+    analysis = analyze_eval_run(load_eval_run(run))
+    entry = analysis["tasks"]["tweet_emotion"]["models"]["base"]
+    assert entry["n"] == 3
+    assert entry["invalid"]["counts"]["out_of_label_set"] == 1  # "joy" is not a word this prompt offered
+    assert entry["invalid"]["counts"]["several_labels"] == 1
+    assert analysis["skipped_rows"] == {"variant None rows": 1}
