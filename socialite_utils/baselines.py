@@ -617,14 +617,21 @@ class TrainedEncoder:
 
 
 def _encode_rows(tokenizer, rows: list[dict], max_length: int) -> list[dict]:
-    texts = [r["text"] for r in rows]
-    pairs = [r.get("text_b") for r in rows]
-    if any(pairs):
-        enc = tokenizer(texts, [p or "" for p in pairs], truncation=True, max_length=max_length)
-    else:
-        enc = tokenizer(texts, truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
-    return [{k: enc[k][i] for k in keys} for i in range(len(rows))]
+    """Token ids per row, in row order: ``text`` alone, or ``(text, text_b)`` as a pair for pair-task rows."""
+    feats: list[dict] = [{}] * len(rows)
+    for is_pair in (False, True):
+        idx = [i for i, r in enumerate(rows) if bool(r.get("text_b")) == is_pair]
+        if not idx:
+            continue
+        texts = [rows[i]["text"] for i in idx]
+        if is_pair:
+            enc = tokenizer(texts, [rows[i]["text_b"] for i in idx], truncation=True, max_length=max_length)
+        else:
+            enc = tokenizer(texts, truncation=True, max_length=max_length)
+        keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
+        for j, i in enumerate(idx):
+            feats[i] = {k: enc[k][j] for k in keys}
+    return feats
 
 
 def _linear_schedule(optim, warmup: int, total: int):
@@ -1247,7 +1254,7 @@ def comparison_pivot(table, level: str = "task", value: str = "macro_f1"):
 
 SYSTEM_COLORS = {
     "majority": "#999999",
-    "stratified": "#cccccc",
+    "stratified": "#cc79a7",
     "tfidf_lr": "#e69f00",
     "multitask_encoder": "#009e73",
     "llm_base": "#56b4e9",
@@ -1295,8 +1302,13 @@ def plot_comparison(table):
                 r = sel.iloc[0]
                 ys.append(i - 0.4 + width * (j + 0.5))
                 xs.append(r["macro_f1"])
-                lo.append(r["macro_f1"] - r["macro_f1_lo"] if not np.isnan(r["macro_f1_lo"]) else 0.0)
-                hi.append(r["macro_f1_hi"] - r["macro_f1"] if not np.isnan(r["macro_f1_hi"]) else 0.0)
+                # t-based CIs over 2-3 tasks can pass 0 or 100; the axis is the metric's range, so clip to it.
+                lo.append(
+                    r["macro_f1"] - max(r["macro_f1_lo"], 0.0) if not np.isnan(r["macro_f1_lo"]) else 0.0
+                )
+                hi.append(
+                    min(r["macro_f1_hi"], 100.0) - r["macro_f1"] if not np.isnan(r["macro_f1_hi"]) else 0.0
+                )
             ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=4, color=color, ecolor=color, elinewidth=1,
                         capsize=2, label=system if ax is ax1 else None)  # fmt: skip
     ax1.set_yticks(range(len(task_names)), labels)

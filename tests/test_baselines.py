@@ -265,6 +265,24 @@ def test_multitask_loss_is_the_share_weighted_mean_of_ce_and_mse():
     assert float(total) == pytest.approx(0.75 * float(ce) + 0.25 * float(mse), rel=1e-5)
 
 
+def test_encoder_inputs_pair_only_the_pair_task_rows():
+    # Batches mix tasks: a single-text row must be encoded exactly as at prediction time, whatever else is there.
+    _, tok = B.build_tiny_encoder(["hello world", "the target"])
+    rows = [{"text": "hello world", "text_b": None}, {"text": "hello", "text_b": "the target"}]
+    single, pair = B._encode_rows(tok, rows, 32)
+    assert tok.convert_ids_to_tokens(single["input_ids"]) == ["[CLS]", "hello", "world", "[SEP]"]
+    assert tok.convert_ids_to_tokens(pair["input_ids"]) == [
+        "[CLS]",
+        "hello",
+        "[SEP]",
+        "the",
+        "target",
+        "[SEP]",
+    ]
+    assert pair["token_type_ids"] == [0, 0, 0, 1, 1, 1]
+    assert B._encode_rows(tok, rows[:1], 32) == [single]
+
+
 def test_load_encoder_from_a_saved_directory_like_the_hub(tmp_path):
     # The GPU preset loads microsoft/deberta-v3-base with AutoModel/AutoTokenizer; the same code on a local
     # DebertaV2 directory in the hub's layout.
