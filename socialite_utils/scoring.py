@@ -260,7 +260,8 @@ def _score_shared_batch(
         for k, (*_, comp) in enumerate(chunk):
             cont_ids[k, : len(comp) - 1] = torch.tensor(comp[:-1])
             cont_mask[k, : len(comp) - 1] = 1
-        sub_cache = copy.deepcopy(cache)  # the forward appends to the cache it is given
+        # Selecting rows and the forward both change the cache they are given: copy it, except for the last chunk.
+        sub_cache = cache if start + pair_chunk >= len(pairs) else copy.deepcopy(cache)
         sub_cache.batch_select_indices(rows)
         logits = model(
             input_ids=cont_ids.to(device),
