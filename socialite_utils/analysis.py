@@ -1438,9 +1438,10 @@ def plot_slices(analysis: dict):
             ax.bar(xs, acc, width, yerr=err if len(items) else None, color=color, label=model, capsize=3)
             ax.set_xticks(np.arange(len(items)), [name for name, _ in items])
     ax1.set_title(
-        f"Accuracy by input length ({analysis.get('length_unit', 'words')}; per-task quantile bins, short→long)"
+        f"Accuracy by input length ({analysis.get('length_unit', 'words')})\nper-task quantile bins, short → long",
+        fontsize=10,
     )
-    ax2.set_title("Accuracy by gold-label frequency (rare: share < 1/K)")
+    ax2.set_title("Accuracy by gold-label frequency\nrare: share of the task's examples < 1/K", fontsize=10)
     for ax in (ax1, ax2):
         ax.set_ylim(0, 100)
         ax.set_ylabel("accuracy (%)")
