@@ -422,7 +422,7 @@ def build_sft_config(
 class KitSFTTrainer(SFTTrainer):
     """SFTTrainer with two CPU speed-ups that leave the optimisation unchanged.
 
-    * ``compact_lm_head``: on devices without Triton, TRL's fused LM head scores every position
+    * ``compact_lm_head``: on devices without Triton (CPU, MPS), TRL's fused LM head scores every position
       (prompt and padding included) through the vocabulary projection. Here only the positions
       with a label are projected: the same loss, a fraction of the work for short completions.
     * the ``batch_rebalance`` sampler gets the run's seed (transformers builds it with its own
@@ -439,7 +439,7 @@ class KitSFTTrainer(SFTTrainer):
         self.use_compact_lm_head = (
             compact_lm_head
             and plain_head
-            and self.args.device.type == "cpu"
+            and self.args.device.type not in ("cuda", "xpu")  # where TRL's Triton head is not compact
             and self.args.loss_type == "nll"
             and self.label_smoother is None
             and self.compute_loss_func is None
@@ -737,6 +737,9 @@ def train_lora(
     partial = partial_dir_for(run_dir)
     if run_dir.exists() and not params.overwrite:
         raise RunExistsError(f"run {run_dir} already exists; choose another run_name or set overwrite=True")
+    data_source = (
+        "rows passed to train_lora" if data_rows is not None else str(resolve_run_dir(params.data_run))
+    )
     if data_rows is None:
         data_rows = load_training_rows(params.data_run)
     elif not data_rows:
@@ -841,6 +844,7 @@ def train_lora(
         write_json(tmp / "params.json", params.to_dict())
         extra = {
             "stage": "training",
+            "data": data_source,
             "precision": precision.describe(),
             "device_detail": models.describe_device(),
             "resumed_from": resume_from,

@@ -340,27 +340,38 @@ def test_progress_replaces_transformers_bars_and_logs_one_line(rows, tmp_path):
 
 
 def test_resume_continues_from_the_last_checkpoint(rows, runs_dir):
-    params = tiny(run_name="res", max_steps=6, save_steps=3)
+    settings = {
+        "max_steps": 6,
+        "save_steps": 3,
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 2,
+    }
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_lora(params, rows, callbacks=[StepRecorder(crash_at=5)], verbose=False)
+        train_lora(
+            tiny(run_name="res", **settings), rows, callbacks=[StepRecorder(crash_at=5)], verbose=False
+        )
     partial = runs_dir / "res.partial"
     assert not (runs_dir / "res").exists()  # a crashed run is never mistaken for a finished one
     assert (partial / "checkpoints" / "checkpoint-3").is_dir()
 
     with pytest.raises(FileExistsError, match="set resume=True"):  # a fresh start would clobber it
-        train_lora(params, rows, verbose=False)
+        train_lora(tiny(run_name="res", **settings), rows, verbose=False)
     with pytest.raises(ValueError, match="learning_rate"):  # resuming with other params is refused
-        train_lora(tiny(run_name="res", max_steps=6, save_steps=3, resume=True, learning_rate=1e-3), rows)
+        train_lora(tiny(run_name="res", resume=True, **{**settings, "learning_rate": 1e-3}), rows)
 
     recorder = StepRecorder()
     result = train_lora(
-        tiny(run_name="res", max_steps=6, save_steps=3, resume=True), rows, callbacks=[recorder]
+        tiny(run_name="res", resume=True, **settings), rows, callbacks=[recorder], verbose=False
     )
     assert recorder.steps == [4, 5, 6]  # continues at step 4, does not restart at 1
     assert result.global_step == 6 and result.resumed_from.endswith("checkpoint-3")
-    assert [s for s, _ in loss_points(result.log_history)] == [1, 2, 3, 4, 5, 6]
     assert (runs_dir / "res" / "adapter" / "adapter_model.safetensors").exists()
     assert not partial.exists()
+    # the resumed run is the uninterrupted run: same data order (across the epoch boundary), same RNG
+    straight = train_lora(tiny(run_name="straight", **settings), rows, verbose=False)
+    assert [s for s, _ in loss_points(result.log_history)] == [1, 2, 3, 4, 5, 6]
+    resumed_losses = [v for _, v in loss_points(result.log_history)]
+    assert resumed_losses == pytest.approx([v for _, v in loss_points(straight.log_history)], abs=1e-6)
 
 
 # ---------------------------------------------------------------- bad input, before training
