@@ -11,7 +11,7 @@ The two configurations run back-to-back in one process, alternating, ``--repeats
 the 2 CPU cores are shared with other work: compare within a repeat. Writes benchmarks/training.md.
 
     python benchmarks/bench_training.py                      # default: 3 steps x 16 examples, 1 and 2 threads
-    python benchmarks/bench_training.py --job-examples 384   # + the realistic CPU job via train_lora
+    python benchmarks/bench_training.py --ablation --job-examples 320   # + ablations, a realistic job
 """
 
 from __future__ import annotations
@@ -50,6 +50,13 @@ from socialite_utils.training import (  # noqa: E402
 )
 
 CONFIGS = ("trl-default", "kit")
+# Ablations: the kit with one of its speed settings switched back to TRL's behaviour.
+KIT_VARIANTS = {
+    "kit": {},
+    "kit, full LM head": {"compact_lm_head": False},
+    "kit + grad. checkpointing": {"gradient_checkpointing": True},
+    "kit, random micro-batches": {"sort_by_length": False},
+}
 
 
 def real_rows(n: int, seed: int) -> list[dict]:
@@ -136,8 +143,9 @@ def make_trainer(kind: str, rows: list[dict], args: argparse.Namespace, out: Pat
             max_length=1024,  # TRL's default, so both configurations keep the same examples
             per_device_train_batch_size=args.batch,
             gradient_accumulation_steps=args.grad_accum,
+            **KIT_VARIANTS[kind],
         )
-        config = build_sft_config(params, out / kind, precision=precision, n_examples=len(rows))
+        config = build_sft_config(params, out / "kit", precision=precision, n_examples=len(rows))
         config.save_strategy = IntervalStrategy.NO  # the default run saves nothing either
         trainer = KitSFTTrainer(
             model=model,
@@ -145,7 +153,7 @@ def make_trainer(kind: str, rows: list[dict], args: argparse.Namespace, out: Pat
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=lora,
-            compact_lm_head=True,
+            compact_lm_head=params.compact_lm_head,
         )
     trainer.add_callback(timer)
     return trainer, timer, tokenizer
@@ -206,10 +214,14 @@ def realistic_job(args: argparse.Namespace) -> dict:
             gradient_accumulation_steps=args.job_grad_accum,
             seed=args.seed,
         )
-        start = time.perf_counter()
-        result = train_lora(params, rows, verbose=False)
-        wall = time.perf_counter() - start
+        gc.collect()
+        with PeakRSS() as mem:
+            start = time.perf_counter()
+            result = train_lora(params, rows, verbose=False)
+            wall = time.perf_counter() - start
     losses = loss_points(result.log_history)
+    values = [v for _, v in losses]
+    k = max(1, min(5, len(values) // 4))
     return {
         "examples": result.n_train,
         "tasks": len({r["task"] for r in rows}),
@@ -220,8 +232,11 @@ def realistic_job(args: argparse.Namespace) -> dict:
         "wall_seconds": wall,
         "first_loss": losses[0][1] if losses else None,
         "last_loss": losses[-1][1] if losses else None,
+        "first_mean": sum(values[:k]) / k,
+        "last_mean": sum(values[-k:]) / k,
+        "mean_window": k,
         "losses": losses,
-        "peak_memory_mb": result.peak_memory_mb,
+        "peak_memory_mb": mem.peak,
     }
 
 
@@ -235,7 +250,8 @@ def _pairs(results: list[dict]) -> list[tuple[dict, dict]]:
 def markdown(results: list[dict], args: argparse.Namespace, job: dict | None) -> str:
     """The report written to benchmarks/training.md."""
     n = args.steps * args.batch * args.grad_accum
-    command = " ".join(["python benchmarks/bench_training.py", *sys.argv[1:]])
+    shown = [a for i, a in enumerate(sys.argv[1:]) if a != "--out" and (i == 0 or sys.argv[i] != "--out")]
+    command = " ".join(["python benchmarks/bench_training.py", *shown])
     lines = [
         "# Training throughput: TRL default vs the kit (CPU)",
         "",
@@ -260,13 +276,12 @@ def markdown(results: list[dict], args: argparse.Namespace, job: dict | None) ->
         "| torch threads | repeat | config | seconds | examples/s | supervised tokens/s | peak RSS (MB) | loss per step |",
         "|---:|---:|---|---:|---:|---:|---:|---|",
     ]
-    for pair in _pairs(results):
-        for r in pair:
-            losses = ", ".join(f"{v:.4f}" for v in r["losses"])
-            lines.append(
-                f"| {r['threads']} | {r['repeat']} | {r['kind']} | {r['seconds']:.1f} | {r['examples_per_s']:.3f} | "
-                f"{r['sup_tokens_per_s']:.2f} | {r['peak_rss_mb']:.0f} | {losses} |"
-            )
+    for r in sorted(results, key=lambda r: (r["threads"], r["repeat"])):
+        losses = ", ".join(f"{v:.4f}" for v in r["losses"])
+        lines.append(
+            f"| {r['threads']} | {r['repeat']} | {r['kind']} | {r['seconds']:.1f} | {r['examples_per_s']:.3f} | "
+            f"{r['sup_tokens_per_s']:.2f} | {r['peak_rss_mb']:.0f} | {losses} |"
+        )
     lines += ["", "**Speed-up = default seconds / kit seconds, per back-to-back pair:**", ""]
     by_threads: dict[int, list[float]] = {}
     diffs = []
@@ -278,6 +293,15 @@ def markdown(results: list[dict], args: argparse.Namespace, job: dict | None) ->
             f"* {threads} thread(s): {', '.join(f'{x:.2f}x' for x in ratios)} "
             f"(median **{statistics.median(ratios):.2f}x**; target >= 1.5x)"
         )
+    ablations = [r for r in results if r["kind"] not in CONFIGS]
+    if ablations:
+        ref = {(r["threads"], r["repeat"]): r for r in results if r["kind"] == "kit"}
+        lines += ["", "**What each setting buys** (the kit with one setting switched back, same repeat):", ""]
+        for r in ablations:
+            kit = ref[(r["threads"], r["repeat"])]
+            lines.append(
+                f"* {r['kind']}: {r['seconds']:.1f} s, {r['seconds'] / kit['seconds']:.2f}x the kit's time"
+            )
     if diffs:
         lines += [
             "",
@@ -295,8 +319,9 @@ def markdown(results: list[dict], args: argparse.Namespace, job: dict | None) ->
             f"real examples from {job['tasks']} seen tasks, {job['epochs']:g} epoch(s), effective batch "
             f"{job['effective_batch']}, {args.job_threads} torch thread(s): **{job['steps']} steps in "
             f"{job['train_seconds'] / 60:.1f} min** of training ({job['wall_seconds'] / 60:.1f} min wall with "
-            f"model loading and writing the run); loss {job['first_loss']:.3f} -> {job['last_loss']:.3f}; "
-            f"peak memory {job['peak_memory_mb']:.0f} MB.",
+            f"model loading and writing the run); loss {job['first_loss']:.3f} -> {job['last_loss']:.3f} "
+            f"(mean of the first/last {job['mean_window']} steps: {job['first_mean']:.3f} -> {job['last_mean']:.3f}); "
+            f"peak RSS during the job {job['peak_memory_mb']:.0f} MB.",
             "",
             f"Loss by step: {curve}.",
         ]
@@ -332,6 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", default="2,1", help="repeats per thread count, e.g. '2,1'")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", default="1,2", help="torch thread counts to measure, e.g. '1,2'")
+    parser.add_argument("--ablation", action="store_true", help="also time the kit minus each speed setting")
     parser.add_argument(
         "--job-examples", type=int, default=0, help="also run the realistic job on N examples"
     )
@@ -354,7 +380,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(threads)
         for i in range(n_repeats):
             print(f"threads {threads}, repeat {i + 1}/{n_repeats}", flush=True)
-            for kind in CONFIGS:
+            kinds = list(CONFIGS)
+            if args.ablation and threads == thread_counts[0] and i == 0:
+                kinds += [k for k in KIT_VARIANTS if k != "kit"]
+            for kind in kinds:
                 results.append({**run_once(kind, rows, args), "threads": threads, "repeat": i + 1})
     job = None
     if args.job_examples:

@@ -912,7 +912,9 @@ def load_adapter(
             raise FileNotFoundError(f"{saved} is missing: a '{name}' run needs the base model it saved")
         from transformers import AutoModelForCausalLM
 
-        base = AutoModelForCausalLM.from_pretrained(saved)
+        base = AutoModelForCausalLM.from_pretrained(saved)  # fp32, as trained
+        if precision is not None:
+            base = base.to(precision.device)
     else:
         base, _ = models.load_model(name, precision=precision)
     model = PeftModel.from_pretrained(base, adapter_dir)
