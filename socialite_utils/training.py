@@ -279,15 +279,16 @@ def check_supervised_tokens(rows: list[dict], tokenizer: Any, max_length: int) -
     ("max_length N is shorter than every prompt").
     """
     kept = []
+    shortest_prompt = None
     for row in rows:
         ids, n_prompt = tokenize_like_trl(tokenizer, row["prompt"], row["completion"])
+        shortest_prompt = n_prompt if shortest_prompt is None else min(shortest_prompt, n_prompt)
         if min(len(ids), max_length) - n_prompt > 0:
             kept.append(row)
     if rows and not kept:
-        longest = max(len(tokenize_like_trl(tokenizer, r["prompt"], r["completion"])[0]) for r in rows[:50])
         raise ValueError(
             f"max_length {max_length} is shorter than every prompt: no example keeps a trained token "
-            f"(sequences are up to {longest} tokens); raise max_length"
+            f"(the shortest prompt is {shortest_prompt} tokens); raise max_length"
         )
     return kept, len(rows) - len(kept)
 

@@ -198,6 +198,24 @@ def test_eos_has_a_real_label_even_when_pad_equals_eos(rows, tmp_path):
         assert batch["input_ids"][i, n:].eq(tokenizer.eos_token_id).all()
 
 
+@pytest.mark.parametrize("prompt_format", ["paper", "chat"])
+def test_kit_tokenization_is_trls(bundle_dir, tmp_path, prompt_format):
+    """The kit's pre-training check tokenizes exactly as TRL's dataset preparation does, in both formats."""
+    registry = load_registry("local")
+    tasks = [registry[t] for t in ("tweet_emotion", "tweet_stance")]
+    fmt_rows = build_data(
+        tasks, data_dir=bundle_dir, max_train_per_task=4, max_eval_per_task=1, prompt_format=prompt_format
+    ).splits["train"]
+    model, tokenizer = tiny_model(fmt_rows) if prompt_format == "paper" else models.load_model("tiny-random")
+    trainer = make_trainer(fmt_rows, tiny(), tmp_path, model=model, tokenizer=tokenizer)
+    assert len(trainer.train_dataset) == len(fmt_rows) == 8
+    for row, ex in zip(fmt_rows, trainer.train_dataset, strict=True):
+        ids, n_prompt = tokenize_like_trl(tokenizer, row["prompt"], row["completion"])
+        assert ex["input_ids"] == ids
+        assert ex["labels"] == [-100] * n_prompt + ids[n_prompt:]
+        assert ids[-1] == tokenizer.eos_token_id  # the answer ends with a trained EOS (or end of turn)
+
+
 def test_label_mask_view_marks_completion_and_eos(rows):
     _, tokenizer = tiny_model(rows)
     ids, n_prompt = tokenize_like_trl(tokenizer, "Instruction: x\nInput: y\nOutput:", " joy")
@@ -230,7 +248,9 @@ def test_supervised_token_check_drops_truncated_examples(rows, tmp_path):
     # a completion cut short but not away is kept (the prompt fits, EOS does not)
     kept, dropped = check_supervised_tokens([long], tokenizer, n_prompt + 1)
     assert dropped == 0 and len(kept) == 1
-    with pytest.raises(ValueError, match="max_length 4 is shorter than every prompt"):
+    with pytest.raises(
+        ValueError, match=r"max_length 4 is shorter than every prompt.*shortest prompt is \d+ tokens"
+    ):
         check_supervised_tokens([short, long], tokenizer, 4)
 
 
