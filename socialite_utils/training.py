@@ -27,6 +27,8 @@ only the supervised positions through the LM head (TRL's fused head does this on
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import random
@@ -588,8 +590,18 @@ def partial_dir_for(run_dir: Path) -> Path:
     return run_dir.parent / f"{run_dir.name}.partial"
 
 
-def resolve_resume(params: TrainParams, partial_dir: Path) -> str | None:
-    """The checkpoint to resume from (None for a fresh start); errors for every inconsistent case."""
+def data_fingerprint(rows: list[dict]) -> str:
+    """A short hash of the rows' prompts and completions (to tell a resumed run its data changed)."""
+    payload = json.dumps([[r["prompt"], r["completion"]] for r in rows], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def resolve_resume(params: TrainParams, partial_dir: Path, fingerprint: str | None = None) -> str | None:
+    """The checkpoint to resume from (None for a fresh start); errors for every inconsistent case.
+
+    Resuming needs a checkpoint, the same params (except the ``_RESUME_FREE_FIELDS``) and, when
+    ``fingerprint`` is given, the same training rows.
+    """
     checkpoint_dir = partial_dir / "checkpoints"
     last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
     if params.resume:
@@ -610,6 +622,12 @@ def resolve_resume(params: TrainParams, partial_dir: Path) -> str | None:
             if changed:
                 diffs = ", ".join(f"{k}: {before[k]!r} -> {now[k]!r}" for k in changed)
                 raise ValueError(f"resume=True with different params than the interrupted run ({diffs})")
+        saved_fp = partial_dir / "data_fingerprint.txt"
+        if fingerprint and saved_fp.exists() and saved_fp.read_text().strip() != fingerprint:
+            raise ValueError(
+                "resume=True but the training rows differ from the interrupted run's (was the data run rebuilt?); "
+                "set resume=False and delete the .partial directory to start over"
+            )
         return last
     if partial_dir.exists():
         hint = f"{len(list(checkpoint_dir.glob('checkpoint-*')))} checkpoint(s)" if last else "no checkpoint"
@@ -747,10 +765,11 @@ def train_lora(
         raise ValueError("no train examples were given (data_rows is empty)")
     else:
         validate_rows(data_rows)
-    resume_from = resolve_resume(params, partial)
+    rows = sample_rows(data_rows, params.max_train_examples, params.seed)
+    fingerprint = data_fingerprint(rows)
+    resume_from = resolve_resume(params, partial, fingerprint)
     check_base_model_name(params.base_model)
 
-    rows = sample_rows(data_rows, params.max_train_examples, params.seed)
     if params.torch_threads:
         # Process-wide. On a CPU shared with other jobs, fewer threads avoid OpenMP threads waiting on
         # descheduled peers (measured: 1 thread ~3x faster than 2 on an oversubscribed 2-core box).
@@ -784,6 +803,7 @@ def train_lora(
     # All checks passed: from here on files are written (checkpoints in the .partial directory).
     partial.mkdir(parents=True, exist_ok=True)
     write_json(partial / "params.json", params.to_dict())
+    (partial / "data_fingerprint.txt").write_text(fingerprint + "\n")
     if params.base_model in IN_PROCESS_PRESETS and not (partial / "base_model").exists():
         with _quiet_progress():
             model.save_pretrained(partial / "base_model")
@@ -858,6 +878,7 @@ def train_lora(
             if f.name not in ("log_history", "model", "tokenizer")
         }
         summary["examples_by_task"] = dict(sorted(by_task.items()))
+        summary["data_fingerprint"] = fingerprint
         summary["resolved"] = {  # what "auto"/None settings became on this machine
             "target_modules": lora_config.target_modules,
             "modules_to_save": lora_config.modules_to_save,

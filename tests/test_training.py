@@ -379,6 +379,9 @@ def test_resume_continues_from_the_last_checkpoint(rows, runs_dir):
     with pytest.raises(ValueError, match="learning_rate"):  # resuming with other params is refused
         train_lora(tiny(run_name="res", resume=True, **{**settings, "learning_rate": 1e-3}), rows)
 
+    with pytest.raises(ValueError, match="training rows differ"):  # ...or with other data
+        train_lora(tiny(run_name="res", resume=True, **settings), rows[:-1])
+
     recorder = StepRecorder()
     result = train_lora(
         tiny(run_name="res", resume=True, **settings), rows, callbacks=[recorder], verbose=False
