@@ -226,9 +226,8 @@ def _score_shared_batch(
     inputs = _left_pad([ctx for _, ctx, _ in batch], pad_id, device)
     needs_cache = any(len(comp) > 1 for _, _, comps in batch for comp in comps.values())
     out = model(**inputs, logits_to_keep=1, use_cache=needs_cache)
-    first = torch.log_softmax(
-        out.logits[:, -1, :].float(), dim=-1
-    )  # (B, V): predicts every label's 1st token
+    # (B, V): the next-token distribution after each context, i.e. of every label's first token.
+    first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
     totals = [
         {lab: first[row, comp[0]].item() for lab, comp in comps.items()}
         for row, (*_, comps) in enumerate(batch)
