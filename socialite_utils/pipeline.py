@@ -157,30 +157,28 @@ def run_pipeline(
 
 
 def report_summary(pipe_dir: str | os.PathLike) -> str:
-    """Base vs tuned per category with CIs, and where the figures are (from the eval run's metrics.json)."""
+    """Base vs tuned per category and group (mean macro-F1 over tasks, 95% CI), claims, and the figures."""
+    from .reporting import _fmt, _fmt_ci, report_headline
+
     pipe_dir = Path(pipe_dir)
     metrics_path = pipe_dir / "eval" / "metrics.json"
     if not metrics_path.exists():
         return f"no evaluation metrics at {metrics_path}"
     m = read_json(metrics_path)
-    lines = [f"Base vs tuned macro-F1 (mean over tasks, 95% CI), {m['settings'].get('mode')} mode:"]
-    lines.append(f"{'group':<24}{'tasks':>6}{'base':>22}{'tuned':>22}")
-
-    def fmt(agg: dict | None) -> str:
-        if not agg:
-            return "n/a"
-        lo, hi = agg.get("macro_over_tasks_ci") or (float("nan"), float("nan"))
-        return f"{agg['macro_over_tasks']:.1f} [{lo:.1f}, {hi:.1f}]"
-
+    models = m["models"]
+    lines = [report_headline(m), "", "mean macro-F1 over tasks [95% CI] per category and group:"]
+    lines.append(f"{'':<22}{'tasks':>6}" + "".join(f"{name:>24}" for name in models))
     for section in ("categories", "groups"):
-        for name, by_model in m.get(section, {}).items():
-            base, tuned = by_model.get("base"), by_model.get("tuned")
-            n = (base or tuned or {}).get("n_tasks", 0)
-            lines.append(f"{name:<24}{n:>6}{fmt(base):>22}{fmt(tuned):>22}")
-    for claim in m.get("claims", []):
-        lines.append(f"claim: {claim['claim']}: {claim.get('supported')} ({claim.get('evidence', '')})")
+        for name, by_model in m[section].items():
+            cells = [
+                f"{_fmt(by_model[k]['macro_over_tasks'])} {_fmt_ci(by_model[k]['macro_over_tasks_ci'])}"
+                for k in models
+            ]
+            lines.append(
+                f"{name:<22}{by_model[models[0]]['n_tasks']:>6}" + "".join(f"{c:>24}" for c in cells)
+            )
     figs = sorted(str(p.relative_to(pipe_dir)) for p in pipe_dir.glob("*/figures/*.png"))
-    lines.append("figures: " + (", ".join(figs) if figs else "none"))
+    lines.append(f"figures ({pipe_dir}): " + (", ".join(figs) if figs else "none"))
     return "\n".join(lines)
 
 

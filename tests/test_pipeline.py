@@ -80,3 +80,21 @@ def test_chain_passes_run_dirs_and_stops_at_failure(tmp_path, monkeypatch):
     assert not (root / "baselines").exists()
     with pytest.raises(FileExistsError, match="already exists"):
         pipeline.run_pipeline("smoke", "p1", runs_dir=tmp_path / "runs", log=lambda *_: None)
+
+
+@pytest.mark.slow
+def test_smoke_profile_end_to_end_is_reproducible(tmp_path):
+    """The CI profile runs notebooks 01-05 for real; same profile + seed on the same machine -> same metrics."""
+    import json
+
+    results = {}
+    for root in ("a", "b"):
+        steps = pipeline.run_pipeline("smoke", "smoke", runs_dir=tmp_path / root, log=lambda *_: None)
+        assert [r.step for r in steps if r.ok] == ["data", "train", "eval", "analysis", "baselines"], steps
+        results[root] = (tmp_path / root / "smoke" / "eval" / "metrics.json").read_bytes()
+    assert results["a"] == results["b"]
+    metrics = json.loads(results["a"])
+    assert set(metrics["models"]) == {"base", "tuned"} and len(metrics["tasks"]) == 15
+    summary = pipeline.report_summary(tmp_path / "a" / "smoke")
+    assert "sentiment_emotion" in summary and "eval/figures/category_bars.png" in summary
+    assert (tmp_path / "a" / "smoke" / "notebooks" / "05_baselines.ipynb").exists()
