@@ -70,3 +70,16 @@ def test_ruff_clean():
     assert res.returncode == 0, res.stdout + res.stderr
     res = subprocess.run([ruff, "format", "--check", "."], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_can_read_every_parameter(path):
+    """papermill's parser gives up on a comment containing '=' and then warns 'unknown parameter'."""
+    from papermill.inspection import _infer_parameters
+    from papermill.iorw import load_notebook_node
+
+    nb = load_notebook_node(str(path))
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = [p.name for p in _infer_parameters(nb)]
+    assigned = [line.split("=", 1)[0].strip() for line in cell.source.splitlines() if line.strip()]
+    assert names == assigned
