@@ -182,6 +182,43 @@ def report_summary(pipe_dir: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
+# Figures worth showing, copied by --publish together with the numbers behind them.
+PUBLISHED_FIGURES = {
+    "eval/figures/category_bars": "category_bars",
+    "eval/figures/task_deltas": "task_deltas",
+    "eval/figures/seen_related": "seen_related",
+    "baselines/figures/comparison": "baselines_comparison",
+    "analysis/figures/sensitivity": "prompt_sensitivity",
+    "analysis/figures/reliability": "reliability",
+    "data/figures/composition": "data_composition",
+    "train/loss_curve": "loss_curve",
+}
+
+
+def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
+    """Copy a finished run's headline figures (PNG + PDF) to ``dest`` with its numbers beside them."""
+    import shutil
+
+    from .reporting import report_aggregate_table, report_claims, report_task_table
+
+    pipe_dir, dest = Path(pipe_dir), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for src, name in PUBLISHED_FIGURES.items():
+        for ext in (".png", ".pdf"):
+            path = pipe_dir / (src + ext)
+            if path.exists():
+                copied.append(Path(shutil.copyfile(path, dest / (name + ext))))
+    metrics = read_json(pipe_dir / "eval" / "metrics.json")
+    report_task_table(metrics).to_csv(dest / "eval_tasks.csv", index=False)
+    report_aggregate_table(metrics).to_csv(dest / "eval_aggregates.csv", index=False)
+    report_claims(metrics).to_csv(dest / "eval_claims.csv", index=False)
+    for extra in ("baselines/comparison.csv", "summary.txt", "pipeline_steps.json"):
+        if (pipe_dir / extra).exists():
+            shutil.copyfile(pipe_dir / extra, dest / Path(extra).name)
+    return copied
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -194,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma-separated steps to (re)run, e.g. eval,analysis")
     ap.add_argument("--runs-dir", help="root for runs (default: $SOCIALITE_RUNS_DIR or <repo>/runs)")
     ap.add_argument("--list", action="store_true", help="list profiles and exit")
+    ap.add_argument(
+        "--publish", metavar="DIR", help="after a successful run, copy its headline figures + numbers to DIR"
+    )
     args = ap.parse_args(argv)
     if args.list:
         for name, prof in load_profiles().items():
@@ -218,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = report_summary(pipe_dir)
     (pipe_dir / "summary.txt").write_text(summary + "\n")
     print(summary)
+    if args.publish:
+        copied = publish_figures(pipe_dir, args.publish)
+        print(f"published {len(copied)} figure files and their numbers to {args.publish}")
     return 0
 
 

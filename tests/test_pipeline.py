@@ -98,3 +98,11 @@ def test_smoke_profile_end_to_end_is_reproducible(tmp_path):
     summary = pipeline.report_summary(tmp_path / "a" / "smoke")
     assert "sentiment_emotion" in summary and "eval/figures/category_bars.png" in summary
     assert (tmp_path / "a" / "smoke" / "notebooks" / "05_baselines.ipynb").exists()
+    published = {p.name for p in pipeline.publish_figures(tmp_path / "a" / "smoke", tmp_path / "pub")}
+    assert {
+        "category_bars.png",
+        "category_bars.pdf",
+        "baselines_comparison.png",
+        "loss_curve.png",
+    } <= published
+    assert (tmp_path / "pub" / "eval_tasks.csv").read_text().count("\n") == 16  # header + 15 tasks
