@@ -771,8 +771,9 @@ def train_lora(
     check_base_model_name(params.base_model)
 
     if params.torch_threads:
-        # Process-wide. On a CPU shared with other jobs, fewer threads avoid OpenMP threads waiting on
-        # descheduled peers (measured: 1 thread ~3x faster than 2 on an oversubscribed 2-core box).
+        # Process-wide. On a CPU shared with other jobs, fewer threads avoid OpenMP threads spinning while
+        # their peer is descheduled (1 thread was ~3x faster than 2 on an oversubscribed 2-core box;
+        # OMP_WAIT_POLICY=PASSIVE in the environment, set before torch loads, also helps).
         torch.set_num_threads(params.torch_threads)
     precision = models.choose_precision()
     say(f"precision: {precision.describe()}")
