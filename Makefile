@@ -20,7 +20,7 @@ test:  ## the whole test suite (CPU, offline; notebooks run headless in smoke mo
 	$(BIN)/python -m pytest -q
 
 demo:  ## the main job: SmolLM2-135M on the 15 real local tasks, notebooks 01-05 headless
-	$(BIN)/python -m socialite_utils.pipeline --profile cpu-demo --run-name demo
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m socialite_utils.pipeline --profile cpu-demo --run-name demo
 
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/nbstripout --verify notebooks/*.ipynb
