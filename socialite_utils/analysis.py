@@ -37,7 +37,7 @@ import numpy as np
 from . import metrics
 from .prompts import FORMATS, draw_shots, render_prompt
 from .registry import Task, load_all_suites
-from .runs import RunWriter, provenance, read_json, resolve_run_dir, write_json, write_jsonl
+from .runs import RunWriter, provenance, read_json, resolve_run_dir, resolve_run_ref, write_json, write_jsonl
 from .scoring import label_probabilities, parse_answer
 
 SCHEMA_VERSION = 1  # the metrics.json schema this module reads (evaluation schema)
@@ -808,7 +808,7 @@ def load_eval_registry(ev: EvalRun, suite: str | None = None) -> dict[str, Task]
     if suite is None:
         suite = ev.params.get("suite") or ev.settings.get("suite")
     if suite is None and ev.settings.get("data_run"):
-        data_params = resolve_run_dir(ev.settings["data_run"]) / "params.json"
+        data_params = resolve_run_ref(ev.settings["data_run"], ev.run_dir.parent) / "params.json"
         if data_params.is_file():
             suite = read_json(data_params).get("suite")
     if suite is None:
@@ -911,7 +911,7 @@ def load_sensitivity_shots(ev: EvalRun, tasks: dict[str, Task]) -> dict[str, lis
         raise EvalRunError(
             f"{ev.run_dir}: the run is few-shot but its settings name no data_run to draw from"
         )
-    pool = load_data_run(data_run)["fewshot_pool"]
+    pool = load_data_run(resolve_run_ref(data_run, ev.run_dir.parent))["fewshot_pool"]
     seed = int(ev.settings.get("seed") or 0)
     return {
         name: draw_shots(
@@ -960,7 +960,7 @@ def load_eval_models(ev: EvalRun, precision: Any | None = None) -> EvalModels:
     train_run = ev.settings.get("train_run")
     base_model = ev.settings.get("base_model")
     if train_run:
-        run_dir = resolve_run_dir(train_run)
+        run_dir = resolve_run_ref(train_run, ev.run_dir.parent)
         if not run_dir.is_dir():
             raise FileNotFoundError(
                 f"training run {run_dir} named by {ev.run_dir}/metrics.json does not exist"
@@ -985,7 +985,7 @@ def load_eval_tokenizer(ev: EvalRun) -> Any:
     if ev.settings.get("train_run"):
         from .training import load_run_tokenizer
 
-        return load_run_tokenizer(resolve_run_dir(ev.settings["train_run"]))
+        return load_run_tokenizer(resolve_run_ref(ev.settings["train_run"], ev.run_dir.parent))
     return load_eval_models(ev).tokenizer
 
 

@@ -44,7 +44,16 @@ from . import metrics as M
 from .assembly import load_data_run
 from .prompts import draw_shots, render_prompt
 from .registry import Task, load_all_suites, load_registry
-from .runs import RunExistsError, RunWriter, provenance, read_json, read_jsonl, resolve_run_dir, write_json
+from .runs import (
+    RunExistsError,
+    RunWriter,
+    provenance,
+    read_json,
+    read_jsonl,
+    resolve_run_dir,
+    run_ref,
+    write_json,
+)
 from .runs import write_jsonl as _write_jsonl
 
 MODES = ("score", "generate")
@@ -768,8 +777,9 @@ def _settings(plan: EvalPlan) -> dict:
         "mode": p.mode,
         "few_shot_k": ks[0] if len(ks) == 1 else ks,
         "base_model": plan.base_model,
-        "train_run": str(plan.train_run_dir) if plan.train_run_dir else None,
-        "data_run": str(plan.data_run_dir),
+        # relative to the shared runs directory: same profile + seed -> identical metrics.json wherever it runs
+        "train_run": run_ref(plan.train_run_dir, plan.run_dir.parent) if plan.train_run_dir else None,
+        "data_run": run_ref(plan.data_run_dir, plan.run_dir.parent),
         "suite": plan.suite,
         "split": p.split,
         "normalize": p.normalize,

@@ -245,3 +245,19 @@ def RunWriter(run_dir: str | os.PathLike, *, overwrite: bool = False) -> Iterato
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(run_dir)
+
+
+def run_ref(target: str | os.PathLike, base: str | os.PathLike) -> str:
+    """How one run names another in its metrics: relative to ``base`` (the runs directory they share) when
+    inside it, so a copied or moved set of runs stays valid and byte-identical; else the absolute path."""
+    target, base = Path(target).resolve(), Path(base).resolve()
+    return str(target.relative_to(base)) if target.is_relative_to(base) else str(target)
+
+
+def resolve_run_ref(ref: str | os.PathLike, base: str | os.PathLike) -> Path:
+    """Inverse of :func:`run_ref`: a relative reference is looked up next to ``base`` first."""
+    p = Path(ref).expanduser()
+    if p.is_absolute():
+        return p
+    candidate = Path(base) / p
+    return candidate if candidate.exists() else resolve_run_dir(ref)
