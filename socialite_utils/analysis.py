@@ -20,7 +20,6 @@ What is computed, per task and model (rows of the registry's main prompt only, `
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -37,7 +36,16 @@ import numpy as np
 from . import metrics
 from .prompts import FORMATS, draw_shots, render_prompt
 from .registry import Task, load_all_suites
-from .runs import RunWriter, provenance, read_json, resolve_run_dir, resolve_run_ref, write_json, write_jsonl
+from .runs import (
+    RunWriter,
+    iter_jsonl,
+    provenance,
+    read_json,
+    resolve_run_dir,
+    resolve_run_ref,
+    write_json,
+    write_jsonl,
+)
 from .scoring import label_probabilities, parse_answer
 
 SCHEMA_VERSION = 1  # the metrics.json schema this module reads (evaluation schema)
@@ -114,21 +122,12 @@ class EvalRun:
 def _read_predictions(path: Path) -> list[dict[str, Any]]:
     """predictions.jsonl rows; a malformed line or a missing field raises naming the file, line and field."""
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise EvalRunError(f"{path}: line {lineno}: malformed JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise EvalRunError(f"{path}: line {lineno}: expected a JSON object, got {type(row).__name__}")
-            missing = [k for k in _REQUIRED_ROW_FIELDS if k not in row]
-            if missing:
-                raise EvalRunError(f"{path}: line {lineno}: missing field(s) {missing}")
-            row["_line"] = lineno
-            rows.append(row)
+    for lineno, row in iter_jsonl(path, EvalRunError):
+        missing = [k for k in _REQUIRED_ROW_FIELDS if k not in row]
+        if missing:
+            raise EvalRunError(f"{path}: line {lineno}: missing field(s) {missing}")
+        row["_line"] = lineno
+        rows.append(row)
     return rows
 
 

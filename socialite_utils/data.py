@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .registry import Task
-from .runs import repo_root
+from .runs import iter_jsonl, repo_root
 
 SPLITS = ("train", "validation", "test")
 DATA_DIR_ENV = "SOCIALITE_DATA_DIR"
@@ -77,29 +77,20 @@ def load_local_split(task: Task, split: str, data_dir: str | os.PathLike | None 
             f"(a bundle needs <dir>/{sub}/{{train,validation,test}}.jsonl)"
         )
     records = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {lineno}: malformed JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}: line {lineno}: expected a JSON object")
-            for key in ("text", "label") + (("text_b",) if task.pair else ()):
-                if key not in obj:
-                    raise DataError(f"{path}: line {lineno}: missing field '{key}'")
-            records.append(
-                {
-                    "text": obj["text"],
-                    "text_b": obj.get("text_b"),
-                    "label": obj["label"],
-                    "file": str(path),
-                    "line": lineno,
-                    "instruction": None,
-                }
-            )
+    for lineno, obj in iter_jsonl(path, DataError):
+        for key in ("text", "label") + (("text_b",) if task.pair else ()):
+            if key not in obj:
+                raise DataError(f"{path}: line {lineno}: missing field '{key}'")
+        records.append(
+            {
+                "text": obj["text"],
+                "text_b": obj.get("text_b"),
+                "label": obj["label"],
+                "file": str(path),
+                "line": lineno,
+                "instruction": None,
+            }
+        )
     return records
 
 

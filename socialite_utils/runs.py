@@ -107,10 +107,9 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     return path
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSONL file; a malformed line raises ValueError naming the file and line number."""
+def iter_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line number, object)`` per non-blank line; a malformed line raises ``error`` naming file and line."""
     path = Path(path)
-    rows = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -118,11 +117,15 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: line {lineno}: malformed JSON ({e.msg})") from None
+                raise error(f"{path}: line {lineno}: malformed JSON ({e.msg})") from None
             if not isinstance(obj, dict):
-                raise ValueError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
-            rows.append(obj)
-    return rows
+                raise error(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
+            yield lineno, obj
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read a JSONL file; a malformed line raises ValueError naming the file and line number."""
+    return [obj for _, obj in iter_jsonl(path)]
 
 
 # ---------------------------------------------------------------- provenance
