@@ -1,12 +1,13 @@
 """Benchmark: score mode (label log-probs) vs generate mode (greedy decoding + parsing) on smollm2-135m.
 
-Real test prompts from the local bundle (the lead's registry + render_prompt, paper and chat formats), N examples
-round-robin over a few tasks, then the same N prompts 4 times (4N). Both modes run back-to-back in ONE process so that CPU contention from other
-developers on the shared cores hits both alike; the score/generate ratio is the number to trust, the absolute
-examples/s are not. Peak memory is the RSS high-water mark during each phase above the RSS just before it
-(sampled every 5 ms), which shows whether memory grows with the number of examples.
+Real test prompts from the local bundle (the registry + render_prompt), for each setting (prompt format and number
+of few-shot examples): N distinct test examples per task over a few tasks, then 4N per task. All modes run
+back-to-back in ONE process so that CPU contention from other jobs on shared cores hits them alike; the
+score/generate ratio is the number to trust, the absolute examples/s are not. Peak memory is the RSS high-water mark
+during each phase above the RSS just before it (sampled every 5 ms), which shows whether memory grows with the
+number of examples.
 
-    python benchmarks/bench_scoring.py --n 16 --markdown benchmarks/scoring.md
+    python benchmarks/bench_scoring.py --markdown benchmarks/scoring.md
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from transformers import GenerationConfig
 
 from socialite_utils.data import load_local_split
 from socialite_utils.models import load_model
-from socialite_utils.prompts import render_prompt
+from socialite_utils.prompts import draw_shots, render_prompt
 from socialite_utils.registry import load_registry
 from socialite_utils.scoring import (
     encode_completion,
@@ -42,23 +43,27 @@ from socialite_utils.scoring import (
 DEFAULT_TASKS = ["tweet_emotion", "tweet_sentiment", "tweet_offensive", "hate_offensive"]
 
 
-def load_examples(task_names: list[str], n: int, fmt: str) -> list[dict[str, Any]]:
-    """n test examples, round-robin over tasks (deterministic: file order), with prompts in format `fmt`."""
+def load_examples(task_names: list[str], per_task: int, fmt: str, shots: int = 0) -> list[dict[str, Any]]:
+    """`per_task` distinct test examples of each task (file order), with prompts in format `fmt` and `shots`
+    few-shot examples drawn from the task's train split (the same draw for every prompt of a task, as in eval)."""
     registry = load_registry("local")
-    per_task = {name: load_local_split(registry[name], "test") for name in task_names}
     examples = []
-    for k in range(n):
-        name = task_names[k % len(task_names)]
-        rec = per_task[name][k // len(task_names)]
+    for name in task_names:
         task = registry[name]
-        examples.append(
-            {
-                "task": name,
-                "prompt": render_prompt(task, rec["text"], rec.get("text_b"), fmt=fmt),
-                "labels": list(task.labels),
-                "gold": str(rec["label"]).lower(),
-            }
-        )
+        records = load_local_split(task, "test")
+        if len(records) < per_task:
+            raise SystemExit(f"{name} has {len(records)} test examples, fewer than the {per_task} asked for")
+        pool = load_local_split(task, "train") if shots else []
+        drawn = draw_shots(pool, shots, seed=0, task_name=name, labels=[str(x) for x in task.labels])
+        for rec in records[:per_task]:
+            examples.append(
+                {
+                    "task": name,
+                    "prompt": render_prompt(task, rec["text"], rec.get("text_b"), fmt=fmt, shots=drawn),
+                    "labels": list(task.labels),
+                    "gold": str(rec["label"]).lower(),
+                }
+            )
     return examples
 
 
@@ -103,7 +108,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=16, help="small run size; the large run repeats it 4 times")
+    parser.add_argument(
+        "--per-task",
+        type=int,
+        default=8,
+        help="test examples per task in the small run; the large run has 4x",
+    )
     parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
     parser.add_argument("--score-batch-size", type=int, default=16)
     parser.add_argument("--generate-batch-size", type=int, default=8)
@@ -111,7 +121,11 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=2, help="rounds per size; the fastest round is reported"
     )
-    parser.add_argument("--formats", default="paper,chat", help="prompt formats to benchmark")
+    parser.add_argument(
+        "--settings",
+        default="paper:0,chat:0,paper:3",
+        help="comma-separated format:shots pairs (prompt format, few-shot examples per prompt)",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -146,17 +160,20 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     model, tokenizer = load_model("smollm2-135m")
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    n_small, n_large = args.n, 4 * args.n
+    settings = []
+    for item in args.settings.split(","):
+        fmt, _, shots = item.strip().partition(":")
+        settings.append((fmt, int(shots or 0)))
+    sizes = (args.per_task, 4 * args.per_task)
 
-    def score(exs: list[dict], share_prefix: bool = True) -> list[dict[str, float]]:
+    def score(exs: list[dict], common: bool = True) -> list[dict[str, float]]:
         return score_label_logprobs(
             model,
             tokenizer,
             [e["prompt"] for e in exs],
             [e["labels"] for e in exs],
             batch_size=args.score_batch_size,
-            share_prefix=share_prefix,
+            share_common_prefix=common,
             progress=False,
         )
 
@@ -191,37 +208,39 @@ def run(args: argparse.Namespace) -> None:
                 )
 
     load_before = os.getloadavg()
+    started = time.perf_counter()
     speed_rows, quality_rows, notes = [], [], []
-    for fmt in formats:
-        # The large run repeats the small run's prompts 4 times: only the NUMBER of examples changes, not the
-        # length mix, which (with the batch size) is what sets the memory of a batch.
-        examples = load_examples(tasks, n_small, fmt) * 4
+    for fmt, shots in settings:
+        label = f"{fmt}, {shots}-shot"
+        examples_by_size = {k: load_examples(tasks, k, fmt, shots) for k in sizes}
         chat = fmt == "chat"
+        big = examples_by_size[sizes[-1]]
         single = {
             name: all(
                 len(encode_completion(tokenizer, lab, chat, prompt=ex["prompt"])) == 1 for lab in ex["labels"]
             )
             for name in tasks
-            for ex in [next(e for e in examples if e["task"] == name)]
+            for ex in [next(e for e in big if e["task"] == name)]
         }
-        lens = [len(encode_prompt(tokenizer, e["prompt"])) for e in examples]
+        lens = [len(encode_prompt(tokenizer, e["prompt"])) for e in big]
         notes.append(
-            f"- {fmt}: prompt length {min(lens)}-{max(lens)} tokens (mean {sum(lens) / len(lens):.0f}); "
+            f"- {label}: prompt length {min(lens)}-{max(lens)} tokens (mean {sum(lens) / len(lens):.0f}); "
             "all labels one token: " + ", ".join(f"{t} {'yes' if s else 'no'}" for t, s in single.items())
         )
         # Warm-up: first calls pay one-off costs (allocator growth, kernel choice) that are not per-example.
-        score(examples[:4])
-        generate(examples[:2])
-        for n in (n_small, n_large):
-            exs = examples[:n]
-            # Rounds of all four modes back-to-back; the fastest round per mode is the least disturbed by the
-            # other developers' jobs. Memory: the largest growth seen in any round.
+        score(big[:4])
+        generate(big[:2])
+        for per_task in sizes:
+            exs = examples_by_size[per_task]
+            n = len(exs)
+            # Rounds of all modes back-to-back; the fastest round per mode is the least disturbed by other jobs.
+            # Memory: the largest growth seen in any round.
             best: dict[str, float] = {}
             peak: dict[str, float] = {}
             for _ in range(args.repeats):
                 for mode, fn in (
                     ("score", lambda exs=exs: score(exs)),
-                    ("separate", lambda exs=exs: score(exs, share_prefix=False)),
+                    ("score_whole", lambda exs=exs: score(exs, common=False)),
                     ("generate", lambda exs=exs: generate(exs)),
                     ("forced", lambda exs=exs: generate_forced(exs)),
                 ):
@@ -232,25 +251,20 @@ def run(args: argparse.Namespace) -> None:
                         scores = result
                     elif mode == "generate":
                         answers = result
-            s_time, s2_time, g_time, f_time = (
-                best["score"],
-                best["separate"],
-                best["generate"],
-                best["forced"],
-            )
-            s_mem, s2_mem, g_mem = peak["score"], peak["separate"], peak["generate"]
+            s_time, w_time, g_time, f_time = (best[k] for k in ("score", "score_whole", "generate", "forced"))
             new_tokens = [len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
             speed_rows.append(
-                f"| {fmt} | {n} | {n / s_time:.2f} | {n / s2_time:.2f} | {n / g_time:.2f} | {n / f_time:.2f} | "
-                f"{s_mem:.0f} | {s2_mem:.0f} | {g_mem:.0f} | "
-                f"{sum(new_tokens) / n:.1f} | {g_time / s_time:.1f}x | {f_time / s_time:.1f}x |"
+                f"| {label} | {n} | {n / s_time:.2f} | {n / w_time:.2f} | {n / g_time:.2f} | {n / f_time:.2f} | "
+                f"{peak['score']:.0f} | {peak['score_whole']:.0f} | {peak['generate']:.0f} | "
+                f"{sum(new_tokens) / n:.1f} | **{g_time / s_time:.1f}x** | {f_time / s_time:.1f}x | "
+                f"{w_time / s_time:.1f}x |"
             )
             s_acc = sum(max(sc, key=sc.get) == e["gold"] for sc, e in zip(scores, exs, strict=True)) / n
             parsed = [parse_answer(a, e["labels"]) for a, e in zip(answers, exs, strict=True)]
             lenient = [parse_answer(a, e["labels"], lenient=True) for a, e in zip(answers, exs, strict=True)]
             g_acc = sum(p == e["gold"] for p, e in zip(parsed, exs, strict=True)) / n
             quality_rows.append(
-                f"| {fmt} | {n} | {s_acc:.2f} | {g_acc:.2f} | {sum(p is None for p in parsed) / n:.2f} | "
+                f"| {label} | {n} | {s_acc:.2f} | {g_acc:.2f} | {sum(p is None for p in parsed) / n:.2f} | "
                 f"{sum(p is None for p in lenient) / n:.2f} |"
             )
         notes.append("  first answers: " + "; ".join(repr(a[:40]) for a in answers[:3]))
@@ -259,29 +273,33 @@ def run(args: argparse.Namespace) -> None:
     print("# Scoring benchmark: score mode vs generate mode\n")
     print(
         f"smollm2-135m (SmolLM2-135M-Instruct, dequantized GGUF, fp32) on CPU: {_cpu_name()}, "
-        f"{os.cpu_count()} cores shared with other developers, torch {torch.__version__} with "
-        f"{torch.get_num_threads()} thread(s). {n_small} test prompts round-robin over {', '.join(tasks)} "
-        f"(the {n_large}-example rows repeat them 4 times, so only the count changes) "
-        f"(lead's registry + render_prompt). score: batch_size={args.score_batch_size}, normalize=sum; "
+        f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} thread(s). "
+        f"Distinct test prompts of {', '.join(tasks)}: {sizes[0]} and {sizes[1]} per task. "
+        f"score: batch_size={args.score_batch_size}, normalize=sum; "
         f"generate: batch_size={args.generate_batch_size}, greedy, max_new_tokens={args.max_new_tokens}.\n"
     )
     print("\n".join(notes) + "\n")
     print(
-        "| format | examples | score ex/s | score (no prefix sharing) ex/s | generate ex/s | "
-        f"generate, {args.max_new_tokens} tokens forced ex/s | score peak RSS +MB | no-sharing peak RSS +MB | "
-        "generate peak RSS +MB | generated tokens/ex | score speed-up vs generate | vs forced generate |"
+        "| prompts | examples | score ex/s | score, no common prefix ex/s | generate ex/s | "
+        f"generate, {args.max_new_tokens} tokens forced ex/s | score peak RSS +MB | no-common-prefix peak RSS +MB | "
+        "generate peak RSS +MB | generated tokens/ex | score speed-up vs generate | vs forced generate | "
+        "common prefix gain |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(speed_rows) + "\n")
-    print("| format | examples | score accuracy | generate accuracy | generate invalid | invalid (lenient) |")
+    print(
+        "| prompts | examples | score accuracy | generate accuracy | generate invalid | invalid (lenient) |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     print("\n".join(quality_rows) + "\n")
     print(
-        f"Times are the fastest of {args.repeats} back-to-back rounds. "
+        f"Times are the fastest of {args.repeats} back-to-back rounds; the whole benchmark took "
+        f"{(time.perf_counter() - started) / 60:.0f} min. "
         "Speed-up = generate time / score time on the same examples; 'forced' makes every answer run to "
-        "max_new_tokens (min_new_tokens), the cost of a base model that never stops. Load average (1/5/15 min) before "
-        f"{tuple(round(x, 1) for x in load_before)}, after {tuple(round(x, 1) for x in load_after)}: other "
-        "developers share these cores, so absolute rates vary between runs; all modes ran back-to-back in one "
+        "max_new_tokens (min_new_tokens), the cost of a base model that never stops. 'No common prefix' is score "
+        "mode with share_common_prefix=False (each prompt runs whole). Load average (1/5/15 min) before "
+        f"{tuple(round(x, 1) for x in load_before)}, after {tuple(round(x, 1) for x in load_after)}: when other "
+        "jobs share the cores, absolute rates vary between runs; all modes ran back-to-back in one "
         "process and the ratios are the comparable figures. Peak RSS +MB is the high-water mark during a phase "
         "above the RSS at its start (glibc keeps freed memory, so later phases reuse what earlier ones grew)."
     )

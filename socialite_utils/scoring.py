@@ -4,10 +4,11 @@ Two evaluation modes behind one interface:
 
 - **score**: for each prompt, the log-probability of every candidate label given the prompt
   (`score_label_logprobs`), turned into a distribution over the label set by `label_probabilities`.
-  It never produces an invalid answer and costs about one forward pass per prompt: the prompt runs once (only
-  its last position projected onto the vocabulary) and multi-token labels run on a copy of its KV cache.
-  Generating costs that same prompt pass plus one decoding step per new token, so how much score mode saves
-  depends on how long the model talks (benchmarks/scoring.md).
+  It never produces an invalid answer and costs less than one forward pass per prompt: a token prefix common to
+  many prompts (a task's instruction and few-shot examples) runs once per group, each prompt then runs only from
+  where it differs (only its last position projected onto the vocabulary), and multi-token labels run on a copy
+  of its KV cache. Generating costs the whole prompt pass plus one decoding step per new token, so how much score
+  mode saves depends on how much of the prompts is shared and how long the model talks (benchmarks/scoring.md).
 - **generate**: greedy decoding (`generate_answers`) then the paper's parsing protocol (`parse_answer`):
   the first line, stripped, lower-cased, matched exactly against the label words; anything else is invalid.
 
@@ -36,6 +37,7 @@ import math
 import re
 import string
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -207,6 +209,70 @@ def _normalize_label_sets(prompts: Sequence[Prompt], label_sets: Sequence[Any]) 
 # ----------------------------------------------------------------------------------------------------------------
 
 
+# Prompts of one task share their instruction (and few-shot examples): about 60% of a zero-shot prompt's tokens
+# and 75% of a 3-shot prompt's on the local tasks. Running that common prefix once per group instead of once per
+# prompt is where score mode's speed comes from (benchmarks/scoring.md). Shorter shared prefixes are not worth a
+# separate forward and a cache copy per batch.
+MIN_SHARED_PREFIX_TOKENS = 16
+
+
+@dataclass
+class _Prefix:
+    """A token prefix common to a group of prompts and its KV cache (batch of one)."""
+
+    length: int
+    cache: Any
+
+
+def _group_by_prefix(
+    items: Sequence[tuple[int, list[int], dict[str, list[int]]]], min_prefix: int
+) -> list[tuple[int, list[tuple[int, list[int], dict[str, list[int]]]]]]:
+    """Split planned prompts into groups that share a token prefix: `[(prefix length, items), ...]`.
+
+    Sorting the id lists puts prompts with long common prefixes next to each other; a group grows while the
+    prefix common to all its members stays >= `min_prefix` tokens. The prefix always leaves each member at least
+    one token of its own (the position whose logits score the labels). Prompts that share too little form groups
+    with prefix length 0 (scored whole, as before).
+    """
+    ordered = sorted(items, key=lambda item: item[1])
+    groups: list[tuple[int, list]] = []
+    current: list = []
+    common = 0
+    for item in ordered:
+        if current:
+            # Sorted order: the prefix common to the whole group is the one shared by its first and newest member.
+            shared = min(common, _common_prefix_length(current[0][1], item[1]))
+            if shared >= min_prefix:
+                current.append(item)
+                common = shared
+                continue
+            groups.append((common, current))
+        current, common = [item], len(item[1])
+    if current:
+        groups.append((common, current))
+    out, alone = [], []
+    for common, members in groups:
+        length = min(common, min(len(ctx) for _, ctx, _ in members) - 1)
+        if len(members) > 1 and length >= min_prefix:
+            out.append((length, members))
+        else:
+            alone.extend(members)
+    # Prompts without a useful shared prefix still batch together.
+    return out + ([(0, alone)] if alone else [])
+
+
+def _prefix_cache(model: Any, ids: list[int], device: torch.device) -> Any | None:
+    """KV cache of one token prefix, or None when the model cannot reuse one (no cache, no batch repeat)."""
+    input_ids = torch.tensor([ids], dtype=torch.long, device=device)
+    out = model(
+        input_ids=input_ids, attention_mask=torch.ones_like(input_ids), logits_to_keep=1, use_cache=True
+    )
+    cache = out.past_key_values
+    if cache is None or not hasattr(cache, "batch_repeat_interleave"):
+        return None
+    return cache
+
+
 def _logprob_sum(logprobs: torch.Tensor, targets: Sequence[int]) -> float:
     """Sum of logprobs[k, targets[k]] over k (logprobs: (len(targets), V))."""
     index = torch.tensor(targets, device=logprobs.device)[:, None]
@@ -219,13 +285,29 @@ def _score_shared_batch(
     pad_id: int,
     device: torch.device,
     pair_chunk: int,
+    prefix: _Prefix | None = None,
 ) -> list[dict[str, float]]:
     """Summed label log-probs for prompts whose labels all follow the same context: ONE forward over the
     contexts (only the last position projected onto the vocabulary), then -- only for labels longer than one
-    token -- the remaining label tokens run on top of a copy of the contexts' KV cache."""
-    inputs = _left_pad([ctx for _, ctx, _ in batch], pad_id, device)
+    token -- the remaining label tokens run on top of a copy of the contexts' KV cache.
+
+    With `prefix`, every context in the batch starts with `prefix.length` tokens whose KV cache is already
+    computed: only the rest of each context runs, left-padded after the prefix (the pads sit between prefix and
+    suffix, masked out; positions continue from the prefix length)."""
+    suffixes = [ctx[prefix.length :] if prefix else ctx for _, ctx, _ in batch]
+    inputs = _left_pad(suffixes, pad_id, device)
     needs_cache = any(len(comp) > 1 for _, _, comps in batch for comp in comps.values())
-    out = model(**inputs, logits_to_keep=1, use_cache=needs_cache)
+    if prefix is None:
+        out = model(**inputs, logits_to_keep=1, use_cache=needs_cache)
+    else:
+        # The forward appends to the cache it is given: hand it a per-batch copy, one row per prompt.
+        cache = copy.deepcopy(prefix.cache)
+        cache.batch_repeat_interleave(len(batch))
+        suffix_mask = inputs["attention_mask"]
+        ones = torch.ones((len(batch), prefix.length), dtype=suffix_mask.dtype, device=device)
+        inputs["attention_mask"] = torch.cat([ones, suffix_mask], dim=1)
+        inputs["position_ids"] = inputs["position_ids"] + prefix.length
+        out = model(**inputs, past_key_values=cache, logits_to_keep=1, use_cache=True)
     # (B, V): the next-token distribution after each context, i.e. of every label's first token.
     first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
     totals = [
@@ -303,6 +385,7 @@ def score_label_logprobs(
     normalize: str = "sum",
     eos: bool = False,
     share_prefix: bool = True,
+    share_common_prefix: bool = True,
     progress: bool = True,
 ) -> list[dict[str, float]]:
     """Log-probability of every candidate label given each prompt, as `[{label: logprob}, ...]` in prompt order.
@@ -316,6 +399,10 @@ def score_label_logprobs(
     still runs once and only the label tokens run again, on a copy of its KV cache. `share_prefix=False` runs every
     prompt+label sequence whole (batch_size sequences per forward, only label positions projected) -- also the
     fallback when a tokenizer merges a label into the end of the prompt. Works on PEFT-wrapped models.
+
+    `share_common_prefix=True` (default) also runs a token prefix common to many prompts -- a task's instruction
+    and few-shot examples -- once per group instead of once per prompt, and each prompt only from where it differs
+    (see `MIN_SHARED_PREFIX_TOKENS`). The tokens the model sees are the same either way; only the work is shared.
     """
     if normalize not in _NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {_NORMALIZATIONS}, got {normalize!r}")
@@ -339,7 +426,10 @@ def score_label_logprobs(
 
     totals: list[dict[str, float]] = [dict.fromkeys(labels, math.nan) for labels in per_prompt]
     # Longest first: padding stays small within a batch, and an out-of-memory batch shows up at once.
-    shared.sort(key=lambda item: -len(item[1]))
+    if share_common_prefix:
+        groups = _group_by_prefix(shared, MIN_SHARED_PREFIX_TOKENS)
+    else:
+        groups = [(0, shared)] if shared else []
     separate.sort(key=lambda item: -(len(item[2]) + len(item[3])))
     device, pad_id = _device(model), _pad_id(tokenizer)
 
@@ -354,13 +444,18 @@ def score_label_logprobs(
     )
     try:
         with torch.inference_mode():
-            for start in range(0, len(shared), batch_size):
-                batch = shared[start : start + batch_size]
-                for (i, *_), scores in zip(
-                    batch, _score_shared_batch(model, batch, pad_id, device, batch_size), strict=True
-                ):
-                    totals[i].update(scores)
-                bar.update(len(batch))
+            for length, members in groups:
+                prefix = None
+                if length:
+                    cache = _prefix_cache(model, members[0][1][:length], device)
+                    prefix = _Prefix(length, cache) if cache is not None else None
+                members = sorted(members, key=lambda item: -len(item[1]))
+                for start in range(0, len(members), batch_size):
+                    batch = members[start : start + batch_size]
+                    scores = _score_shared_batch(model, batch, pad_id, device, batch_size, prefix)
+                    for (i, *_), by_label in zip(batch, scores, strict=True):
+                        totals[i].update(by_label)
+                    bar.update(len(batch))
             for start in range(0, len(separate), batch_size):
                 batch = separate[start : start + batch_size]
                 for (i, lab, *_), score in zip(

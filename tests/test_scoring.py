@@ -257,6 +257,81 @@ def test_multi_token_labels_match_naive_sum_and_mean(model, tokenizer, share_pre
             assert m[lab] == pytest.approx(total / n, abs=1e-4)
 
 
+SHARED_INSTRUCTION = (
+    "Instruction: classify the emotion of the tweet. "
+    "Answer with one word: anger, joy, optimism or sadness.\nInput:"
+)
+# One task's prompts (a long common instruction, suffixes of uneven length, one prompt that is a prefix of another)
+# mixed with prompts that share almost nothing.
+GROUPED_PROMPTS = [
+    f"{SHARED_INSTRUCTION} I love sunny days so much\nOutput:",
+    "Input: ok\nOutput:",
+    f"{SHARED_INSTRUCTION} sad\nOutput:",
+    f"{SHARED_INSTRUCTION} sad\nOutput: anger\nInput: sad sad\nOutput:",
+    f"{SHARED_INSTRUCTION} ok ok ok\nOutput:",
+    "Instruction: classify.\nInput: sad\nOutput:",
+]
+
+
+def _count_input_tokens(model, fn):
+    """Run fn() and return (its result, input tokens per forward call) seen by `model`."""
+    seen = []
+
+    def hook(_module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        seen.append(tuple(ids.shape))
+
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        return fn(), seen
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("labels", [EMOTIONS, MULTI], ids=["single-token", "multi-token"])
+def test_common_prefix_runs_once_and_matches_naive(model, tokenizer, labels):
+    """A task's shared instruction runs ONCE; every score still equals the naive full-sequence one."""
+    shared_len = len(encode_prompt(tokenizer, SHARED_INSTRUCTION))
+    assert shared_len >= 16  # the premise: long enough to be shared (MIN_SHARED_PREFIX_TOKENS)
+
+    def run(share: bool):
+        return score_label_logprobs(
+            model, tokenizer, GROUPED_PROMPTS, labels, batch_size=2, share_common_prefix=share, progress=False
+        )
+
+    grouped, calls = _count_input_tokens(model, lambda: run(True))
+    whole, calls_whole = _count_input_tokens(model, lambda: run(False))
+    for p, g, w in zip(GROUPED_PROMPTS, grouped, whole, strict=True):
+        assert list(g) == labels
+        for lab in labels:
+            assert g[lab] == pytest.approx(naive_logprob(model, tokenizer, p, lab)[0], abs=1e-4), (p, lab)
+            assert g[lab] == pytest.approx(w[lab], abs=1e-4)
+    # Exactly one batch-of-one forward covers at least the instruction; the grouped prompts then run only their
+    # own tokens, so far fewer prompt tokens go through the model.
+    prefix_calls = [shape for shape in calls if shape[0] == 1 and shape[1] >= shared_len]
+    assert len(prefix_calls) == 1, calls
+    tokens, tokens_whole = sum(a * b for a, b in calls), sum(a * b for a, b in calls_whole)
+    assert tokens < 0.75 * tokens_whole, (calls, calls_whole)
+
+
+def test_common_prefix_with_absolute_positions(tokenizer):
+    """GPT-2 (absolute positions): suffixes after a cached prefix must continue at the prefix's length."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(4)
+    gpt2 = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=4, initializer_range=0.2
+        )
+    ).eval()
+    got = score_label_logprobs(
+        gpt2, tokenizer, GROUPED_PROMPTS, MULTI + EMOTIONS, batch_size=3, progress=False
+    )
+    for p, scores in zip(GROUPED_PROMPTS, got, strict=True):
+        for lab in MULTI + EMOTIONS:
+            assert scores[lab] == pytest.approx(naive_logprob(gpt2, tokenizer, p, lab)[0], abs=1e-4), (p, lab)
+
+
 def test_per_prompt_label_sets_and_eos(model, tokenizer):
     """Tasks differ per prompt: fast (single-token) and slow prompts mix in one call; eos=True scores TRL's EOS."""
     label_sets = [EMOTIONS, MULTI, ["low", "high"]]
