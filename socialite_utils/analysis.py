@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .prompts import FORMATS, draw_shots, render_prompt
+from .prompts import FORMATS, draw_shots, render_prompt, variant_label_words
 from .registry import Task, load_all_suites
 from .runs import (
     RunWriter,
@@ -754,30 +754,6 @@ def calibration_table(analysis: dict):
 # ----------------------------------------------------------------------------------------------------------------
 # Prompt sensitivity: registry variants
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def variant_label_words(task: Task, variant: int | None) -> dict[str, str]:
-    """canonical label -> the word the prompt variant uses for it (identity for the main prompt and for labels
-    the variant does not remap). Raises if the variant remaps a non-label or makes two labels share a word."""
-    if variant is None:
-        return {lab: lab for lab in task.labels}
-    if not 0 <= variant < len(task.variants):
-        raise IndexError(
-            f"task {task.name!r} has {len(task.variants)} variants; variant {variant} does not exist"
-        )
-    remap = {str(k): str(v) for k, v in (task.variants[variant].get("labels") or {}).items()}
-    bad = sorted(set(remap) - set(task.labels))
-    if bad:
-        raise ValueError(
-            f"task {task.name!r} variants[{variant}] remaps {bad}, which are not labels {task.labels}"
-        )
-    words = {lab: remap.get(lab, lab) for lab in task.labels}
-    lowered = [" ".join(w.lower().split()) for w in words.values()]
-    if any(not w for w in lowered) or len(set(lowered)) != len(lowered):
-        raise ValueError(
-            f"task {task.name!r} variants[{variant}]: answer words {list(words.values())} must be distinct and non-empty"
-        )
-    return words
 
 
 def render_variant_prompt(

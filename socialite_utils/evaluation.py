@@ -42,7 +42,7 @@ import numpy as np
 
 from . import metrics as M
 from .assembly import load_data_run
-from .prompts import draw_shots, render_prompt
+from .prompts import draw_shots, render_prompt, variant_label_words
 from .registry import Task, load_all_suites, load_registry
 from .runs import (
     RunExistsError,
@@ -296,17 +296,6 @@ def _task_meta(task: str, rows: list[dict], source: Path) -> dict:
     return meta
 
 
-def _variant_words(task: Task, labels: list[str], variant: int | None) -> tuple[str | None, dict[str, str]]:
-    """(instruction override, canonical label -> answer word) for a prompt variant (identity for None)."""
-    if variant is None:
-        return None, {lab: lab for lab in labels}
-    if variant >= len(task.variants):
-        raise ValueError(f"variant={variant} but task {task.name!r} has {len(task.variants)} variant(s)")
-    spec = task.variants[variant]
-    words = {lab: str((spec.get("labels") or {}).get(lab, lab)) for lab in labels}
-    return spec["instruction"], words
-
-
 def build_eval_items(
     rows_by_task: dict[str, list[dict]],
     registry: dict[str, Task] | None,
@@ -341,7 +330,9 @@ def build_eval_items(
         if registry is None or task_name not in registry:
             raise ValueError(f"re-rendering prompts needs task {task_name!r} in the registry suite")
         task = registry[task_name]
-        instruction, words = _variant_words(task, labels, variant)
+        by_label = variant_label_words(task, variant)  # validates the variant first
+        instruction = None if variant is None else task.variants[variant]["instruction"]
+        words = {lab: by_label.get(lab, lab) for lab in labels}
         k = few_shot_k if few_shot_k is not None else int(rows[0].get("few_shot_k", 0))
         shots = draw_shots(pool_by_task[task_name], k, seed=seed, task_name=task_name, labels=labels)
         if k and len(shots) < k:

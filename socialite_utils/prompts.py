@@ -67,6 +67,31 @@ def render_prompt(
     return [{"role": "user", "content": f"{instr}\n{body}\nAnswer with the label only."}]
 
 
+def variant_label_words(task: Task, variant: int | None) -> dict[str, str]:
+    """canonical label -> the word the prompt variant uses for it (identity for the main prompt and for labels
+    the variant does not remap). Raises if the variant remaps a non-label or makes two labels share a word."""
+    if variant is None:
+        return {lab: lab for lab in task.labels}
+    if not 0 <= variant < len(task.variants):
+        raise ValueError(
+            f"variant={variant} but task {task.name!r} has {len(task.variants)} variants "
+            f"(0..{len(task.variants) - 1}, or None for the main prompt)"
+        )
+    remap = {str(k): str(v) for k, v in (task.variants[variant].get("labels") or {}).items()}
+    bad = sorted(set(remap) - set(task.labels))
+    if bad:
+        raise ValueError(
+            f"task {task.name!r} variants[{variant}] remaps {bad}, which are not labels {task.labels}"
+        )
+    words = {lab: remap.get(lab, lab) for lab in task.labels}
+    lowered = [" ".join(w.lower().split()) for w in words.values()]
+    if any(not w for w in lowered) or len(set(lowered)) != len(lowered):
+        raise ValueError(
+            f"task {task.name!r} variants[{variant}]: answer words {list(words.values())} must be distinct and non-empty"
+        )
+    return words
+
+
 def render_completion(label: str, fmt: str = "paper") -> str | list[dict[str, str]]:
     """The training target: `` <label>`` (paper) or an assistant message (chat). EOS is added by the trainer."""
     if fmt == "paper":

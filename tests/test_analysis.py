@@ -559,7 +559,7 @@ def test_render_variant_prompt_uses_instruction_and_remapped_words():
     assert prompt.endswith("Input: I won!\nOutput:")
     main = render_variant_prompt(task, "I won!", variant=None)
     assert main == f"Instruction: {task.instruction}\nInput: I won!\nOutput:"
-    with pytest.raises(IndexError, match="has 3 variants"):
+    with pytest.raises(ValueError, match="has 3 variants"):
         variant_label_words(task, 3)
 
 
