@@ -554,10 +554,13 @@ def score_task_metrics(
     *,
     bootstrap_samples: int = 1000,
     seed: int = 0,
+    keep_bootstrap: bool = False,
 ) -> dict:
     """One task, one model: macro-F1 (over ``labels``), accuracy, invalid rate, CIs; Pearson r for regression.
 
-    ``rows`` are prediction rows of a single task and model. Returns the per-model block of metrics.json.
+    ``rows`` are prediction rows of a single task and model. Returns the per-model block of metrics.json;
+    ``keep_bootstrap=True`` adds ``macro_f1_boot``, the bootstrap values behind ``macro_f1_ci`` (an array, for
+    :func:`metrics.aggregate`; not JSON).
     """
     if not rows:
         raise ValueError("score_task_metrics: no prediction rows")
@@ -590,8 +593,8 @@ def score_task_metrics(
     else:
         res = M.score_classification(gold, pred, labels=labels)
         flags = list(res["flags"])
-    f1_ci = _collect_warnings(
-        M.bootstrap_ci,
+    f1_boot = _collect_warnings(
+        M.bootstrap_values,
         lambda g, p: M.macro_f1(g, p, labels),
         gold,
         pred,
@@ -599,6 +602,7 @@ def score_task_metrics(
         seed=seed,
         flags=flags,
     )
+    f1_ci = _collect_warnings(M.percentile_ci, f1_boot, what="bootstrap_ci", flags=flags)
     correct = np.array([bool(r["correct"]) for r in rows])
     acc_ci = M.bootstrap_ci(
         lambda c: 100.0 * c.mean(axis=1), correct, n_resamples=bootstrap_samples, seed=seed, vectorized=True
@@ -616,6 +620,8 @@ def score_task_metrics(
     }
     if task_type == "regression":
         out.update(pearson_r=res["pearson_r"], pearson_r_ci=list(r_ci), pearson_n=res["pearson_n"])
+    if keep_bootstrap:
+        out["macro_f1_boot"] = f1_boot
     return out
 
 
@@ -696,14 +702,22 @@ def build_metrics(
             rows = grouped.get((task, m))
             if not rows:
                 raise ValueError(f"no {m} predictions for task {task!r}")
-            entry["models"][m] = score_task_metrics(
-                rows, meta["labels"], meta["type"], bootstrap_samples=bootstrap_samples, seed=seed
+            block = score_task_metrics(
+                rows,
+                meta["labels"],
+                meta["type"],
+                bootstrap_samples=bootstrap_samples,
+                seed=M.task_seed(seed, task),
+                keep_bootstrap=True,
             )
+            boot = block.pop("macro_f1_boot")  # 1000s of numbers: for the aggregates, not for metrics.json
+            entry["models"][m] = block
             per_model_results[m].append(
                 {
                     "task": task,
                     "n": len(rows),
-                    "macro_f1": entry["models"][m]["macro_f1"],
+                    "macro_f1": block["macro_f1"],
+                    "macro_f1_boot": boot,
                     "category": meta["category"],
                     "group": meta["group"],
                     "correct": [bool(r["correct"]) for r in rows],
@@ -716,7 +730,7 @@ def build_metrics(
                 grouped[(task, BASE)],
                 meta["labels"],
                 bootstrap_samples=bootstrap_samples,
-                seed=seed,
+                seed=M.task_seed(seed, task),
             )
         out_tasks[task] = entry
 

@@ -26,6 +26,7 @@ Problems that are not errors (constant input for Pearson, nan bootstrap resample
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Callable, Hashable, Sequence
@@ -329,6 +330,40 @@ def _nan_quantiles(values: np.ndarray, qs: tuple[float, float], what: str) -> tu
     return float(lo), float(hi)
 
 
+def bootstrap_values(
+    metric_fn: Callable[..., float],
+    *arrays: Sequence[Any],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    vectorized: bool = False,
+) -> np.ndarray:
+    """``metric_fn(*arrays)`` on ``n_resamples`` bootstrap resamples of the example indices (jointly for all
+    arrays), as a float array; nan where a resample is degenerate. :func:`bootstrap_ci` takes its percentiles;
+    keeping the values lets :func:`aggregate` combine tasks resample by resample.
+
+    Indices come from ``numpy.random.default_rng(seed)`` (same seed -> same values). With ``vectorized=True``
+    ``metric_fn`` is called once with 2-D arrays of shape ``(n_resamples, n)`` and must return one value
+    per row (e.g. ``lambda c: 100 * c.mean(axis=1)`` on correctness); otherwise it is called per resample.
+    """
+    if not arrays:
+        raise ValueError("bootstrap needs at least one array")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    n = _check_same_length(**{f"arrays[{i}]": a for i, a in enumerate(arrays)})
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_resamples, n))
+    return _resample_stats(metric_fn, _as_arrays(arrays), idx, vectorized)
+
+
+def percentile_ci(
+    values: Sequence[float], alpha: float = 0.05, what: str = "bootstrap"
+) -> tuple[float, float]:
+    """``(1 - alpha)`` percentile interval of bootstrap values, ignoring (and warning about) nan ones."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    return _nan_quantiles(np.asarray(values, dtype=float), (alpha / 2, 1 - alpha / 2), what)
+
+
 def bootstrap_ci(
     metric_fn: Callable[..., float],
     *arrays: Sequence[Any],
@@ -337,23 +372,20 @@ def bootstrap_ci(
     seed: int = 0,
     vectorized: bool = False,
 ) -> tuple[float, float]:
-    """Percentile bootstrap ``(1 - alpha)`` CI of ``metric_fn(*arrays)``, resampling example indices jointly.
-
-    Indices come from ``numpy.random.default_rng(seed)`` (same seed -> same CI). With ``vectorized=True``
-    ``metric_fn`` is called once with 2-D arrays of shape ``(n_resamples, n)`` and must return one value
-    per row (e.g. ``lambda c: 100 * c.mean(axis=1)`` on correctness); otherwise it is called per resample.
-    """
-    if not arrays:
-        raise ValueError("bootstrap_ci needs at least one array")
+    """Percentile bootstrap ``(1 - alpha)`` CI of ``metric_fn(*arrays)``, resampling example indices jointly
+    (see :func:`bootstrap_values` for ``seed`` and ``vectorized``)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    n = _check_same_length(**{f"arrays[{i}]": a for i, a in enumerate(arrays)})
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_resamples, n))
-    values = _resample_stats(metric_fn, _as_arrays(arrays), idx, vectorized)
-    return _nan_quantiles(values, (alpha / 2, 1 - alpha / 2), "bootstrap_ci")
+    values = bootstrap_values(metric_fn, *arrays, n_resamples=n_resamples, seed=seed, vectorized=vectorized)
+    return percentile_ci(values, alpha, "bootstrap_ci")
+
+
+def task_seed(seed: int, task: str) -> int:
+    """A per-task bootstrap seed derived from the run's seed: tasks are resampled independently of each other
+    (the same seed everywhere would draw the same index pattern for every task of equal size), and base and
+    tuned predictions of one task still share their draws (a paired comparison)."""
+    digest = hashlib.sha256(f"{seed}|{task}|bootstrap".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def paired_bootstrap(
@@ -422,6 +454,10 @@ def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict:
 # --------------------------------------------------------------------------------------------------------
 
 
+# Below this many tasks a t-interval over tasks is flagged as very wide (t_0.975 on 4 df is 2.8).
+FEW_TASKS = 5
+
+
 def aggregate(task_results: list[dict], by: str) -> dict:
     """Summarise per-task results by a key (``"group"``, ``"category"``; ``"all"`` pools every task).
 
@@ -433,6 +469,12 @@ def aggregate(task_results: list[dict], by: str) -> dict:
     - ``pooled_accuracy``: accuracy over all examples of the group's tasks (percent), with
       ``pooled_accuracy_se`` = sqrt(p(1-p)/(N-1)) (lm-eval's sample-std/sqrt(N)); None if any task lacks
       ``correct`` (flagged, naming the tasks).
+    - ``macro_over_tasks_example_ci``: 95% percentile CI of the same mean when each task's TEST EXAMPLES are
+      resampled and the task set is fixed: the mean over tasks of each task's ``macro_f1_boot`` values (bootstrap
+      replicates of its macro-F1, equal count for every task, drawn independently per task), resample by
+      resample. It answers "how much would this number move with another test sample of these tasks" and stays
+      inside [0, 100]; the t-CI answers "... with other tasks of this kind", which needs many tasks (with 2 or 3
+      it is very wide; flagged ``few_tasks``). None when any task lacks ``macro_f1_boot``.
     - ``n_tasks``, ``n_examples`` (sum of ``n``), ``tasks`` (names) and ``flags``.
     """
     if not task_results:
@@ -463,6 +505,20 @@ def aggregate(task_results: list[dict], by: str) -> dict:
         else:
             se, ci = math.nan, (math.nan, math.nan)
             flags.append("single_task: standard error and CI undefined (k=1)")
+        if 1 < k < FEW_TASKS:
+            flags.append(
+                f"few_tasks: the t-CI over {k} tasks is very wide (t on {k - 1} df); "
+                "macro_over_tasks_example_ci shows test-sample noise only"
+            )
+        boots = [t.get("macro_f1_boot") for t in trs]
+        example_ci: tuple[float, float] | None = None
+        if all(b is not None for b in boots):
+            sizes = {len(b) for b in boots}
+            if len(sizes) != 1:
+                raise ValueError(
+                    f"aggregate: tasks {[t['task'] for t in trs]} have bootstrap value counts {sizes}"
+                )
+            example_ci = percentile_ci(np.vstack(boots).mean(axis=0), what=f"aggregate {key!r} example CI")
 
         lacking = [t["task"] for t in trs if t.get("correct") is None]
         if lacking:
@@ -483,6 +539,7 @@ def aggregate(task_results: list[dict], by: str) -> dict:
             "macro_over_tasks": mean,
             "macro_over_tasks_se": se,
             "macro_over_tasks_ci": ci,
+            "macro_over_tasks_example_ci": example_ci,
             "pooled_accuracy": pooled,
             "pooled_accuracy_se": pooled_se,
             "pooled_n": pooled_n,

@@ -157,8 +157,9 @@ def run_pipeline(
 
 
 def report_summary(pipe_dir: str | os.PathLike) -> str:
-    """Base vs tuned per category and group (mean macro-F1 over tasks, 95% CI), claims, and the figures."""
-    from .reporting import _fmt, _fmt_ci, report_headline
+    """Base vs tuned per category and group (mean macro-F1 over tasks, 95% CI over test examples), claims, and the
+    figures."""
+    from .reporting import _fmt, _fmt_ci, example_ci, report_headline
 
     pipe_dir = Path(pipe_dir)
     metrics_path = pipe_dir / "eval" / "metrics.json"
@@ -166,13 +167,16 @@ def report_summary(pipe_dir: str | os.PathLike) -> str:
         return f"no evaluation metrics at {metrics_path}"
     m = read_json(metrics_path)
     models = m["models"]
-    lines = [report_headline(m), "", "mean macro-F1 over tasks [95% CI] per category and group:"]
+    lines = [
+        report_headline(m),
+        "",
+        "mean macro-F1 over tasks [95% bootstrap CI over test examples] per category and group:",
+    ]
     lines.append(f"{'':<22}{'tasks':>6}" + "".join(f"{name:>24}" for name in models))
     for section in ("categories", "groups"):
         for name, by_model in m[section].items():
             cells = [
-                f"{_fmt(by_model[k]['macro_over_tasks'])} {_fmt_ci(by_model[k]['macro_over_tasks_ci'])}"
-                for k in models
+                f"{_fmt(by_model[k]['macro_over_tasks'])} {_fmt_ci(example_ci(by_model[k]))}" for k in models
             ]
             lines.append(
                 f"{name:<22}{by_model[models[0]]['n_tasks']:>6}" + "".join(f"{c:>24}" for c in cells)

@@ -192,7 +192,8 @@ def report_task_table(metrics: dict) -> pd.DataFrame:
 
 
 def report_aggregate_table(metrics: dict) -> pd.DataFrame:
-    """Per category, per group (seen/related) and overall: mean macro-F1 over tasks +- SE, pooled accuracy, n."""
+    """Per category, per group (seen/related) and overall: mean macro-F1 over tasks with its SE over tasks and its
+    95% bootstrap CI over test examples, pooled accuracy, n."""
     levels = [("category", k, v) for k, v in metrics["categories"].items()]
     levels += [("group", k, v) for k, v in metrics["groups"].items()]
     levels.append(("overall", "all", metrics["overall"]))
@@ -209,6 +210,7 @@ def report_aggregate_table(metrics: dict) -> pd.DataFrame:
             a = by_model[m]
             rec[f"{m} mean F1"] = round(_num(a["macro_over_tasks"]), 1)
             rec[f"{m} SE"] = round(_num(a["macro_over_tasks_se"]), 1)
+            rec[f"{m} 95% CI (examples)"] = _fmt_ci(example_ci(a))
             rec[f"{m} pooled acc"] = round(_num(a["pooled_accuracy"]), 1)
         if len(metrics["models"]) == 2:
             rec["delta mean F1"] = round(rec["tuned mean F1"] - rec["base mean F1"], 1)
@@ -313,13 +315,20 @@ def _n_tasks(block: dict) -> str:
     return f"{block['n_tasks']} task" + ("s" if block["n_tasks"] != 1 else "")
 
 
+def example_ci(block: dict) -> Sequence[Any] | None:
+    """An aggregate's 95% CI over test examples (tasks fixed), falling back to the t-CI over tasks for runs
+    written before metrics.json had it."""
+    ci = block.get("macro_over_tasks_example_ci")
+    return ci if ci is not None else block.get("macro_over_tasks_ci")
+
+
 def _bars(ax: Any, names: list[str], blocks: list[dict], models: list[str]) -> None:
-    """Grouped bars of macro_over_tasks with CI whiskers, one bar per model per name."""
+    """Grouped bars of macro_over_tasks with whiskers from :func:`example_ci`, one bar per model per name."""
     width = 0.8 / len(models)
     for j, m in enumerate(models):
         xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(names))]
         vals = [_num(b[m]["macro_over_tasks"]) for b in blocks]
-        errs = [_yerr(b[m]["macro_over_tasks"], b[m]["macro_over_tasks_ci"]) for b in blocks]
+        errs = [_yerr(b[m]["macro_over_tasks"], example_ci(b[m])) for b in blocks]
         ax.bar(
             xs,
             vals,
@@ -335,7 +344,8 @@ def _bars(ax: Any, names: list[str], blocks: list[dict], models: list[str]) -> N
 
 
 def plot_category_bars(metrics: dict):
-    """Mean macro-F1 per category (and overall), base vs tuned, with 95% CIs over tasks; returns the Figure."""
+    """Mean macro-F1 per category (and overall), base vs tuned, with 95% bootstrap CIs over test examples
+    (see :func:`metrics.aggregate`: a category of 2-3 tasks has no useful CI over tasks); returns the Figure."""
     cats = [c for c in CATEGORIES if c in metrics["categories"]] + [
         c for c in metrics["categories"] if c not in CATEGORIES
     ]
@@ -355,7 +365,10 @@ def plot_category_bars(metrics: dict):
     for tick, name in zip(ax.get_xticklabels(), names, strict=True):
         tick.set_color(CATEGORY_COLORS.get(name, "black"))
     ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(f"{metrics['run_name']}: macro-F1 by category (whiskers: 95% t-CI over tasks)", fontsize=10)
+    ax.set_title(
+        f"{metrics['run_name']}: macro-F1 by category (whiskers: 95% bootstrap CI over test examples)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -415,7 +428,9 @@ def plot_seen_related(metrics: dict):
         [f"{g}\n{_n_tasks(b)}, n={b['n_examples']}" for g, b in zip(groups, first, strict=True)]
     )
     ax.legend(loc="upper right", fontsize=8)
-    ax.set_title("Seen (trained) vs related (held-out) tasks")
+    ax.set_title(
+        "Seen (trained) vs related (held-out) tasks\n(whiskers: 95% bootstrap CI over test examples)"
+    )
     fig.tight_layout()
     return fig
 

@@ -119,7 +119,11 @@ def test_cis_are_the_seeded_bootstrap(hand_metrics):
     gold = ["anger", "joy", "joy", "sadness"]
     pred = ["anger", "anger", None, None]
     expected = M.bootstrap_ci(
-        lambda g, p: M.macro_f1(g, p, ["anger", "joy", "sadness"]), gold, pred, n_resamples=300, seed=7
+        lambda g, p: M.macro_f1(g, p, ["anger", "joy", "sadness"]),
+        gold,
+        pred,
+        n_resamples=300,
+        seed=M.task_seed(7, "tweet_emotion"),
     )
     assert base["macro_f1_ci"] == pytest.approx(list(expected))
     lo, hi = base["accuracy_ci"]
@@ -144,6 +148,27 @@ def test_aggregates_by_hand(hand_metrics):
     assert seen["macro_over_tasks_se"] is None  # one task: nan, written as JSON null
     assert hand_metrics["overall"]["tuned"]["macro_over_tasks"] == pytest.approx(sum(f1_tuned) / 2)
     json.dumps(hand_metrics, allow_nan=False)  # strict JSON: no NaN anywhere
+
+
+def test_category_example_ci_is_the_mean_of_per_task_bootstraps(hand_metrics):
+    """Each task resampled with its own seed; the category CI is the percentile CI of the mean over tasks."""
+    tuned = [r for r in hand_predictions() if r["model"] == "tuned"]
+    values = []
+    for task, labels in (("tweet_emotion", ["anger", "joy", "sadness"]), ("valence", ["low", "high"])):
+        rows = [r for r in tuned if r["task"] == task]
+        values.append(
+            M.bootstrap_values(
+                lambda g, p, labels=labels: M.macro_f1(g, p, labels),
+                [r["gold"] for r in rows],
+                [r["parsed"] for r in rows],
+                n_resamples=300,
+                seed=M.task_seed(7, task),
+            )
+        )
+    expected = np.quantile((values[0] + values[1]) / 2, [0.025, 0.975])
+    cat = hand_metrics["categories"]["sentiment_emotion"]["tuned"]
+    assert cat["macro_over_tasks_example_ci"] == pytest.approx(list(expected))
+    assert 0 <= expected[0] < cat["macro_over_tasks"] < expected[1] <= 100
 
 
 def test_claims(hand_metrics):

@@ -23,6 +23,7 @@ from socialite_utils.metrics import (
     score_classification,
     score_correctness,
     score_regression,
+    task_seed,
 )
 
 # ---------------------------------------------------------------------------------------------- classification
@@ -323,6 +324,36 @@ def test_aggregate_mean_over_tasks_differs_from_pooled():
     everything = aggregate(results, by="all")["all"]
     assert everything["macro_over_tasks"] == pytest.approx((100 + 50 + 40) / 3)
     assert set(aggregate(results, by="category")) == {"c1", "c2"}
+
+
+def test_aggregate_example_ci_combines_tasks_resample_by_resample():
+    """The category CI over test examples is the percentile interval of the per-resample MEAN over tasks."""
+    a = np.arange(1000) / 10.0  # task 1's bootstrap macro-F1 values: 0.0, 0.1, ..., 99.9
+    b = np.full(1000, 50.0)  # task 2 never moves
+    rows = [
+        {"task": "t1", "category": "c", "n": 10, "macro_f1": 50.0, "macro_f1_boot": a},
+        {"task": "t2", "category": "c", "n": 10, "macro_f1": 50.0, "macro_f1_boot": b},
+    ]
+    c = aggregate(rows, by="category")["c"]
+    # mean per resample = a / 2 + 25, so its quantiles are a's halved plus 25
+    lo, hi = np.quantile(a, [0.025, 0.975]) / 2 + 25
+    assert c["macro_over_tasks_example_ci"] == pytest.approx((lo, hi))
+    assert 0 < lo < 50 < hi < 100
+    # the t-CI over 2 tasks is degenerate here (both 50, se 0) and the two-task case is flagged
+    assert any(f.startswith("few_tasks") for f in c["flags"])
+    assert aggregate(rows[:1], by="category")["c"]["macro_over_tasks_example_ci"] == pytest.approx(
+        tuple(np.quantile(a, [0.025, 0.975]))
+    )
+    no_boot = [{k: v for k, v in r.items() if k != "macro_f1_boot"} for r in rows]
+    assert aggregate(no_boot, by="category")["c"]["macro_over_tasks_example_ci"] is None
+    with pytest.raises(ValueError, match="bootstrap value counts"):
+        aggregate([rows[0], {**rows[1], "macro_f1_boot": b[:10]}], by="category")
+
+
+def test_task_seed_is_stable_and_differs_between_tasks():
+    assert task_seed(0, "tweet_irony") == task_seed(0, "tweet_irony")
+    assert len({task_seed(0, t) for t in ("tweet_irony", "tweet_hate", "clickbait")}) == 3
+    assert task_seed(0, "tweet_irony") != task_seed(1, "tweet_irony")
 
 
 def test_aggregate_rejects_bad_rows():
