@@ -126,6 +126,10 @@ def run_pipeline(
     try:
         for step, notebook, out_run, links in steps:
             nb_params = {**params[step], "run_name": out_run, **links}
+            if only:
+                # --only asks to run these steps again: their previous runs are replaced, atomically, only once the
+                # new run is complete (a failing rerun leaves the old one in place).
+                nb_params["overwrite"] = True
             out_nb = pipe_dir / "notebooks" / notebook
             log(f"[{step}] {notebook} -> {pipe_dir / out_run}")
             t0 = time.time()
@@ -152,7 +156,13 @@ def run_pipeline(
             os.environ.pop("SOCIALITE_RUNS_DIR", None)
         else:
             os.environ["SOCIALITE_RUNS_DIR"] = previous
-    write_json(pipe_dir / "pipeline_steps.json", [r.__dict__ for r in results])
+    records = {r.step: r.__dict__ for r in results}
+    steps_file = pipe_dir / "pipeline_steps.json"
+    if only and steps_file.exists():
+        # Keep the record of the steps that did not rerun (e.g. training's time when only eval ran again).
+        records = {r["step"]: r for r in read_json(steps_file) if r["step"] not in records} | records
+    order = [s[0] for s in STEPS]
+    write_json(steps_file, sorted(records.values(), key=lambda r: order.index(r["step"])))
     return results
 
 

@@ -34,15 +34,19 @@ def test_overrides():
 def _fake_notebooks(tmp_path, fail_step: str):
     """Notebooks that only record their parameters; the one for ``fail_step`` raises."""
     nb_dir = tmp_path / "nbs"
-    nb_dir.mkdir()
+    nb_dir.mkdir(parents=True)
     for step, name, *_ in STEPS:
         nb = nbformat.v4.new_notebook()
         params = nbformat.v4.new_code_cell(
-            "run_name = 'x'  # out\nsmoke = False  # smoke", metadata={"tags": ["parameters"]}
+            "run_name = 'x'  # out\nsmoke = False  # smoke\noverwrite = False  # replace",
+            metadata={"tags": ["parameters"]},
         )
         body = (
-            "import json, os, pathlib\n"
+            "import json, os, pathlib, shutil\n"
             "d = pathlib.Path(os.environ['SOCIALITE_RUNS_DIR']) / run_name\n"
+            "if d.exists() and not overwrite:\n"
+            "    raise FileExistsError(f'{d} exists')\n"
+            "shutil.rmtree(d, ignore_errors=True)\n"
             "d.mkdir()\n"
             "(d / 'params.json').write_text(json.dumps({k: v for k, v in globals().items() if k.endswith('_run')}))\n"
         )
@@ -78,6 +82,26 @@ def test_chain_passes_run_dirs_and_stops_at_failure(tmp_path, monkeypatch):
         root / "notebooks" / "04_error_analysis.ipynb"
     ).exists()  # the failing notebook is kept, with its error
     assert not (root / "baselines").exists()
+
+    # Fixed the failing notebook: --only reruns steps in place, replacing the runs they made before.
+    fixed = _fake_notebooks(tmp_path / "fixed", fail_step="")
+    monkeypatch.setattr(pipeline, "notebooks_dir", lambda: fixed)
+    again = pipeline.run_pipeline(
+        "smoke", "p1", runs_dir=tmp_path / "runs", only=["eval", "analysis", "baselines"], log=lambda *_: None
+    )
+    assert [(r.step, r.ok) for r in again] == [("eval", True), ("analysis", True), ("baselines", True)]
+    assert (root / "baselines" / "params.json").exists()
+    steps = json.loads((root / "pipeline_steps.json").read_text())
+    # data and train kept from the first run, eval/analysis/baselines from the rerun
+    assert [(r["step"], r["ok"]) for r in steps] == [
+        ("data", True),
+        ("train", True),
+        ("eval", True),
+        ("analysis", True),
+        ("baselines", True),
+    ]
+    with pytest.raises(pipeline.RunExistsError, match="--only"):
+        pipeline.run_pipeline("smoke", "p1", runs_dir=tmp_path / "runs", log=lambda *_: None)
     with pytest.raises(FileExistsError, match="already exists"):
         pipeline.run_pipeline("smoke", "p1", runs_dir=tmp_path / "runs", log=lambda *_: None)
 
