@@ -403,6 +403,19 @@ def test_peft_wrapped_model(tokenizer):
         for lab in MULTI:
             assert a[lab] == pytest.approx(naive_logprob(peft_model, tokenizer, p, lab)[0], abs=1e-4)
         assert max(abs(a[lab] - b[lab]) for lab in MULTI) > 1e-3
+    # The shared-prefix path through the adapter, and with the adapter switched off (how eval scores "base").
+    grouped = score_label_logprobs(
+        peft_model, tokenizer, GROUPED_PROMPTS, MULTI, batch_size=2, progress=False
+    )
+    with peft_model.disable_adapter():
+        grouped_base = score_label_logprobs(
+            peft_model, tokenizer, GROUPED_PROMPTS, MULTI, batch_size=2, progress=False
+        )
+    fresh = _tiny_llama(len(tokenizer), seed=1)
+    for p, g, gb in zip(GROUPED_PROMPTS, grouped, grouped_base, strict=True):
+        for lab in MULTI:
+            assert g[lab] == pytest.approx(naive_logprob(peft_model, tokenizer, p, lab)[0], abs=1e-4)
+            assert gb[lab] == pytest.approx(naive_logprob(fresh, tokenizer, p, lab)[0], abs=1e-4)
 
 
 def test_score_restores_training_mode_and_validates(model, tokenizer):
