@@ -33,6 +33,8 @@ from socialite_utils.models import load_model
 from socialite_utils.prompts import draw_shots, render_prompt
 from socialite_utils.registry import load_registry
 from socialite_utils.scoring import (
+    MIN_SHARED_PREFIX_TOKENS,
+    _group_by_prefix,
     encode_completion,
     encode_prompt,
     generate_answers,
@@ -132,6 +134,9 @@ def main() -> None:
         default=1,
         help="torch threads; on an oversubscribed shared machine 1 is far faster than 2 (spinning OpenMP workers)",
     )
+    parser.add_argument(
+        "--prompts-only", action="store_true", help="only print the prompt statistics (no timing; seconds)"
+    )
     parser.add_argument("--markdown", help="also write the printed report to this file")
     args = parser.parse_args()
 
@@ -222,11 +227,18 @@ def run(args: argparse.Namespace) -> None:
             for name in tasks
             for ex in [next(e for e in big if e["task"] == name)]
         }
-        lens = [len(encode_prompt(tokenizer, e["prompt"])) for e in big]
+        ids = [encode_prompt(tokenizer, e["prompt"]) for e in big]
+        lens = [len(x) for x in ids]
+        # What score mode's grouping (the real function) would run once per group instead of once per prompt.
+        groups = _group_by_prefix([(i, x, {}) for i, x in enumerate(ids)], MIN_SHARED_PREFIX_TOKENS)
+        shared = sum(length * len(members) for length, members in groups)
         notes.append(
             f"- {label}: prompt length {min(lens)}-{max(lens)} tokens (mean {sum(lens) / len(lens):.0f}); "
+            f"shared prefixes are {100 * shared / sum(lens):.0f}% of the prompt tokens ({len(groups)} groups); "
             "all labels one token: " + ", ".join(f"{t} {'yes' if s else 'no'}" for t, s in single.items())
         )
+        if args.prompts_only:
+            continue
         # Warm-up: first calls pay one-off costs (allocator growth, kernel choice) that are not per-example.
         score(big[:4])
         generate(big[:2])
@@ -269,6 +281,9 @@ def run(args: argparse.Namespace) -> None:
             )
         notes.append("  first answers: " + "; ".join(repr(a[:40]) for a in answers[:3]))
     load_after = os.getloadavg()
+    if args.prompts_only:
+        print("\n".join(notes))
+        return
 
     print("# Scoring benchmark: score mode vs generate mode\n")
     print(

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .prompts import FORMATS, draw_shots, render_prompt, variant_label_words
+from .prompts import FORMATS, draw_shots, render_variant_prompt, variant_label_words
 from .registry import Task, load_all_suites
 from .runs import (
     RunWriter,
@@ -754,22 +754,6 @@ def calibration_table(analysis: dict):
 # ----------------------------------------------------------------------------------------------------------------
 # Prompt sensitivity: registry variants
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def render_variant_prompt(
-    task: Task,
-    text: str,
-    text_b: str | None = None,
-    *,
-    variant: int | None,
-    fmt: str = "paper",
-    shots: Sequence[dict] | None = None,
-) -> str | list[dict[str, str]]:
-    """A prompt in the variant's wording; few-shot examples show the variant's answer words."""
-    words = variant_label_words(task, variant)
-    instruction = None if variant is None else task.variants[variant]["instruction"]
-    shown = [{**s, "label": words[s["label"]]} for s in shots or []]
-    return render_prompt(task, text, text_b, fmt=fmt, shots=shown or None, instruction=instruction)
 
 
 def load_eval_registry(ev: EvalRun, suite: str | None = None) -> dict[str, Task]:

@@ -42,7 +42,7 @@ import numpy as np
 
 from . import metrics as M
 from .assembly import load_data_run
-from .prompts import draw_shots, render_prompt, variant_label_words
+from .prompts import draw_shots, render_variant_prompt, variant_label_words
 from .registry import Task, load_all_suites, load_registry
 from .runs import (
     RunExistsError,
@@ -308,7 +308,7 @@ def build_eval_items(
     """One :class:`EvalItem` per row, plus notes on every prompt that was re-rendered or fell back.
 
     A row keeps its data-run prompt unless ``few_shot_k`` differs from the row's ``few_shot_k`` or a
-    ``variant`` is asked for; then the prompt is rendered again with ``prompts.render_prompt`` and shots drawn
+    ``variant`` is asked for; then the prompt is rendered again with ``prompts.render_variant_prompt`` and shots drawn
     by ``prompts.draw_shots`` from the task's rows in the data run's few-shot pool (seeded by ``seed``).
     """
     pool_by_task: dict[str, list[dict]] = defaultdict(list)
@@ -331,7 +331,6 @@ def build_eval_items(
             raise ValueError(f"re-rendering prompts needs task {task_name!r} in the registry suite")
         task = registry[task_name]
         by_label = variant_label_words(task, variant)  # validates the variant first
-        instruction = None if variant is None else task.variants[variant]["instruction"]
         words = {lab: by_label.get(lab, lab) for lab in labels}
         k = few_shot_k if few_shot_k is not None else int(rows[0].get("few_shot_k", 0))
         shots = draw_shots(pool_by_task[task_name], k, seed=seed, task_name=task_name, labels=labels)
@@ -340,13 +339,12 @@ def build_eval_items(
                 f"{task_name}: asked for {k} shots, the few-shot pool gave {len(shots)} "
                 f"(pool has {len(pool_by_task[task_name])} rows)"
             )
-        # Shots show the answer words the model is asked for (a variant may rename the labels).
-        shown = [{**s, "label": words.get(s["label"], s["label"])} for s in shots]
         to_label = {w: lab for lab, w in words.items()}
         for r in rows:
             fmt = r.get("prompt_format") or ("chat" if isinstance(r["prompt"], list) else "paper")
-            prompt = render_prompt(
-                task, r["text"], r.get("text_b"), fmt=fmt, shots=shown, instruction=instruction
+            # Shots show the answer words the model is asked for (a variant may rename the labels).
+            prompt = render_variant_prompt(
+                task, r["text"], r.get("text_b"), variant=variant, fmt=fmt, shots=shots
             )
             items.append(EvalItem(r, prompt, list(words.values()), to_label, len(shots)))
     return items, notes

@@ -92,6 +92,22 @@ def variant_label_words(task: Task, variant: int | None) -> dict[str, str]:
     return words
 
 
+def render_variant_prompt(
+    task: Task,
+    text: str,
+    text_b: str | None = None,
+    *,
+    variant: int | None,
+    fmt: str = "paper",
+    shots: Sequence[dict] | None = None,
+) -> str | list[dict[str, str]]:
+    """A prompt in the variant's wording; few-shot examples show the variant's answer words."""
+    words = variant_label_words(task, variant)
+    instruction = None if variant is None else task.variants[variant]["instruction"]
+    shown = [{**s, "label": words[s["label"]]} for s in shots or []]
+    return render_prompt(task, text, text_b, fmt=fmt, shots=shown or None, instruction=instruction)
+
+
 def render_completion(label: str, fmt: str = "paper") -> str | list[dict[str, str]]:
     """The training target: `` <label>`` (paper) or an assistant message (chat). EOS is added by the trainer."""
     if fmt == "paper":

@@ -229,35 +229,46 @@ def _group_by_prefix(
 ) -> list[tuple[int, list[tuple[int, list[int], dict[str, list[int]]]]]]:
     """Split planned prompts into groups that share a token prefix: `[(prefix length, items), ...]`.
 
-    Sorting the id lists puts prompts with long common prefixes next to each other; a group grows while the
-    prefix common to all its members stays >= `min_prefix` tokens. The prefix always leaves each member at least
-    one token of its own (the position whose logits score the labels). Prompts that share too little form groups
-    with prefix length 0 (scored whole, as before).
+    Sorting the id lists puts prompts with long common prefixes next to each other, so every candidate group is a
+    run of neighbours. A run either forms one group (its prefix then saves (members - 1) x prefix tokens) or splits
+    where neighbours share least, whichever saves more tokens. So prompts of several tasks that share only a chat
+    template's system turn split into one group per task, each with its whole instruction as prefix. A prefix
+    always leaves each member at least one token of its own (the position whose logits score the labels) and is
+    at least `min_prefix` tokens long. Prompts that share too little end up together in one last group with
+    prefix length 0 (scored whole).
     """
     ordered = sorted(items, key=lambda item: item[1])
-    groups: list[tuple[int, list]] = []
-    current: list = []
-    common = 0
-    for item in ordered:
-        if current:
-            # Sorted order: the prefix common to the whole group is the one shared by its first and newest member.
-            shared = min(common, _common_prefix_length(current[0][1], item[1]))
-            if shared >= min_prefix:
-                current.append(item)
-                common = shared
-                continue
-            groups.append((common, current))
-        current, common = [item], len(item[1])
-    if current:
-        groups.append((common, current))
-    out, alone = [], []
-    for common, members in groups:
-        length = min(common, min(len(ctx) for _, ctx, _ in members) - 1)
-        if len(members) > 1 and length >= min_prefix:
-            out.append((length, members))
+    lengths = [len(ctx) for _, ctx, _ in ordered]
+    # lcp[i]: tokens shared by neighbours i and i + 1; what a run shares is the minimum over its neighbours.
+    lcp = [_common_prefix_length(a[1], b[1]) for a, b in zip(ordered, ordered[1:], strict=False)]
+    # Best plan per run [a, b): (tokens saved, [(prefix length, a, b), ...]); filled children first (explicit stack:
+    # nested prefixes can be deeper than Python's recursion limit).
+    plans: dict[tuple[int, int], tuple[int, list[tuple[int, int, int]]]] = {}
+    stack = [(0, len(ordered), False)]
+    while stack:
+        a, b, children_done = stack.pop()
+        if b - a < 2:
+            plans[a, b] = (0, [])
+            continue
+        weakest = min(lcp[a : b - 1])
+        cuts = [a] + [i + 1 for i in range(a, b - 1) if lcp[i] == weakest] + [b]
+        runs = list(zip(cuts, cuts[1:], strict=False))
+        if not children_done:
+            stack.append((a, b, True))
+            stack.extend((x, y, False) for x, y in runs)
+            continue
+        length = min(weakest, min(lengths[a:b]) - 1)
+        own = (b - a - 1) * length if length >= min_prefix else 0
+        split = sum(plans[r][0] for r in runs)
+        if own and own >= split:
+            plans[a, b] = (own, [(length, a, b)])
         else:
-            alone.extend(members)
+            plans[a, b] = (split, [group for r in runs for group in plans[r][1]])
+    groups = plans[0, len(ordered)][1] if ordered else []
+    out = [(length, list(ordered[a:b])) for length, a, b in groups]
+    grouped = {i for _, a, b in groups for i in range(a, b)}
     # Prompts without a useful shared prefix still batch together.
+    alone = [item for i, item in enumerate(ordered) if i not in grouped]
     return out + ([(0, alone)] if alone else [])
 
 

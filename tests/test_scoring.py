@@ -16,6 +16,7 @@ from tokenizers.processors import TemplateProcessing
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from socialite_utils.scoring import (
+    _group_by_prefix,
     encode_completion,
     encode_prompt,
     encode_prompt_completion,
@@ -312,6 +313,24 @@ def test_common_prefix_runs_once_and_matches_naive(model, tokenizer, labels):
     assert len(prefix_calls) == 1, calls
     tokens, tokens_whole = sum(a * b for a, b in calls), sum(a * b for a, b in calls_whole)
     assert tokens < 0.75 * tokens_whole, (calls, calls_whole)
+
+
+def test_prefix_groups_split_per_task_when_that_shares_more():
+    """Two tasks behind one 20-token chat header: one group per task (header + instruction, 60 tokens), not one
+    group sharing only the header; a prompt that shares nothing is scored whole."""
+    header, instr_a, instr_b = list(range(100, 120)), list(range(200, 240)), list(range(300, 340))
+    items = [(i, header + instr_a + [i, 1], {}) for i in range(5)]
+    items += [(5 + i, header + instr_b + [i, 2], {}) for i in range(5)]
+    items.append((10, [7, 8, 9], {}))
+    groups = _group_by_prefix(items, min_prefix=16)
+    assert [(length, sorted(i for i, *_ in members)) for length, members in groups] == [
+        (60, [0, 1, 2, 3, 4]),
+        (60, [5, 6, 7, 8, 9]),
+        (0, [10]),
+    ]
+    # One task alone: one group; a shorter shared prefix than min_prefix: nothing grouped.
+    assert [(n, len(m)) for n, m in _group_by_prefix(items[:5], 16)] == [(60, 5)]
+    assert [(n, len(m)) for n, m in _group_by_prefix(items[:5], 61)] == [(0, 5)]
 
 
 def test_common_prefix_with_absolute_positions(tokenizer):
