@@ -912,6 +912,7 @@ def score_system(
         ),
         "invalid_rate": rep["invalid_rate"],
         "per_label": rep["per_label"],
+        **M.prediction_concentration(gold, pred),
     }
     if view.is_regression:
         entry["pearson_r"] = rep["pearson_r"]
@@ -1008,6 +1009,23 @@ def prediction_rows(results: BaselineResults) -> list[dict]:
     return rows
 
 
+def build_floor_claims(
+    eval_run: str | os.PathLike, results: BaselineResults, *, bootstrap_samples: int = 1000, seed: int = 0
+) -> list[dict]:
+    """The claim "the tuned model beats the floors", judged on the evaluation run's predictions and these
+    baselines' predictions of the same test examples (:func:`socialite_utils.reporting.build_floor_claim`)."""
+    from .evaluation import load_eval_run
+    from .reporting import build_floor_claim
+
+    metrics, predictions = load_eval_run(eval_run)
+    if "tuned" not in metrics["models"]:
+        return []
+    claim = build_floor_claim(
+        metrics, predictions, prediction_rows(results), bootstrap_samples=bootstrap_samples, seed=seed
+    )
+    return [claim]
+
+
 def _aggregates(task_results: list[dict]) -> dict[str, dict]:
     """Category (seen tasks only) and group aggregates of per-task results."""
     out: dict[str, dict] = {"categories": {}, "groups": {}}
@@ -1019,8 +1037,11 @@ def _aggregates(task_results: list[dict]) -> dict[str, dict]:
     return out
 
 
-def baselines_metrics(results: BaselineResults, run_name: str | None = None) -> dict:
-    """The ``baselines_metrics.json`` document (schema_version 1), aggregates included."""
+def baselines_metrics(
+    results: BaselineResults, run_name: str | None = None, claims: list[dict] | None = None
+) -> dict:
+    """The ``baselines_metrics.json`` document (schema_version 1), aggregates included; ``claims`` are the
+    tuned-vs-floors claims (:func:`socialite_utils.reporting.build_floor_claim`), [] without an eval run."""
     tasks = {}
     per_system: dict[str, list[dict]] = {}
     for name, view in results.views.items():
@@ -1051,6 +1072,7 @@ def baselines_metrics(results: BaselineResults, run_name: str | None = None) -> 
         "categories": {s: a["categories"] for s, a in aggs.items()},
         "groups": {s: a["groups"] for s, a in aggs.items()},
         "encoder": results.encoder,
+        "claims": list(claims or []),
         "notes": [
             "macro_f1/accuracy in percent (0-100); CIs are percentile bootstraps over test examples",
             "related tasks: floors and tfidf_lr train on the fewshot_pool rows (an upper reference: the LLM never "
@@ -1337,14 +1359,15 @@ def write_baselines_run(
     figures: dict[str, Any],
     *,
     params: dict | None = None,
+    claims: list[dict] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``comparison.csv``, ``baselines_metrics.json``, ``predictions.jsonl``, figures (PNG + PDF),
-    ``params.json`` and ``provenance.json`` atomically to ``runs/<run_name>/``."""
+    """Write ``comparison.csv``, ``baselines_metrics.json`` (with ``claims``), ``predictions.jsonl``, figures
+    (PNG + PDF), ``params.json`` and ``provenance.json`` atomically to ``runs/<run_name>/``."""
     run_dir = resolve_run_dir(run_dir)
     with RunWriter(run_dir, overwrite=overwrite) as tmp:
         table.to_csv(tmp / "comparison.csv", index=False)
-        write_json(tmp / "baselines_metrics.json", baselines_metrics(results, run_name=run_dir.name))
+        write_json(tmp / "baselines_metrics.json", baselines_metrics(results, run_dir.name, claims))
         write_jsonl(tmp / "predictions.jsonl", prediction_rows(results))
         write_json(tmp / "params.json", {**results.settings, **(params or {})})
         write_json(tmp / "provenance.json", provenance({"stage": "baselines"}))

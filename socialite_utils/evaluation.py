@@ -614,6 +614,7 @@ def score_task_metrics(
         "invalid_rate": res["invalid_rate"],
         "n_invalid": res["n_invalid"],
         "per_label": res["per_label"],
+        **M.prediction_concentration(gold, pred),
         "flags": flags,
     }
     if task_type == "regression":
@@ -749,9 +750,40 @@ def build_metrics(
         "groups": agg("group"),
         "overall": agg("all")["all"],
     }
+    if TUNED in model_names and BASE in model_names:
+        metrics["group_comparisons"] = score_group_comparisons(grouped, tasks, bootstrap_samples, seed)
     metrics = _json_safe(metrics)
     metrics["claims"] = build_claims(metrics)
     return metrics
+
+
+def score_group_comparisons(
+    grouped: dict[tuple[str, str], list[dict]], tasks: dict[str, dict], bootstrap_samples: int, seed: int
+) -> dict:
+    """Tuned vs base per group (seen / related): the mean over tasks of the macro-F1 difference, with a paired
+    bootstrap CI over test examples (each task resampled with its own seed, the tasks fixed) and a p-value."""
+    out = {}
+    for group in dict.fromkeys(meta["group"] for meta in tasks.values()):
+        entries = []
+        for task, meta in tasks.items():
+            if meta["group"] != group:
+                continue
+            tuned = grouped[(task, TUNED)]
+            base_by_id = {r["id"]: r for r in grouped[(task, BASE)]}
+            labels = list(meta["labels"])
+            entries.append(
+                {
+                    "task": task,
+                    "metric_fn": lambda g, p, labels=labels: M.macro_f1(g, p, labels),
+                    "gold": [r["gold"] for r in tuned],
+                    "pred_a": [r["parsed"] for r in tuned],
+                    "pred_b": [base_by_id[r["id"]]["parsed"] for r in tuned],
+                    "seed": M.task_seed(seed, task),
+                }
+            )
+        res = M.paired_bootstrap_task_mean(entries, n_resamples=bootstrap_samples)
+        out[group] = {"a": TUNED, "b": BASE, **{k: res[k] for k in ("delta", "ci", "p_value", "n_tasks")}}
+    return out
 
 
 # ---------------------------------------------------------------- the whole run
@@ -887,5 +919,6 @@ __all__ = [
     "load_eval_run",
     "score_comparison",
     "score_examples",
+    "score_group_comparisons",
     "score_task_metrics",
 ]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -44,6 +45,8 @@ __all__ = [
     "macro_f1",
     "mcnemar",
     "paired_bootstrap",
+    "paired_bootstrap_task_mean",
+    "prediction_concentration",
     "pearson_r",
     "reliability_bins",
     "score_classification",
@@ -412,13 +415,82 @@ def paired_bootstrap(
     g, a, b = _as_arrays([gold, pred_a, pred_b])
     deltas = _resample_stats(lambda gg, aa, bb: metric_fn(gg, aa) - metric_fn(gg, bb), [g, a, b], idx, False)
     ci = _nan_quantiles(deltas, (alpha / 2, 1 - alpha / 2), "paired_bootstrap")
+    p_value = _two_sided_p(delta, deltas)
+    return {"delta": delta, "ci": ci, "p_value": p_value, "metric_a": metric_a, "metric_b": metric_b}
+
+
+def _two_sided_p(delta: float, deltas: np.ndarray) -> float:
+    """Twice the share of resampled deltas on the other side of 0 than the observed one (ties flip), <= 1."""
     valid = deltas[~np.isnan(deltas)]
     if delta == 0 or valid.size == 0:
-        p_value = 1.0
-    else:
-        flips = (valid <= 0) if delta > 0 else (valid >= 0)
-        p_value = float(min(1.0, 2.0 * flips.mean()))
-    return {"delta": delta, "ci": ci, "p_value": p_value, "metric_a": metric_a, "metric_b": metric_b}
+        return 1.0
+    flips = (valid <= 0) if delta > 0 else (valid >= 0)
+    return float(min(1.0, 2.0 * flips.mean()))
+
+
+def paired_bootstrap_task_mean(tasks: Sequence[dict], n_resamples: int = 1000, alpha: float = 0.05) -> dict:
+    """Paired bootstrap of the MEAN OVER TASKS of ``metric_fn(gold, pred_a) - metric_fn(gold, pred_b)``.
+
+    Each entry of ``tasks`` holds ``task``, ``metric_fn``, ``gold``, ``pred_a``, ``pred_b`` (same examples, same
+    order) and ``seed``. Each task's test examples are resampled with its own seed (the indices
+    :func:`paired_bootstrap` draws for that seed, so a task's delta here and there agree); the task set is fixed,
+    and the per-task deltas are averaged resample by resample. Returns ``{"delta", "ci", "p_value", "metric_a",
+    "metric_b", "n_tasks", "per_task"}`` with ``metric_a``/``metric_b`` the means over tasks and ``per_task`` the
+    observed delta per task.
+    """
+    if not tasks:
+        raise ValueError("paired_bootstrap_task_mean: no tasks")
+    boots, obs_a, obs_b, per_task = [], [], [], {}
+    for t in tasks:
+        fn, gold, a, b = t["metric_fn"], t["gold"], t["pred_a"], t["pred_b"]
+        n = _check_same_length(gold=gold, pred_a=a, pred_b=b)
+        obs_a.append(float(fn(gold, a)))
+        obs_b.append(float(fn(gold, b)))
+        per_task[t["task"]] = obs_a[-1] - obs_b[-1]
+        idx = np.random.default_rng(t["seed"]).integers(0, n, size=(n_resamples, n))
+        boots.append(
+            _resample_stats(
+                lambda gg, aa, bb, f=fn: f(gg, aa) - f(gg, bb), _as_arrays([gold, a, b]), idx, False
+            )
+        )
+    deltas = np.vstack(boots).mean(axis=0)
+    delta = float(np.mean(obs_a) - np.mean(obs_b))
+    return {
+        "delta": delta,
+        "ci": _nan_quantiles(deltas, (alpha / 2, 1 - alpha / 2), "paired_bootstrap_task_mean"),
+        "p_value": _two_sided_p(delta, deltas),
+        "metric_a": float(np.mean(obs_a)),
+        "metric_b": float(np.mean(obs_b)),
+        "n_tasks": len(tasks),
+        "per_task": per_task,
+    }
+
+
+# A model whose most frequent answer covers more than this share of a task's examples (with two or more gold
+# labels present) has collapsed onto one answer: it reproduces a label prior, not the task.
+COLLAPSE_SHARE = 0.9
+
+
+def prediction_concentration(
+    gold: Sequence[Hashable], pred: Sequence[Hashable | None], threshold: float = COLLAPSE_SHARE
+) -> dict:
+    """How much of a task one answer covers: ``{"top_prediction", "top_prediction_share", "n_gold_labels",
+    "collapsed"}``.
+
+    Invalid answers (``None``) count as one answer, ``"<invalid>"``; ties go to the answer seen first.
+    ``collapsed`` is True when the gold set has two or more labels and the top share exceeds ``threshold``.
+    """
+    n = _check_same_length(gold=gold, pred=pred)
+    counts = Counter("<invalid>" if p is None else p for p in pred)
+    top, k = counts.most_common(1)[0]
+    n_gold = len(set(gold))
+    share = k / n
+    return {
+        "top_prediction": top,
+        "top_prediction_share": share,
+        "n_gold_labels": n_gold,
+        "collapsed": bool(n_gold >= 2 and share > threshold),
+    }
 
 
 def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict:

@@ -176,6 +176,7 @@ def report_summary(pipe_dir: str | os.PathLike) -> str:
     if not metrics_path.exists():
         return f"no evaluation metrics at {metrics_path}"
     m = read_json(metrics_path)
+    m["claims"] = all_claims(pipe_dir, m)
     models = m["models"]
     lines = [
         report_headline(m),
@@ -194,6 +195,13 @@ def report_summary(pipe_dir: str | os.PathLike) -> str:
     figs = sorted(str(p.relative_to(pipe_dir)) for p in pipe_dir.glob("*/figures/*.png"))
     lines.append(f"figures ({pipe_dir}): " + (", ".join(figs) if figs else "none"))
     return "\n".join(lines)
+
+
+def all_claims(pipe_dir: Path, metrics: dict) -> list[dict]:
+    """The evaluation's claims (tuned vs base) followed by the baselines' (tuned vs the floors), when run."""
+    path = pipe_dir / "baselines" / "baselines_metrics.json"
+    floor = read_json(path).get("claims", []) if path.exists() else []
+    return list(metrics["claims"]) + floor
 
 
 # Figures worth showing, copied by --publish together with the numbers behind them.
@@ -224,6 +232,7 @@ def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> lis
             if path.exists():
                 copied.append(Path(shutil.copyfile(path, dest / (name + ext))))
     metrics = read_json(pipe_dir / "eval" / "metrics.json")
+    metrics["claims"] = all_claims(pipe_dir, metrics)
     report_task_table(metrics).to_csv(dest / "eval_tasks.csv", index=False)
     report_aggregate_table(metrics).to_csv(dest / "eval_aggregates.csv", index=False)
     report_claims(metrics).to_csv(dest / "eval_claims.csv", index=False)

@@ -173,7 +173,11 @@ def test_category_example_ci_is_the_mean_of_per_task_bootstraps(hand_metrics):
 
 def test_claims(hand_metrics):
     seen, related = hand_metrics["claims"]
-    assert seen["supported"] is True and "tuned 55.6 vs base 22.2" in seen["evidence"]
+    # +33.3 on 4 examples: the paired bootstrap CI over those examples reaches 0, so not supported
+    paired = hand_metrics["group_comparisons"]["seen"]
+    assert paired["delta"] == pytest.approx(100 / 3) and paired["ci"][0] <= 0 < paired["ci"][1]
+    assert seen["supported"] is False and "tuned 55.6 vs base 22.2" in seen["evidence"]
+    assert "paired 95% CI over test examples" in seen["evidence"]
     assert related["supported"] is True and "1 of 1 related" in related["evidence"]
     worse = json.loads(json.dumps(hand_metrics))
     worse["tasks"]["valence"]["comparison"]["delta_macro_f1"] = -3.0

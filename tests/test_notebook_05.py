@@ -11,7 +11,7 @@ from nbrun import run_notebook
 
 from socialite_utils.assembly import build_data, write_data_run
 from socialite_utils.registry import load_registry
-from socialite_utils.runs import read_jsonl, write_json
+from socialite_utils.runs import read_jsonl, write_json, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +60,12 @@ def test_notebook_05_smoke_with_an_eval_run(tmp_path, runs_dir, bundle_dir):
         for t in TASKS
     }  # fmt: skip
     write_json(runs_dir / "nb05-eval" / "metrics.json", eval_doc(meta))
+    # the tuned model of this hand-written run answers every test example right; the base model never does
+    write_jsonl(
+        runs_dir / "nb05-eval" / "predictions.jsonl",
+        [{"id": r["id"], "task": r["task"], "model": m, "gold": r["label"], "parsed": r["label"] if m == "tuned"
+          else None} for r in test_rows for m in ("base", "tuned")],
+    )  # fmt: skip
 
     run_notebook(
         "05_baselines.ipynb",
@@ -88,6 +94,9 @@ def test_notebook_05_smoke_with_an_eval_run(tmp_path, runs_dir, bundle_dir):
     assert doc["settings"]["smoke"] is True and doc["settings"]["bootstrap_samples"] == 50
     assert doc["encoder"]["preset"]["name"] == "tiny" and doc["encoder"]["preset"]["epochs"] == 2
     assert set(doc["tasks"]) == set(TASKS)
+    (claim,) = doc["claims"]  # tuned vs the floors on the same seen-task test examples
+    assert claim["claim"].startswith("The tuned model beats the simple baselines") and claim["supported"] is True
+    assert claim["details"]["per_floor"]["majority"]["metric_a"] == 100.0
     preds = read_jsonl(run / "predictions.jsonl")
     n_seen = sum(1 for r in test_rows if r["group"] == "seen")
     assert len(preds) == 3 * len(test_rows) + n_seen  # floors + TF-IDF everywhere, the encoder on seen tasks

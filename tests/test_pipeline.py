@@ -119,8 +119,12 @@ def test_smoke_profile_end_to_end_is_reproducible(tmp_path):
     assert results["a"] == results["b"]
     metrics = json.loads(results["a"])
     assert set(metrics["models"]) == {"base", "tuned"} and len(metrics["tasks"]) == 15
+    assert set(metrics["group_comparisons"]) == {"seen", "related"}
+    assert all("collapsed" in t["models"]["tuned"] for t in metrics["tasks"].values())
     summary = pipeline.report_summary(tmp_path / "a" / "smoke")
     assert "sentiment_emotion" in summary and "eval/figures/category_bars.png" in summary
+    # tuned vs base (notebook 03) and tuned vs the floors (notebook 05) are separate claims
+    assert "The tuned model beats the simple baselines (majority, stratified, TF-IDF + LR)" in summary
     assert (tmp_path / "a" / "smoke" / "notebooks" / "05_baselines.ipynb").exists()
     published = {p.name for p in pipeline.publish_figures(tmp_path / "a" / "smoke", tmp_path / "pub")}
     assert {
@@ -130,3 +134,4 @@ def test_smoke_profile_end_to_end_is_reproducible(tmp_path):
         "loss_curve.png",
     } <= published
     assert (tmp_path / "pub" / "eval_tasks.csv").read_text().count("\n") == 16  # header + 15 tasks
+    assert "beats the simple baselines" in (tmp_path / "pub" / "eval_claims.csv").read_text()
