@@ -13,7 +13,12 @@ from socialite_utils.reporting import build_claims, build_floor_claim, claim_lin
 def test_prediction_concentration_by_hand():
     gold = ["a", "b"] * 5
     nine = M.prediction_concentration(gold, ["a"] * 9 + ["b"])
-    assert nine == {"top_prediction": "a", "top_prediction_share": 0.9, "n_gold_labels": 2, "collapsed": False}
+    assert nine == {
+        "top_prediction": "a",
+        "top_prediction_share": 0.9,
+        "n_gold_labels": 2,
+        "collapsed": False,
+    }
     all_a = M.prediction_concentration(gold, ["a"] * 10)
     assert all_a["top_prediction_share"] == 1.0 and all_a["collapsed"] is True
     # invalid answers are one answer of their own
@@ -75,7 +80,9 @@ def _metrics(tuned_preds: dict, base_preds: dict, gold: dict, *, group_ci=None) 
         }
     out = {"models": ["base", "tuned"], "tasks": tasks}
     if group_ci is not None:
-        out["group_comparisons"] = {"seen": {"delta": 1.0, "ci": group_ci, "p_value": 0.2, "n_tasks": len(gold)}}
+        out["group_comparisons"] = {
+            "seen": {"delta": 1.0, "ci": group_ci, "p_value": 0.2, "n_tasks": len(gold)}
+        }
     return out
 
 

@@ -95,7 +95,9 @@ def test_notebook_05_smoke_with_an_eval_run(tmp_path, runs_dir, bundle_dir):
     assert doc["encoder"]["preset"]["name"] == "tiny" and doc["encoder"]["preset"]["epochs"] == 2
     assert set(doc["tasks"]) == set(TASKS)
     (claim,) = doc["claims"]  # tuned vs the floors on the same seen-task test examples
-    assert claim["claim"].startswith("The tuned model beats the simple baselines") and claim["supported"] is True
+    assert (
+        claim["claim"].startswith("The tuned model beats the simple baselines") and claim["supported"] is True
+    )
     assert claim["details"]["per_floor"]["majority"]["metric_a"] == 100.0
     preds = read_jsonl(run / "predictions.jsonl")
     n_seen = sum(1 for r in test_rows if r["group"] == "seen")
