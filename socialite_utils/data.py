@@ -97,9 +97,9 @@ def split_location(
         return (
             str(Path(data_dir) / name) if data_dir else f"{spec.get('repo_id', sources.SOCKET_REPO)}/{name}"
         )
-    pattern = " or ".join(sources._socialite_patterns(sources.normalize_split(split)))
     where = str(data_dir) if data_dir else spec.get("repo_id", sources.SOCIALITE_REPO)
-    return f"{where}/{pattern} (task_type {spec.get('task_type')})"
+    files = " or ".join(f"{where}/{p}" for p in sources._socialite_patterns(sources.normalize_split(split)))
+    return f"{files} (task_type {spec.get('task_type')})"
 
 
 def load_local_split(task: Task, split: str, data_dir: str | os.PathLike | None = None) -> list[dict]:

@@ -18,7 +18,7 @@ from socialite_utils import sources
 from socialite_utils.assembly import build_data, load_data_card, write_data_run
 from socialite_utils.data import DataError, DataWarning, load_task_split
 from socialite_utils.prompts import render_prompt, render_variant_prompt
-from socialite_utils.registry import SOURCE_FIELDS, RegistryError, Task, load_registry
+from socialite_utils.registry import SOURCE_FIELDS, SOURCE_KINDS, RegistryError, Task, load_registry
 from socialite_utils.runs import read_jsonl
 
 REG = load_registry("local")
@@ -173,6 +173,21 @@ def test_any_task_with_empty_test_file_is_an_error(make_bundle, runs_dir, group)
     assert _nothing_written(runs_dir)
 
 
+def test_empty_socket_train_file_names_the_hub_source_file(tmp_path, runs_dir):
+    cfg = tmp_path / "SOCKET_DATA" / "toy"
+    cfg.mkdir(parents=True)
+    (cfg / "label_list.txt").write_text("no\nyes\n")
+    for split, texts in {"train": "", "val": "a\nb\n", "test": "c\nd\n"}.items():
+        (cfg / f"{split}_text.txt").write_text(texts)
+        (cfg / f"{split}_labels.txt").write_text("0\n1\n" if texts else "")
+    task = _task(sources={"socket": {"config": "toy"}})
+    with pytest.raises(
+        DataError, match=re.escape(f"task 'toy': {cfg / 'train_text.txt'} has no usable train rows")
+    ):
+        write_data_run("r", build_data([task], source="socket", data_dir=tmp_path))
+    assert _nothing_written(runs_dir)
+
+
 def test_empty_validation_file_is_a_printed_warning_in_the_data_card(make_bundle, runs_dir):
     bundle = make_bundle({"toy": {"train": GOOD, "validation": [], "test": TEST}})
     expected = f"{bundle / 'toy' / 'validation.jsonl'} has no usable validation rows (the file is empty)"
@@ -310,6 +325,7 @@ def test_quoted_yes_no_labels_load(tmp_path):
 
 
 def test_source_fields_are_the_loaders_own_arguments():
+    assert set(SOURCE_FIELDS) == set(SOURCE_KINDS)  # a new source kind needs its allowed fields listed
     loaders = {"socialite_instructions": sources.load_socialite_instructions, "socket": sources.load_socket}
     for kind, loader in loaders.items():
         params = inspect.signature(loader).parameters
