@@ -13,14 +13,22 @@ import math
 import os
 import random
 import statistics
+import warnings as pywarnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .data import SPLITS, DataError, load_task_split
-from .prompts import FORMATS, draw_shots, render_completion, render_prompt
+from .data import SPLITS, DataError, DataWarning, load_task_split, split_location
+from .prompts import (
+    FORMATS,
+    TEXT_NORMALIZATIONS,
+    draw_shots,
+    normalize_text,
+    render_completion,
+    render_prompt,
+)
 from .registry import Task
 from .runs import RunWriter, provenance, read_json, read_jsonl, resolve_run_dir, write_json, write_jsonl
 
@@ -130,8 +138,8 @@ def _order(rows: list[dict]) -> list[dict]:
 
 def _load_task(
     task: Task, splits: Sequence[str], source: str, data_dir: Any
-) -> tuple[dict[str, list[dict]], list[str]]:
-    out, warnings = {}, []
+) -> tuple[dict[str, list[dict]], list[str], set[str]]:
+    out, warnings, missing = {}, [], set()
     for split in splits:
         try:
             out[split] = load_task_split(task, split, source=source, data_dir=data_dir)
@@ -140,10 +148,39 @@ def _load_task(
             # test only): then it just has no few-shot pool. Any other missing split is an error.
             if split == "train" and task.group == "related" and not isinstance(e, DataError):
                 out[split] = []
+                missing.add(split)
                 warnings.append(f"no train split ({e}); few-shot prompts for this task are zero-shot")
             else:
                 raise
-    return out, warnings
+    return out, warnings, missing
+
+
+def _check_split_sizes(
+    task: Task, counts: dict[str, dict[str, int]], rows: dict, missing: set[str], where: dict[str, str]
+) -> list[str]:
+    """Raise for a task that cannot be used (a seen task without train rows, any task without test rows);
+    return warnings for the other empty splits (a seen task's validation, a held-out task's few-shot source)."""
+    out = []
+    for split, c in counts.items():
+        if rows.get(split) or split in missing:
+            continue
+        if c["loaded"] == 0:
+            why = "the file is empty"
+        else:
+            why = (
+                f"all {c['loaded']} rows were dropped: {c['empty_dropped']} with an empty text, "
+                f"{c.get('duplicates_dropped', 0)} duplicating a text of an evaluation split"
+            )
+        msg = f"{where[split]} has no usable {split} rows ({why})"
+        if split == "test":
+            raise DataError(f"task '{task.name}': {msg}; every task is evaluated on its test split")
+        if split == "train" and task.group == "seen":
+            raise DataError(
+                f"task '{task.name}': {msg}; a seen task is trained on and needs train rows "
+                "(or declare it group: related to evaluate it only)"
+            )
+        out.append(msg + ("; no few-shot pool for this task" if split == "train" else ""))
+    return out
 
 
 def build_data(
@@ -158,17 +195,26 @@ def build_data(
     prompt_format: str = "paper",
     seed: int = 0,
     instruction_from: str = "registry",
+    text_normalization: str = "none",
 ) -> AssembledData:
     """Load, validate, de-duplicate, cap and render every task into train/validation/test rows.
 
     ``instruction_from="source"`` uses the source's own instruction text where it has one
     (SocialiteInstructions); the registry's otherwise. Train prompts are always zero-shot, as in
-    the paper; ``few_shot_k`` applies to validation and test prompts.
+    the paper; ``few_shot_k`` applies to validation and test prompts. ``text_normalization``: "none"
+    puts each text into its prompt verbatim, "collapse_whitespace" joins runs of whitespace into one space
+    and strips the ends; the rows store the text as rendered, so every later consumer sees the same text.
+    A seen task without train rows or any task without test rows is an error; other empty splits are
+    warnings (printed and in the data card).
     """
     if prompt_format not in FORMATS:
         raise ValueError(f"unknown prompt_format '{prompt_format}'; expected one of {FORMATS}")
     if instruction_from not in ("registry", "source"):
         raise ValueError("instruction_from must be 'registry' or 'source'")
+    if text_normalization not in TEXT_NORMALIZATIONS:
+        raise ValueError(
+            f"unknown text_normalization {text_normalization!r}; expected one of {TEXT_NORMALIZATIONS}"
+        )
     if not tasks:
         raise ValueError("no tasks selected")
     splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
@@ -176,7 +222,7 @@ def build_data(
     card_tasks: dict[str, Any] = {}
     for task in tasks:
         wanted = SPLITS if task.group == "seen" else ("train", "test")
-        raw, warnings = _load_task(task, wanted, source, data_dir)
+        raw, warnings, missing = _load_task(task, wanted, source, data_dir)
         counts: dict[str, dict[str, int]] = {}
         rows: dict[str, list[dict]] = {}
         files: dict[str, str] = {}
@@ -188,8 +234,8 @@ def build_data(
                     empty += 1
                     continue
                 row = {
-                    "text": rec["text"],
-                    "text_b": rec.get("text_b") if task.pair else None,
+                    "text": normalize_text(rec["text"], text_normalization),
+                    "text_b": normalize_text(rec["text_b"], text_normalization) if task.pair else None,
                     "_line": rec["line"],
                     "_instruction": rec.get("instruction"),
                 }
@@ -233,6 +279,8 @@ def build_data(
                     kept.append(r)
             counts[split]["duplicates_dropped"] = len(rows[split]) - len(kept)
             rows[split] = kept
+        where = {sp: split_location(task, sp, source=source, data_dir=data_dir) for sp in rows}
+        warnings += _check_split_sizes(task, counts, rows, missing, where)
         # 4. few-shot pool from the train split (all tasks), then caps
         pool_rng = random.Random(f"{seed}|{task.name}|pool")
         task_pool = _cap_stratified(rows.get("train", []), FEWSHOT_POOL_PER_TASK, pool_rng)
@@ -274,6 +322,8 @@ def build_data(
             "few_shot_examples": [{"text": s["text"], "label": s["label"]} for s in shots],
             "warnings": warnings,
         }
+        for w in warnings:
+            pywarnings.warn(f"task '{task.name}': {w}", DataWarning, stacklevel=2)
     params = {
         "source": source,
         "data_dir": str(data_dir) if data_dir else None,
@@ -285,16 +335,24 @@ def build_data(
         "prompt_format": prompt_format,
         "seed": seed,
         "instruction_from": instruction_from,
+        "text_normalization": text_normalization,
     }
     card = {
         "params": params,
         "tasks": card_tasks,
+        "text_normalization": text_normalization,
         "totals": {s: len(rs) for s, rs in splits.items()},
         "dropped": _dropped_totals(card_tasks),
         "notes": [
             "train prompts are zero-shot (the paper's format); few_shot_k applies to validation/test",
             "related (held-out) tasks contribute test rows only",
             "duplicates are detected on case/whitespace-normalised text (+ text_b); evaluation splits keep them",
+            (
+                "texts are rendered verbatim (text_normalization='none')"
+                if text_normalization == "none"
+                else "texts had runs of whitespace collapsed to one space and ends stripped "
+                "(text_normalization='collapse_whitespace'); rows store the text as rendered"
+            ),
         ],
     }
     return AssembledData(splits=splits, pool=pool, card=card, params=params)

@@ -31,6 +31,10 @@ class DataError(ValueError):
     """Bad input data; the message names the file, line and field."""
 
 
+class DataWarning(UserWarning):
+    """Suspicious but usable input data (e.g. an empty validation file); also written to the data card."""
+
+
 def default_data_dir() -> Path:
     """``$SOCIALITE_DATA_DIR``, else ``<repo>/../shared/data/social_tasks``, else ``./data/social_tasks``."""
     env = os.environ.get(DATA_DIR_ENV)
@@ -64,13 +68,46 @@ def load_manifest(data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
         raise DataError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
 
 
+def _describe_json(value: Any) -> str:
+    """A parsed JSON value as its JSON type and (shortened) value: ``null``, ``a number (42)``, ``a list ([1])``."""
+    if value is None:
+        return "null"
+    kind = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    shown = json.dumps(value, ensure_ascii=False)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"{kind.get(type(value), type(value).__name__)} ({shown})"
+
+
+def _local_split_path(task: Task, split: str, data_dir: str | os.PathLike | None) -> Path:
+    sub = (task.sources.get("local") or {}).get("dir", task.name)
+    return resolve_data_dir(data_dir) / sub / f"{split}.jsonl"
+
+
+def split_location(
+    task: Task, split: str, *, source: str = "local", data_dir: str | os.PathLike | None = None
+) -> str:
+    """Where one task split is read from, for messages: the file (local bundle, SocKET) or the parquet pattern."""
+    if source == "local":
+        return str(_local_split_path(task, split, data_dir))
+    from . import sources
+
+    spec = task.sources.get(source) or {}
+    if source == "socket":
+        name = sources.socket_filenames(spec.get("config", "?"), split)["text"]
+        return (
+            str(Path(data_dir) / name) if data_dir else f"{spec.get('repo_id', sources.SOCKET_REPO)}/{name}"
+        )
+    where = str(data_dir) if data_dir else spec.get("repo_id", sources.SOCIALITE_REPO)
+    files = " or ".join(f"{where}/{p}" for p in sources._socialite_patterns(sources.normalize_split(split)))
+    return f"{files} (task_type {spec.get('task_type')})"
+
+
 def load_local_split(task: Task, split: str, data_dir: str | os.PathLike | None = None) -> list[dict]:
     """Raw records of one task split from a local bundle directory."""
     if split not in SPLITS:
         raise ValueError(f"unknown split '{split}'; expected one of {SPLITS}")
-    root = resolve_data_dir(data_dir)
+    path = _local_split_path(task, split, data_dir)
     sub = (task.sources.get("local") or {}).get("dir", task.name)
-    path = root / sub / f"{split}.jsonl"
     if not path.exists():
         raise FileNotFoundError(
             f"task '{task.name}': split file {path} not found "
@@ -81,6 +118,11 @@ def load_local_split(task: Task, split: str, data_dir: str | os.PathLike | None 
         for key in ("text", "label") + (("text_b",) if task.pair else ()):
             if key not in obj:
                 raise DataError(f"{path}: line {lineno}: missing field '{key}'")
+        for key in ("text", "text_b") if task.pair else ("text",):
+            if not isinstance(obj[key], str):
+                raise DataError(
+                    f"{path}: line {lineno}: field '{key}' must be a string, got {_describe_json(obj[key])}"
+                )
         records.append(
             {
                 "text": obj["text"],

@@ -6,6 +6,10 @@
   instruction and the input (``shots=`` argument; any format).
 * ``chat``: a list of chat messages for instruct models; the model's own chat template is
   applied at tokenisation time, so the data run stays model-agnostic.
+
+The example's text goes into the prompt verbatim (trailing and repeated spaces, line breaks and all) unless
+``text_normalization="collapse_whitespace"``; the data run stores each row's text as rendered, so every later
+consumer (training, evaluation re-rendering, analysis, baselines) sees the same text.
 """
 
 from __future__ import annotations
@@ -18,26 +22,40 @@ from typing import Any
 from .registry import Task
 
 FORMATS = ("paper", "chat")
+# How the example's own text (text, text_b, few-shot texts) is put into the prompt:
+# "none" verbatim, character for character (as other harnesses build the prompt); "collapse_whitespace" joins
+# every run of whitespace (spaces, tabs, line breaks) into one space and strips both ends.
+TEXT_NORMALIZATIONS = ("none", "collapse_whitespace")
 
 
-def _clean(text: str) -> str:
-    # Newlines inside a text would be read as the end of an answer or of a shot line.
-    return " ".join(str(text).split())
+def normalize_text(text: str, mode: str = "none") -> str:
+    """The example text as it goes into a prompt, under one of :data:`TEXT_NORMALIZATIONS`."""
+    if mode not in TEXT_NORMALIZATIONS:
+        raise ValueError(f"unknown text_normalization {mode!r}; expected one of {TEXT_NORMALIZATIONS}")
+    return " ".join(str(text).split()) if mode == "collapse_whitespace" else str(text)
 
 
-def render_input(task: Task, text: str, text_b: str | None = None) -> str:
+def _one_line(instruction: str) -> str:
+    # The instruction (not the example text) is always one line: the format's line structure depends on it.
+    return " ".join(str(instruction).split())
+
+
+def render_input(
+    task: Task, text: str, text_b: str | None = None, *, text_normalization: str = "none"
+) -> str:
     """The input block: the text, plus the second text on its own labelled line for pair tasks."""
     if task.pair:
         name = task.text_b_name or "Text B"
-        return f"{_clean(text)}\n{name}: {_clean(text_b or '')}"
-    return _clean(text)
+        return f"{normalize_text(text, text_normalization)}\n{name}: {normalize_text(text_b or '', text_normalization)}"
+    return normalize_text(text, text_normalization)
 
 
-def render_shot(task: Task, shot: dict) -> str:
+def render_shot(task: Task, shot: dict, *, text_normalization: str = "none") -> str:
     """One few-shot line ``<text> - <label>`` (pair tasks: ``<text> (<Target>: <text_b>) - <label>``)."""
-    text = _clean(shot["text"])
+    text = normalize_text(shot["text"], text_normalization)
     if task.pair:
-        text = f"{text} ({task.text_b_name or 'Text B'}: {_clean(shot.get('text_b') or '')})"
+        second = normalize_text(shot.get("text_b") or "", text_normalization)
+        text = f"{text} ({task.text_b_name or 'Text B'}: {second})"
     return f"{text} - {shot['label']}"
 
 
@@ -49,19 +67,24 @@ def render_prompt(
     fmt: str = "paper",
     shots: Sequence[dict] | None = None,
     instruction: str | None = None,
+    text_normalization: str = "none",
 ) -> str | list[dict[str, str]]:
     """Render one example's prompt (without the answer).
 
     ``shots`` are dicts with ``text``, ``label`` (verbalizer) and optionally ``text_b``;
     ``instruction`` overrides the task's (for prompt variants or the source's own wording).
+    The texts go in verbatim unless ``text_normalization`` says otherwise (see :func:`normalize_text`).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown prompt format '{fmt}'; expected one of {FORMATS}")
-    instr = _clean(instruction or task.instruction)
+    norm = text_normalization
+    instr = _one_line(instruction or task.instruction)
     shot_block = ""
     if shots:
-        shot_block = "Examples:\n" + "\n".join(render_shot(task, s) for s in shots) + "\n"
-    body = f"{shot_block}Input: {render_input(task, text, text_b)}"
+        shot_block = (
+            "Examples:\n" + "\n".join(render_shot(task, s, text_normalization=norm) for s in shots) + "\n"
+        )
+    body = f"{shot_block}Input: {render_input(task, text, text_b, text_normalization=norm)}"
     if fmt == "paper":
         return f"Instruction: {instr}\n{body}\nOutput:"
     return [{"role": "user", "content": f"{instr}\n{body}\nAnswer with the label only."}]

@@ -27,6 +27,17 @@ CATEGORIES = (
 TASK_TYPES = ("classification", "regression")
 GROUPS = ("seen", "related")
 SOURCE_KINDS = ("local", "socialite_instructions", "socket")
+# The fields each level of a task YAML may hold; anything else is a typo and an error.
+TOP_LEVEL_FIELDS = ("suite", "description", "tasks")
+VARIANT_FIELDS = ("instruction", "labels")
+SOURCE_FIELDS = {  # the loader's keyword arguments a YAML source entry may set (see sources.load_source)
+    "local": ("dir",),
+    "socialite_instructions": ("task_type", "pair_sep", "repo_id", "revision"),
+    "socket": ("config", "pair_sep", "repo_id", "revision"),
+}
+QUOTE_HINT = (
+    'YAML reads unquoted yes/no/true/false/on/off as booleans; quote the word, e.g. labels: ["yes", "no"]'
+)
 BUILTIN_DIR = Path(__file__).parent / "tasks"
 REGRESSION_LABELS = ["low", "high"]
 
@@ -73,6 +84,30 @@ def _require(cond: bool, where: str, msg: str) -> None:
         raise RegistryError(f"{where}: {msg}")
 
 
+def _check_fields(mapping: dict, allowed: Any, where: str, at: str = "", level: str = "task level") -> None:
+    """Reject keys of ``mapping`` not in ``allowed``, naming the key path ``at.key`` and the closest valid key."""
+    allowed = sorted(str(a) for a in allowed)
+    unknown = [str(k) for k in mapping if str(k) not in allowed]
+    if not unknown:
+        return
+    prefix = f"{at}." if at else ""
+    hints = [
+        f"'{prefix}{close[0]}'" + (f" (for '{prefix}{key}')" if len(unknown) > 1 else "")
+        for key in unknown
+        if (close := difflib.get_close_matches(key, allowed, n=1, cutoff=0.5))
+    ]
+    raise RegistryError(
+        f"{where}: unknown field(s) {[prefix + key for key in unknown]}"
+        + (f"; did you mean {', '.join(hints)}?" if hints else "")
+        + f" Allowed {f'in {at!r}' if at else f'at the {level}'}: {allowed}"
+    )
+
+
+def _check_word(value: Any, where: str, what: str) -> None:
+    """A label word must be text; a YAML boolean means an unquoted yes/no/true/false/on/off."""
+    _require(not isinstance(value, bool), where, f"{what} is the boolean {value}: {QUOTE_HINT}")
+
+
 def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
     where = f"{path}: task '{name}'"
     _require(isinstance(spec, dict), where, "must be a mapping of fields")
@@ -90,8 +125,7 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
         "citation",
         "variants",
     }
-    unknown = set(spec) - known
-    _require(not unknown, where, f"unknown field(s) {sorted(unknown)}; allowed: {sorted(known)}")
+    _check_fields(spec, known, where)
     for key in ("category", "type", "group", "instruction"):
         _require(key in spec, where, f"missing required field '{key}'")
     _require(spec["category"] in CATEGORIES, where, f"field 'category' must be one of {list(CATEGORIES)}")
@@ -101,6 +135,8 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
     _require(
         isinstance(labels, list) and len(labels) >= 2, where, "field 'labels' needs at least two answer words"
     )
+    for i, lab in enumerate(labels):
+        _check_word(lab, where, f"labels[{i}]")
     labels = [str(lab) for lab in labels]
     for lab in labels:
         _require(lab == lab.lower().strip() and lab, where, f"label '{lab}' must be lower-case, non-empty")
@@ -113,21 +149,35 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
             where,
             "field 'scale' must be [min, max]",
         )
-    label_map = {str(k).strip(): str(v) for k, v in (spec.get("label_map") or {}).items()}
+    raw_map = spec.get("label_map") or {}
+    _require(isinstance(raw_map, dict), where, "field 'label_map' must map source labels to labels")
+    for k, v in raw_map.items():
+        _check_word(k, where, f"label_map key {k}")
+        _check_word(v, where, f"label_map[{k!r}]")
+    label_map = {str(k).strip(): str(v) for k, v in raw_map.items()}
     for raw, verb in label_map.items():
         _require(
             verb in labels, where, f"label_map maps '{raw}' to '{verb}', which is not in labels {labels}"
         )
     sources = spec.get("sources") or {}
     _require(isinstance(sources, dict), where, "field 'sources' must be a mapping")
-    for kind in sources:
-        _require(kind in SOURCE_KINDS, where, f"unknown source kind '{kind}'; known: {list(SOURCE_KINDS)}")
-    variants = spec.get("variants") or []
-    for i, var in enumerate(variants):
+    _check_fields(sources, SOURCE_KINDS, where, "sources")
+    for kind, entry in sources.items():
         _require(
-            isinstance(var, dict) and "instruction" in var, where, f"variants[{i}] needs an 'instruction'"
+            entry is None or isinstance(entry, dict), where, f"'sources.{kind}' must be a mapping of fields"
         )
-        for orig in (var.get("labels") or {}).keys():
+        _check_fields(entry or {}, SOURCE_FIELDS[kind], where, f"sources.{kind}")
+    variants = spec.get("variants") or []
+    _require(isinstance(variants, list), where, "field 'variants' must be a list")
+    for i, var in enumerate(variants):
+        _require(isinstance(var, dict), where, f"variants[{i}] must be a mapping with an 'instruction'")
+        _check_fields(var, VARIANT_FIELDS, where, f"variants[{i}]")
+        _require("instruction" in var, where, f"variants[{i}] needs an 'instruction'")
+        remap = var.get("labels") or {}
+        _require(isinstance(remap, dict), where, f"variants[{i}].labels must map labels to new answer words")
+        for orig, word in remap.items():
+            _check_word(orig, where, f"variants[{i}].labels key {orig}")
+            _check_word(word, where, f"variants[{i}].labels[{orig!r}]")
             _require(orig in labels, where, f"variants[{i}] remaps '{orig}', which is not in labels {labels}")
     return Task(
         name=name,
@@ -156,6 +206,7 @@ def load_task_file(path: str | os.PathLike) -> tuple[str, dict[str, Task]]:
     except yaml.YAMLError as e:
         raise RegistryError(f"{path}: invalid YAML: {e}") from None
     _require(isinstance(doc, dict), str(path), "top level must be a mapping with 'suite' and 'tasks'")
+    _check_fields(doc, TOP_LEVEL_FIELDS, str(path), level="top level of a suite file")
     _require("suite" in doc and "tasks" in doc, str(path), "needs top-level 'suite' and 'tasks'")
     _require(isinstance(doc["tasks"], dict), str(path), "'tasks' must map task names to definitions")
     suite = str(doc["suite"])

@@ -107,11 +107,29 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     return path
 
 
+def invalid_utf8_message(path: str | os.PathLike, line: int, raw: bytes, exc: UnicodeDecodeError) -> str:
+    """``<file>: line N: invalid UTF-8 ...`` for a line whose bytes ``raw`` failed to decode with ``exc``."""
+    column = len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
+    bad = raw[exc.start : exc.end].hex(" ")
+    return (
+        f"{path}: line {line}: invalid UTF-8 (byte(s) {bad} at column {column}); "
+        "the kit reads text files as UTF-8: re-save the file as UTF-8"
+    )
+
+
 def iter_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line number, object)`` per non-blank line; a malformed line raises ``error`` naming file and line."""
+    """Yield ``(line number, object)`` per non-blank line.
+
+    A line that is not UTF-8, not JSON or not a JSON object raises ``error`` naming the file and line.
+    Lines end at ``\\n`` (JSON Lines); a UTF-8 byte-order mark at the start of the file is ignored.
+    """
     path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise error(invalid_utf8_message(path, lineno, raw, e)) from None
             if not line.strip():
                 continue
             try:

@@ -27,6 +27,7 @@ Hub layouts (checked against the hub file listings; see tests/fixtures_hub.py fo
 from __future__ import annotations
 
 import functools
+import io
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,6 +35,8 @@ from typing import Any
 
 import huggingface_hub
 from huggingface_hub import errors as hub_errors
+
+from .runs import invalid_utf8_message
 
 SOCIALITE_REPO = "hlab/SocialiteInstructions"
 SOCKET_REPO = "Blablablab/SOCKET"
@@ -333,8 +336,17 @@ def socket_filenames(config: str, split: str) -> dict[str, str]:
 def _read_lines(path: Path) -> list[str]:
     # Universal-newline readlines(), as SocKET's own loading script read these files; only the line end
     # is removed here, surrounding whitespace is stripped per field below (also as the script did).
-    with open(path, encoding="utf-8") as f:
-        return [ln.rstrip("\n") for ln in f.readlines()]
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        start = raw.rfind(b"\n", 0, e.start) + 1
+        line = raw[:start].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
+        end = raw.find(b"\n", e.start)
+        line_bytes = raw[start : len(raw) if end < 0 else end]
+        moved = UnicodeDecodeError("utf-8", line_bytes, e.start - start, e.end - start, e.reason)
+        raise SourceError(invalid_utf8_message(path, line, line_bytes, moved)) from None
+    return [ln.rstrip("\n") for ln in io.StringIO(text, newline=None).readlines()]
 
 
 def _parse_socket_label(raw: str, names: list[str], file: str, line: int) -> str | float:

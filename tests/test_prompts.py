@@ -12,8 +12,12 @@ REG = load_registry("local")
 
 def test_paper_format_exact():
     task = REG["tweet_sentiment"]
-    got = render_prompt(task, "I love\nthis  phone")
+    got = render_prompt(task, "I love this phone")
     assert got == f"Instruction: {task.instruction}\nInput: I love this phone\nOutput:"
+    # the text goes in verbatim by default; collapsing whitespace is an explicit option
+    assert render_prompt(task, "I love\nthis  phone ").endswith("Input: I love\nthis  phone \nOutput:")
+    collapsed = render_prompt(task, "I love\nthis  phone ", text_normalization="collapse_whitespace")
+    assert collapsed == got
     assert render_completion("positive") == " positive"
 
 
