@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
-import tomllib
 import types
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 
 from socialite_utils import data as data_mod
@@ -151,22 +153,29 @@ def test_modules_to_import_come_from_the_notebooks_and_the_package():
 @pytest.mark.slow
 def test_wheel_installs_into_a_fresh_venv_and_imports_what_the_notebooks_import(tmp_path):
     """Minutes: builds the wheel, installs torch then the wheel with its dependencies (no requirements.txt)."""
-    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
+    src, wheels, venv = tmp_path / "src", tmp_path / "wheels", tmp_path / "venv"
+    # build from a copy, so setuptools' build/ and *.egg-info land in tmp, not in the checkout
+    junk = shutil.ignore_patterns(".git", "runs", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache")
+    shutil.copytree(REPO, src, ignore=junk)
     pip = [sys.executable, "-m", "pip"]
-    subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", wheels, REPO], check=True)
+    subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", wheels, src], check=True)
     (wheel,) = wheels.glob("socialite_utils-*.whl")
+    # the venv must see only what the wheel installs: not this checkout (PYTHONPATH), not the user site
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")} | {
+        "PYTHONNOUSERSITE": "1"
+    }
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     vpy = str(venv / "bin" / "python")
-    subprocess.run([vpy, "-m", "pip", "install", "-q", "torch==2.13.0"], check=True)
-    subprocess.run([vpy, "-m", "pip", "install", "-q", str(wheel)], check=True)
-    subprocess.run([vpy, "-m", "pip", "check"], check=True)
+    subprocess.run([vpy, "-m", "pip", "install", "-q", "torch==2.13.0"], check=True, env=env)
+    subprocess.run([vpy, "-m", "pip", "install", "-q", str(wheel)], check=True, env=env)
+    subprocess.run([vpy, "-m", "pip", "check"], check=True, env=env)
     names = modules_to_import()
     code = (
         "import importlib, socialite_utils.sample as s\n"
         f"for name in {names!r}:\n    importlib.import_module(name)\n"
         "print(len(s.sample_tasks()), s.SAMPLE_DIR)\n"
     )
-    out = subprocess.run([vpy, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    out = subprocess.run([vpy, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     n_tasks, where = out.stdout.split()
     assert int(n_tasks) == len(sample.sample_tasks()) and str(venv) in where  # package data inside the wheel
