@@ -5,6 +5,7 @@ shipped for Colab."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import re
@@ -16,8 +17,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import tomllib
 from packaging.requirements import Requirement
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 from socialite_utils import data as data_mod
 from socialite_utils import sample
@@ -158,7 +163,8 @@ def test_wheel_installs_into_a_fresh_venv_and_imports_what_the_notebooks_import(
     junk = shutil.ignore_patterns(".git", "runs", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache")
     shutil.copytree(REPO, src, ignore=junk)
     pip = [sys.executable, "-m", "pip"]
-    subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", wheels, src], check=True)
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    subprocess.run([*pip, "wheel", "-q", "--no-deps", *isolation, "-w", wheels, src], check=True)
     (wheel,) = wheels.glob("socialite_utils-*.whl")
     # the venv must see only what the wheel installs: not this checkout (PYTHONPATH), not the user site
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")} | {
