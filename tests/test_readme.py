@@ -174,7 +174,6 @@ def _get(url: str, token: str) -> dict:
         return json.loads(resp.read())
 
 
-@pytest.mark.slow
 def test_make_lab_serves_the_repository_on_the_socialite_kernel(clone, bundle_dir, tmp_path):
     """`make lab` as written, plus LAB_ARGS for a headless server; asks the running server what it serves."""
     block = _block(LAB)
