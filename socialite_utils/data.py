@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import sample
 from .registry import Task
 from .runs import iter_jsonl, repo_root
 
@@ -36,14 +37,23 @@ class DataWarning(UserWarning):
 
 
 def default_data_dir() -> Path:
-    """``$SOCIALITE_DATA_DIR``, else ``<repo>/../shared/data/social_tasks``, else ``./data/social_tasks``."""
+    """``$SOCIALITE_DATA_DIR``, else ``<repo>/../shared/data/social_tasks``, else ``./data/social_tasks``.
+
+    On Colab, when that bundle is missing, the small sample shipped with the package (with a printed notice).
+    """
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env).expanduser()
     root = repo_root()
-    if root is not None:
-        return root.parent / "shared" / "data" / "social_tasks"
-    return Path.cwd() / "data" / "social_tasks"
+    path = (
+        root.parent / "shared" / "data" / "social_tasks"
+        if root is not None
+        else Path.cwd() / "data" / "social_tasks"
+    )
+    if not path.is_dir() and sample.on_colab():  # Colab has no bundle: the sample shipped with the package
+        sample.print_notice_once()
+        return sample.SAMPLE_DIR
+    return path
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
