@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ import sacrebleu
 
 from socialite_utils import metrics as M
 from socialite_utils import text_metrics as T
-from socialite_utils.writing_data import default_writing_dir
+from socialite_utils.writing_data import load_writing_split
 
 # The SARI paper's example (Xu et al. 2016), also the example in HF evaluate's sari card.
 SRC = ["About 95 species are currently accepted ."]
@@ -38,18 +36,9 @@ REFS2 = [
 
 
 @pytest.fixture(scope="session")
-def writing_dir() -> Path:
-    """The writing bundle (../shared/data/writing_tasks or $SOCIALITE_WRITING_DIR). Missing -> fail, not skip."""
-    path = default_writing_dir()
-    assert (path / "MANIFEST.json").exists(), (
-        f"the writing bundle is missing at {path}; set SOCIALITE_WRITING_DIR"
-    )
-    return path
-
-
-@pytest.fixture(scope="session")
 def fluency_test(writing_dir):
-    rows = [json.loads(line) for line in (writing_dir / "fluency" / "test.jsonl").read_text().splitlines()]
+    rows = load_writing_split("fluency", "test", writing_dir)
+    # Stripped, as the reference values were computed (JFLEG's script reads one stripped line per sentence).
     src = [r["source"].strip() for r in rows]
     refs = [[x.strip() for x in r["references"]] for r in rows]
     return src, refs
