@@ -49,6 +49,7 @@ from sacrebleu.metrics import BLEU
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 from . import metrics as M
+from .registry import GENERATION_METRICS
 
 __all__ = [
     "CORPUS_METRICS",
@@ -363,7 +364,7 @@ def _match_vector(predictions, references) -> np.ndarray:
 # Corpus metrics on example indices, bootstrap and paired tests
 # --------------------------------------------------------------------------------------------------------
 
-CORPUS_METRICS = ("sari", "sari_t2t", "gleu", "bleu", "ibleu", "exact_match")
+CORPUS_METRICS = GENERATION_METRICS  # the names a registry generation task may list
 
 
 def build_corpus_metric(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import DataError, default_data_dir
+from .registry import Task
 from .runs import iter_jsonl
 
 WRITING_DIR_ENV = "SOCIALITE_WRITING_DIR"
@@ -232,3 +233,20 @@ def load_general_instructions(
         if missing:
             raise ValueError(f"sources {missing} not in {path}; tags there: {sorted(seen_tags)}")
     return rows
+
+
+def load_generation_split(task: Task, split: str, data_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Rows of a registry ``generation`` task (:func:`load_writing_split` on its ``writing_tasks`` folder).
+
+    A task declared with ``no_data`` raises ``DataError`` with its reason, so a caller reports "no data" for it.
+    """
+    if not task.is_generation:
+        raise ValueError(
+            f"task '{task.name}' is a {task.type} task; load_generation_split reads generation tasks"
+        )
+    if task.no_data:
+        raise DataError(f"task '{task.name}' ({task.defined_in}): no data: {task.no_data}")
+    spec = task.sources.get("writing_tasks")
+    if not spec:
+        raise KeyError(f"task '{task.name}' has no 'writing_tasks' source in {task.defined_in}")
+    return load_writing_split(spec.get("dir", task.name), split, data_dir)

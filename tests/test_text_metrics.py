@@ -232,3 +232,10 @@ def test_paired_corpus_test_tuned_vs_base(fluency_test):
 def test_build_corpus_metric_rejects_unknown_name():
     with pytest.raises(ValueError, match="unknown corpus metric 'rouge'"):
         T.build_corpus_metric("rouge", SRC, PRED, REFS)
+
+
+@pytest.mark.parametrize("name", T.CORPUS_METRICS)
+def test_every_registry_metric_name_builds(name):
+    # The registry's generation tasks may list exactly these names; each must be computable here.
+    value = T.build_corpus_metric(name, SRC2, PRED2, REFS2)([0, 1])
+    assert math.isfinite(value)

@@ -142,3 +142,33 @@ def test_bad_general_rows_name_file_line_field(general_dir, tmp_path, bad, messa
     (tmp_path / "train.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(DataError, match=f"train.jsonl: line 2: {message}"):
         load_general_instructions(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+def test_writing_suite_is_generation_tasks_with_data_or_no_data(writing_dir):
+    from socialite_utils.registry import load_registry
+    from socialite_utils.writing_data import load_generation_split
+
+    reg = load_registry("writing")
+    assert list(reg) == [
+        "grammaticality",
+        "fluency",
+        "clarity",
+        "coherence",
+        "simplification",
+        "neutralization",
+        "paraphrase",
+    ]
+    assert all(t.is_generation and t.labels == [] and len(t.variants) >= 2 for t in reg.values())
+    assert {n for n, t in reg.items() if t.no_data} == {"grammaticality", "clarity", "coherence"}
+    assert reg["fluency"].metrics[0] == "gleu" and reg["simplification"].metrics[0] == "sari"
+    assert reg["neutralization"].metrics[0] == "exact_match" and reg["paraphrase"].metrics[0] == "ibleu"
+    rows = load_generation_split(reg["paraphrase"], "test", writing_dir)
+    assert len(rows) == 97
+    with pytest.raises(DataError, match="task 'clarity' .*no data: IteraTeR"):
+        load_generation_split(reg["clarity"], "test", writing_dir)
+    social = load_registry("local")["tweet_irony"]
+    with pytest.raises(ValueError, match="tweet_irony' is a classification task"):
+        load_generation_split(social, "test", writing_dir)
