@@ -33,7 +33,8 @@ of non-empty lists of strings; the number of references may differ between examp
 Corpus metrics are not means of per-example scores, so their bootstrap recomputes the corpus metric on resampled
 example indices: :func:`build_corpus_metric` returns ``f(indices) -> value`` built on per-example statistics
 computed once, and :func:`bootstrap_corpus_ci` / :func:`paired_corpus_test` feed any such callable to the kit's
-resampling in :mod:`socialite_utils.metrics` (``bootstrap_values`` / ``paired_bootstrap``).
+resampling in :mod:`socialite_utils.metrics` (``bootstrap_values`` / ``paired_bootstrap``);
+:func:`compare_systems` does both for several systems of one task (copy baseline, base, tuned, ...).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ __all__ = [
     "bleu",
     "bootstrap_corpus_ci",
     "build_corpus_metric",
+    "compare_systems",
     "exact_match",
     "gleu",
     "ibleu",
@@ -455,3 +457,40 @@ def paired_corpus_test(
         seed=seed,
         alpha=alpha,
     )
+
+
+def compare_systems(
+    metric: str,
+    sources: Sequence[str],
+    references: Sequence[Sequence[str]],
+    outputs: dict[str, Sequence[str]],
+    *,
+    baseline: str,
+    n_resamples: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    **kwargs: Any,
+) -> dict:
+    """One task, several systems (e.g. ``{"copy": sources, "base": ..., "tuned": ...}``) on one metric.
+
+    Returns ``{"metric", "n", "systems": {name: {"value", "ci"}}, "vs_baseline": {name: paired test}}``: a
+    bootstrap CI per system and a paired bootstrap of each other system minus ``baseline``
+    (:func:`paired_corpus_test`). Every system is resampled with the same index draws (one ``seed``); pass
+    ``metrics.task_seed(run_seed, task)`` so that tasks are resampled independently of each other.
+    """
+    if baseline not in outputs:
+        raise KeyError(f"baseline {baseline!r} is not one of the systems {list(outputs)}")
+    n = len(sources)
+    fns = {
+        name: build_corpus_metric(metric, sources, out, references, **kwargs) for name, out in outputs.items()
+    }
+    systems = {}
+    for name, fn in fns.items():
+        res = bootstrap_corpus_ci(fn, n, n_resamples=n_resamples, alpha=alpha, seed=seed)
+        systems[name] = {"value": res["value"], "ci": res["ci"]}
+    vs = {
+        name: paired_corpus_test(fn, fns[baseline], n, n_resamples=n_resamples, alpha=alpha, seed=seed)
+        for name, fn in fns.items()
+        if name != baseline
+    }
+    return {"metric": metric, "n": n, "systems": systems, "vs_baseline": vs}

@@ -239,3 +239,23 @@ def test_every_registry_metric_name_builds(name):
     # The registry's generation tasks may list exactly these names; each must be computable here.
     value = T.build_corpus_metric(name, SRC2, PRED2, REFS2)([0, 1])
     assert math.isfinite(value)
+
+
+def test_compare_systems_copy_baseline_vs_reference_outputs(fluency_test):
+    src, refs = fluency_test
+    src, refs = src[:50], refs[:50]
+    outputs = {"copy": src, "ref1": [r[1] for r in refs], "ref1_again": [r[1] for r in refs]}
+    res = T.compare_systems(
+        "bleu", src, refs, outputs, baseline="copy", n_resamples=100, seed=M.task_seed(0, "fluency")
+    )
+    assert res["n"] == 50 and set(res["systems"]) == set(outputs)
+    assert res["systems"]["ref1"]["value"] == pytest.approx(T.bleu(outputs["ref1"], refs))
+    assert set(res["vs_baseline"]) == {"ref1", "ref1_again"}
+    # Same outputs, same draws -> identical CIs and tests.
+    assert res["systems"]["ref1"]["ci"] == res["systems"]["ref1_again"]["ci"]
+    assert res["vs_baseline"]["ref1"] == res["vs_baseline"]["ref1_again"]
+    assert res["vs_baseline"]["ref1"]["delta"] == pytest.approx(
+        res["systems"]["ref1"]["value"] - res["systems"]["copy"]["value"]
+    )
+    with pytest.raises(KeyError, match="baseline 'base' is not one of the systems"):
+        T.compare_systems("bleu", src, refs, outputs, baseline="base")
