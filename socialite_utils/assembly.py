@@ -158,12 +158,19 @@ def build_data(
     prompt_format: str = "paper",
     seed: int = 0,
     instruction_from: str = "registry",
+    writing_dir: str | os.PathLike | None = None,
+    general_train_rows: int = 0,
+    general_licence: str = "any",
 ) -> AssembledData:
     """Load, validate, de-duplicate, cap and render every task into train/validation/test rows.
 
     ``instruction_from="source"`` uses the source's own instruction text where it has one
     (SocialiteInstructions); the registry's otherwise. Train prompts are always zero-shot, as in
     the paper; ``few_shot_k`` applies to validation and test prompts.
+
+    Generation tasks (``type: generation``) read ``writing_dir`` (default: the writing bundle) and are built by
+    :func:`socialite_utils.writing_assembly.build_generation_rows`; ``general_train_rows`` generalist rows
+    (licence filter ``general_licence``) are added to the train split by ``writing_assembly.add_general_rows``.
     """
     if prompt_format not in FORMATS:
         raise ValueError(f"unknown prompt_format '{prompt_format}'; expected one of {FORMATS}")
@@ -175,6 +182,21 @@ def build_data(
     pool: list[dict] = []
     card_tasks: dict[str, Any] = {}
     for task in tasks:
+        if task.is_generation:
+            from .writing_assembly import build_generation_rows
+
+            task_rows, card_tasks[task.name] = build_generation_rows(
+                task,
+                fmt=prompt_format,
+                seed=seed,
+                max_train=max_train_per_task,
+                max_eval=max_eval_per_task,
+                writing_dir=writing_dir,
+                few_shot_k=few_shot_k,
+            )
+            for split, split_rows in task_rows.items():
+                splits[split] += split_rows
+            continue
         wanted = SPLITS if task.group == "seen" else ("train", "test")
         raw, warnings = _load_task(task, wanted, source, data_dir)
         counts: dict[str, dict[str, int]] = {}
@@ -274,6 +296,12 @@ def build_data(
             "few_shot_examples": [{"text": s["text"], "label": s["label"]} for s in shots],
             "warnings": warnings,
         }
+    if general_train_rows:
+        from .writing_assembly import add_general_rows
+
+        splits["train"], card_tasks["general_instructions"] = add_general_rows(
+            splits["train"], general_train_rows, fmt=prompt_format, seed=seed, licence=general_licence
+        )
     params = {
         "source": source,
         "data_dir": str(data_dir) if data_dir else None,
@@ -285,6 +313,9 @@ def build_data(
         "prompt_format": prompt_format,
         "seed": seed,
         "instruction_from": instruction_from,
+        "writing_dir": str(writing_dir) if writing_dir else None,
+        "general_train_rows": general_train_rows,
+        "general_licence": general_licence,
     }
     card = {
         "params": params,
@@ -324,7 +355,7 @@ def _public_row(task: Task, r: dict, split: str, *, shots, fmt: str, instr_from:
 def _dropped_totals(card_tasks: dict[str, Any]) -> dict[str, int]:
     tot: Counter = Counter()
     for info in card_tasks.values():
-        for c in info["counts"].values():
+        for c in info.get("counts", {}).values():
             tot["empty_texts"] += c.get("empty_dropped", 0)
             tot["duplicates"] += c.get("duplicates_dropped", 0)
     return dict(tot)

@@ -83,7 +83,8 @@ def render_prompt(
     body = f"{shot_block}Input: {render_input(task, text, text_b)}"
     if fmt == "paper":
         return f"Instruction: {instr}\n{body}\nOutput:"
-    return [{"role": "user", "content": f"{instr}\n{body}\nAnswer with the label only."}]
+    ask = "" if task.is_generation else "\nAnswer with the label only."
+    return [{"role": "user", "content": f"{instr}\n{body}{ask}"}]
 
 
 def variant_label_words(task: Task, variant: int | None) -> dict[str, str]:
