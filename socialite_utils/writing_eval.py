@@ -59,7 +59,8 @@ def clean_output(raw: str) -> str:
     return ""
 
 
-def _prediction(row: dict, model_name: str, raw: str | None, output: str, budget: int | None) -> dict:
+def prediction_row(row: dict, model_name: str, raw: str | None, output: str, budget: int | None) -> dict:
+    """One prediction row (evaluation.py's schema + ``references``, ``max_new_tokens``) for a data-run row."""
     return {
         "id": row["id"],
         "task": row["task"],
@@ -87,7 +88,7 @@ def _prediction(row: dict, model_name: str, raw: str | None, output: str, budget
 
 def copy_predictions(rows: Sequence[dict]) -> list[dict]:
     """The copy baseline: every output is its source, unchanged."""
-    return [_prediction(r, COPY, None, r["text"], None) for r in rows]
+    return [prediction_row(r, COPY, None, r["text"], None) for r in rows]
 
 
 def score_generations(
@@ -124,7 +125,9 @@ def score_generations(
             print(f"\r{model_name}: generated {min(start + batch_size, len(order))}/{len(order)}", end="")
     if progress and rows:
         print()
-    return [_prediction(r, model_name, raws[i], clean_output(raws[i]), used[i]) for i, r in enumerate(rows)]
+    return [
+        prediction_row(r, model_name, raws[i], clean_output(raws[i]), used[i]) for i, r in enumerate(rows)
+    ]
 
 
 def load_generation_model(
