@@ -150,3 +150,18 @@ def test_run_directory_is_continued_or_refused(runs_dir):
     (runs_dir / "other").mkdir()
     with pytest.raises(FileExistsError, match="not a writing-assistance run"):
         prepare_writing_run("other", {}, overwrite=True)
+
+
+def test_notebook_03_refuses_generation_rows(runs_dir, writing_dir):
+    from socialite_utils.assembly import build_data, write_data_run
+    from socialite_utils.evaluation import EvalParams, build_eval_plan
+
+    write_data_run(
+        "wd", build_data([load_registry("writing")["paraphrase"]], max_train_per_task=2, max_eval_per_task=2)
+    )
+    params = EvalParams(run_name="e", data_run="wd", train_run=None, base_model="tiny-random")
+    with pytest.raises(
+        ValueError, match=r"test.jsonl: line 1: task 'paraphrase' is a generation task; use notebook 07"
+    ):
+        build_eval_plan(params)
+    assert not (runs_dir / "e").exists()
