@@ -237,16 +237,18 @@ def build_generation_metrics(
         entry = {"status": "ok", "n": len(sources), "metrics": task.metrics, "primary": task.metrics[0]}
         entry |= {"systems": {m: {} for m in outputs}, "vs_copy": {m: {} for m in outputs if m != COPY}}
         entry["pairs"] = {f"{a} vs {b}": {} for a, b in pairs}
+        kw = {"n_resamples": n_resamples, "alpha": alpha, "seed": tseed}
         for metric in task.metrics:
-            fns = {m: TM.build_corpus_metric(metric, sources, o, refs) for m, o in outputs.items()}
-            kw = {"n_resamples": n_resamples, "alpha": alpha, "seed": tseed}
-            for m, fn in fns.items():
-                res = TM.bootstrap_corpus_ci(fn, len(sources), **kw)
-                entry["systems"][m][metric] = {"value": res["value"], "ci": res["ci"]}
-                if m != COPY:
-                    entry["vs_copy"][m][metric] = _test(
-                        TM.paired_corpus_test(fn, fns[COPY], len(sources), **kw)
-                    )
+            # CIs per system and every system vs the copy baseline: text_metrics.compare_systems
+            res = TM.compare_systems(metric, sources, refs, outputs, baseline=COPY, **kw)
+            for m, cell in res["systems"].items():
+                entry["systems"][m][metric] = cell
+            for m, test in res["vs_baseline"].items():
+                entry["vs_copy"][m][metric] = _test(test)
+            fns = {
+                m: TM.build_corpus_metric(metric, sources, outputs[m], refs)
+                for m in {x for p in pairs for x in p}
+            }
             for a, b in pairs:
                 test = TM.paired_corpus_test(fns[a], fns[b], len(sources), **kw)
                 entry["pairs"][f"{a} vs {b}"][metric] = _test(test)
