@@ -196,6 +196,9 @@ def build_data(
     seed: int = 0,
     instruction_from: str = "registry",
     text_normalization: str = "none",
+    writing_dir: str | os.PathLike | None = None,
+    general_train_rows: int = 0,
+    general_licence: str = "any",
 ) -> AssembledData:
     """Load, validate, de-duplicate, cap and render every task into train/validation/test rows.
 
@@ -206,6 +209,10 @@ def build_data(
     and strips the ends; the rows store the text as rendered, so every later consumer sees the same text.
     A seen task without train rows or any task without test rows is an error; other empty splits are
     warnings (printed and in the data card).
+
+    Generation tasks (``type: generation``) read ``writing_dir`` (default: the writing bundle) and are built by
+    :func:`socialite_utils.writing_assembly.build_generation_rows`; ``general_train_rows`` generalist rows
+    (licence filter ``general_licence``) are added to the train split by ``writing_assembly.add_general_rows``.
     """
     if prompt_format not in FORMATS:
         raise ValueError(f"unknown prompt_format '{prompt_format}'; expected one of {FORMATS}")
@@ -221,6 +228,21 @@ def build_data(
     pool: list[dict] = []
     card_tasks: dict[str, Any] = {}
     for task in tasks:
+        if task.is_generation:
+            from .writing_assembly import build_generation_rows
+
+            task_rows, card_tasks[task.name] = build_generation_rows(
+                task,
+                fmt=prompt_format,
+                seed=seed,
+                max_train=max_train_per_task,
+                max_eval=max_eval_per_task,
+                writing_dir=writing_dir,
+                few_shot_k=few_shot_k,
+            )
+            for split, split_rows in task_rows.items():
+                splits[split] += split_rows
+            continue
         wanted = SPLITS if task.group == "seen" else ("train", "test")
         raw, warnings, missing = _load_task(task, wanted, source, data_dir)
         counts: dict[str, dict[str, int]] = {}
@@ -324,6 +346,12 @@ def build_data(
         }
         for w in warnings:
             pywarnings.warn(f"task '{task.name}': {w}", DataWarning, stacklevel=2)
+    if general_train_rows:
+        from .writing_assembly import add_general_rows
+
+        splits["train"], card_tasks["general_instructions"] = add_general_rows(
+            splits["train"], general_train_rows, fmt=prompt_format, seed=seed, licence=general_licence
+        )
     params = {
         "source": source,
         "data_dir": str(data_dir) if data_dir else None,
@@ -336,6 +364,9 @@ def build_data(
         "seed": seed,
         "instruction_from": instruction_from,
         "text_normalization": text_normalization,
+        "writing_dir": str(writing_dir) if writing_dir else None,
+        "general_train_rows": general_train_rows,
+        "general_licence": general_licence,
     }
     card = {
         "params": params,
@@ -382,7 +413,7 @@ def _public_row(task: Task, r: dict, split: str, *, shots, fmt: str, instr_from:
 def _dropped_totals(card_tasks: dict[str, Any]) -> dict[str, int]:
     tot: Counter = Counter()
     for info in card_tasks.values():
-        for c in info["counts"].values():
+        for c in info.get("counts", {}).values():
             tot["empty_texts"] += c.get("empty_dropped", 0)
             tot["duplicates"] += c.get("duplicates_dropped", 0)
     return dict(tot)

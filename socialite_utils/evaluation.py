@@ -259,6 +259,10 @@ def _select_rows(rows: list[dict], params: EvalParams, source: Path) -> dict[str
         ]
         if missing:
             raise ValueError(f"{source}: line {lineno} (id {row.get('id', '?')}): missing field(s) {missing}")
+        if row["task_type"] == "generation":  # rewriting tasks are scored by socialite_utils.writing_eval
+            raise ValueError(
+                f"{source}: line {lineno}: task '{row['task']}' is a generation task; use notebook 07"
+            )
         by_task[row["task"]].append(row)
     if params.tasks:
         unknown = [t for t in params.tasks if t not in by_task]

@@ -33,6 +33,7 @@ STEPS: list[tuple[str, str, str, dict[str, str]]] = [
     ("eval", "03_evaluation.ipynb", "eval", {"data_run": "data", "train_run": "train"}),
     ("analysis", "04_error_analysis.ipynb", "analysis", {"eval_run": "eval"}),
     ("baselines", "05_baselines.ipynb", "baselines", {"data_run": "data", "eval_run": "eval"}),
+    ("writing", "07_writing_assistance.ipynb", "writing", {}),  # runs only in profiles that declare it
 ]
 
 
@@ -104,7 +105,8 @@ def run_pipeline(
     params = resolve_profile(profile, overrides)
     root = Path(runs_dir).resolve() if runs_dir else runs_root()
     pipe_dir = root / run_name
-    steps = [s for s in STEPS if not only or s[0] in only]
+    declared = load_profiles()[profile]["steps"]  # a profile runs the steps it declares
+    steps = [s for s in STEPS if s[0] in declared and (not only or s[0] in only)]
     if not only and pipe_dir.exists():
         raise RunExistsError(
             f"{pipe_dir} already exists; choose another --run-name (or --only to rerun steps)"
@@ -173,6 +175,12 @@ def report_summary(pipe_dir: str | os.PathLike) -> str:
 
     pipe_dir = Path(pipe_dir)
     metrics_path = pipe_dir / "eval" / "metrics.json"
+    if not metrics_path.exists() and (pipe_dir / "writing" / "claims.csv").exists():
+        import pandas as pd
+
+        claims = pd.read_csv(pipe_dir / "writing" / "claims.csv").fillna("")
+        lines = [f"{c.verdict:<14} {c.claim}\n{'':<15}{c.evidence}" for c in claims.itertuples()]
+        return "writing assistance (notebook 07):\n" + "\n".join(lines) + f"\nrun: {pipe_dir / 'writing'}"
     if not metrics_path.exists():
         return f"no evaluation metrics at {metrics_path}"
     m = read_json(metrics_path)

@@ -7,12 +7,19 @@ from typing import TYPE_CHECKING
 
 from matplotlib import pyplot as plt
 
-from .registry import CATEGORIES
+from .registry import CATEGORIES, GENERATION_CATEGORIES
 
 if TYPE_CHECKING:
     from .assembly import AssembledData
 
-CATEGORY_COLORS = dict(zip(CATEGORIES, ["#e69f00", "#d55e00", "#0072b2", "#009e73", "#cc79a7"], strict=True))
+ALL_CATEGORIES = (*CATEGORIES, *GENERATION_CATEGORIES, "general")  # "general": generalist instruction rows
+CATEGORY_COLORS = dict(
+    zip(
+        ALL_CATEGORIES,
+        ["#e69f00", "#d55e00", "#0072b2", "#009e73", "#cc79a7", "#56b4e9", "#999999"],
+        strict=True,
+    )
+)
 
 
 def _task_order(data: AssembledData) -> list[tuple[str, str, str]]:
@@ -21,7 +28,7 @@ def _task_order(data: AssembledData) -> list[tuple[str, str, str]]:
         for r in rows:
             meta[r["task"]] = (r["category"], r["group"])
     return sorted(
-        ((t, c, g) for t, (c, g) in meta.items()), key=lambda x: (CATEGORIES.index(x[1]), x[2], x[0])
+        ((t, c, g) for t, (c, g) in meta.items()), key=lambda x: (ALL_CATEGORIES.index(x[1]), x[2], x[0])
     )
 
 
@@ -40,11 +47,15 @@ def plot_composition(data: AssembledData):
     ax1.invert_yaxis()
     ax1.set_xlabel("examples (train | validation // | test ..)")
     ax1.set_title("Examples per task, colored by category (* = related, held out)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=CATEGORY_COLORS[c]) for c in CATEGORIES]
-    ax1.legend(handles, CATEGORIES, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=3, fontsize=8)
+    shown = [*CATEGORIES, *(c for c in ALL_CATEGORIES[len(CATEGORIES) :] if any(c == x[1] for x in order))]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=CATEGORY_COLORS[c]) for c in shown]
+    ax1.legend(handles, shown, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=3, fontsize=8)
     cmap = plt.get_cmap("tab20")
     for i, (task, _, _) in enumerate(order):
-        labels = Counter(r["label"] for r in data.splits["test"] if r["task"] == task)
+        # generation rows have a free-text target, not a label: no label shares for them
+        labels = Counter(
+            r["label"] for r in data.splits["test"] if r["task"] == task and r["task_type"] != "generation"
+        )
         total = sum(labels.values()) or 1
         start = 0.0
         for j, (lab, n) in enumerate(sorted(labels.items())):
@@ -55,5 +66,42 @@ def plot_composition(data: AssembledData):
     ax2.set_xlim(0, 1)
     ax2.set_xlabel("label share in the test split")
     ax2.set_title("Label distribution")
+    fig.tight_layout()
+    return fig
+
+
+# Generation (writing) systems: the copy baseline, the base model and the tuned variants of notebook 07.
+SYSTEM_COLORS = {
+    "copy": "#cccccc",
+    "base": "#999999",
+    "writing": "#0072b2",
+    "writing+general": "#009e73",
+    "general": "#e69f00",
+}
+
+
+def plot_generation_metric(metrics: dict, metric: str):
+    """Grouped bars: ``metric`` per writing task (tasks that report it), one bar per system with its bootstrap CI
+    as a whisker; tasks without data are named under the axis. ``metrics``: writing_eval.build_generation_metrics."""
+    tasks = [n for n, t in metrics["tasks"].items() if t["status"] == "ok" and metric in t["metrics"]]
+    missing = [n for n, t in metrics["tasks"].items() if t["status"] != "ok" and metric in t["metrics"]]
+    systems = metrics["models"]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * max(1, len(tasks)), 3.6))
+    width = 0.8 / len(systems)
+    for j, m in enumerate(systems):
+        xs = [i + (j - (len(systems) - 1) / 2) * width for i in range(len(tasks))]
+        cells = [metrics["tasks"][t]["systems"][m][metric] for t in tasks]
+        vals = [c["value"] for c in cells]
+        lo = [max(0.0, c["value"] - c["ci"][0]) for c in cells]
+        hi = [max(0.0, c["ci"][1] - c["value"]) for c in cells]
+        ax.bar(xs, vals, width, yerr=[lo, hi], capsize=3, color=SYSTEM_COLORS.get(m, "#555555"), label=m)
+    ax.set_xticks(range(len(tasks)))
+    ax.set_xticklabels(tasks)
+    ax.set_ylabel(metric + (" (0-1)" if metric == "gleu" else " (0-100)"))
+    title = f"{metric} per writing task, 95% bootstrap CI"
+    if missing:
+        title += f"\nno data: {', '.join(missing)}"
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig

@@ -1,4 +1,4 @@
-"""Prompt rendering: one function, three formats.
+"""Prompt rendering: one function, four formats.
 
 * ``paper``: Socialite-Llama's exact format ``Instruction: ...\\nInput: ...\\nOutput:``; in training
   the completion is `` <label>`` and the trainer appends EOS.
@@ -6,6 +6,11 @@
   instruction and the input (``shots=`` argument; any format).
 * ``chat``: a list of chat messages for instruct models; the model's own chat template is
   applied at tokenisation time, so the data run stays model-agnostic.
+* ``alpaca``: the Stanford Alpaca template (``PROMPT_DICT`` in tatsu-lab/stanford_alpaca ``train.py``), which
+  Writing-Alpaca follows: a preface, ``### Instruction:``, ``### Input:`` (left out when the input is empty)
+  and ``### Response:``. Few-shot examples go under the instruction. The completion is `` <answer>`` as in the
+  paper format (Stanford Alpaca appends the answer with no space; the kit's scoring and training treat every
+  string prompt alike).
 
 The example's text goes into the prompt verbatim (trailing and repeated spaces, line breaks and all) unless
 ``text_normalization="collapse_whitespace"``; the data run stores each row's text as rendered, so every later
@@ -21,11 +26,23 @@ from typing import Any
 
 from .registry import Task
 
-FORMATS = ("paper", "chat")
+FORMATS = ("paper", "chat", "alpaca")
 # How the example's own text (text, text_b, few-shot texts) is put into the prompt:
 # "none" verbatim, character for character (as other harnesses build the prompt); "collapse_whitespace" joins
 # every run of whitespace (spaces, tabs, line breaks) into one space and strips both ends.
 TEXT_NORMALIZATIONS = ("none", "collapse_whitespace")
+ALPACA_PREFACE = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request."
+)
+ALPACA_PREFACE_NO_INPUT = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+
+
+def render_alpaca(instruction: str, input_text: str = "") -> str:
+    """The Alpaca prompt for an instruction and an optional input (``""``: the no-input template)."""
+    if input_text:
+        return f"{ALPACA_PREFACE}\n\n### Instruction:\n{instruction}\n\n### Input:\n{input_text}\n\n### Response:"
+    return f"{ALPACA_PREFACE_NO_INPUT}\n\n### Instruction:\n{instruction}\n\n### Response:"
 
 
 def normalize_text(text: str, mode: str = "none") -> str:
@@ -84,10 +101,14 @@ def render_prompt(
         shot_block = (
             "Examples:\n" + "\n".join(render_shot(task, s, text_normalization=norm) for s in shots) + "\n"
         )
-    body = f"{shot_block}Input: {render_input(task, text, text_b, text_normalization=norm)}"
+    input_block = render_input(task, text, text_b, text_normalization=norm)
+    if fmt == "alpaca":
+        return render_alpaca(f"{instr}\n{shot_block}".rstrip("\n"), input_block)
+    body = f"{shot_block}Input: {input_block}"
     if fmt == "paper":
         return f"Instruction: {instr}\n{body}\nOutput:"
-    return [{"role": "user", "content": f"{instr}\n{body}\nAnswer with the label only."}]
+    ask = "" if task.is_generation else "\nAnswer with the label only."
+    return [{"role": "user", "content": f"{instr}\n{body}{ask}"}]
 
 
 def variant_label_words(task: Task, variant: int | None) -> dict[str, str]:
@@ -132,8 +153,9 @@ def render_variant_prompt(
 
 
 def render_completion(label: str, fmt: str = "paper") -> str | list[dict[str, str]]:
-    """The training target: `` <label>`` (paper) or an assistant message (chat). EOS is added by the trainer."""
-    if fmt == "paper":
+    """The training target: `` <label>`` (paper, alpaca) or an assistant message (chat). EOS is added by the
+    trainer."""
+    if fmt in ("paper", "alpaca"):
         return f" {label}"
     return [{"role": "assistant", "content": label}]
 

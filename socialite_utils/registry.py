@@ -24,9 +24,13 @@ CATEGORIES = (
     "trustworthiness",
     "other_social_factors",
 )
-TASK_TYPES = ("classification", "regression")
+TASK_TYPES = ("classification", "regression", "generation")
+# Generation (rewriting) tasks have references instead of a label set; their category is one of these.
+GENERATION_CATEGORIES = ("writing",)
+# Metric names a generation task may list; socialite_utils.text_metrics.build_corpus_metric computes each.
+GENERATION_METRICS = ("sari", "sari_t2t", "gleu", "bleu", "ibleu", "exact_match")
 GROUPS = ("seen", "related")
-SOURCE_KINDS = ("local", "socialite_instructions", "socket")
+SOURCE_KINDS = ("local", "socialite_instructions", "socket", "writing_tasks")
 # The fields each level of a task YAML may hold; anything else is a typo and an error.
 TOP_LEVEL_FIELDS = ("suite", "description", "tasks")
 VARIANT_FIELDS = ("instruction", "labels")
@@ -34,6 +38,7 @@ SOURCE_FIELDS = {  # the loader's keyword arguments a YAML source entry may set 
     "local": ("dir",),
     "socialite_instructions": ("task_type", "pair_sep", "repo_id", "revision"),
     "socket": ("config", "pair_sep", "repo_id", "revision"),
+    "writing_tasks": ("dir",),
 }
 QUOTE_HINT = (
     'YAML reads unquoted yes/no/true/false/on/off as booleans; quote the word, e.g. labels: ["yes", "no"]'
@@ -61,10 +66,16 @@ class Task:
     citation: str = ""
     variants: list[dict[str, Any]] = field(default_factory=list)
     defined_in: str = ""
+    metrics: list[str] = field(default_factory=list)  # generation tasks: metric names, the first is primary
+    no_data: str | None = None  # generation tasks declared without data: why (tables say "no data")
 
     @property
     def is_regression(self) -> bool:
         return self.type == "regression"
+
+    @property
+    def is_generation(self) -> bool:
+        return self.type == "generation"
 
     def verbalize(self, raw: Any) -> str | None:
         """Map a raw source label to its verbalizer; None if it is not one of the task's labels."""
@@ -124,13 +135,19 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
         "sources",
         "citation",
         "variants",
+        "metrics",
+        "no_data",
     }
     _check_fields(spec, known, where)
     for key in ("category", "type", "group", "instruction"):
         _require(key in spec, where, f"missing required field '{key}'")
-    _require(spec["category"] in CATEGORIES, where, f"field 'category' must be one of {list(CATEGORIES)}")
     _require(spec["type"] in TASK_TYPES, where, f"field 'type' must be one of {list(TASK_TYPES)}")
+    if spec["type"] == "generation":
+        return _parse_generation_task(name, spec, suite, path)
+    _require(spec["category"] in CATEGORIES, where, f"field 'category' must be one of {list(CATEGORIES)}")
     _require(spec["group"] in GROUPS, where, f"field 'group' must be one of {list(GROUPS)}")
+    for key in ("metrics", "no_data"):
+        _require(key not in spec, where, f"field '{key}' is for generation tasks only")
     labels = spec.get("labels") or (REGRESSION_LABELS if spec["type"] == "regression" else None)
     _require(
         isinstance(labels, list) and len(labels) >= 2, where, "field 'labels' needs at least two answer words"
@@ -195,6 +212,66 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
         citation=str(spec.get("citation", "")),
         variants=variants,
         defined_in=str(path),
+    )
+
+
+def _parse_generation_task(name: str, spec: dict, suite: str, path: Path) -> Task:
+    """A ``type: generation`` task: references instead of labels, metric names from text_metrics, and either
+    a ``sources`` entry or ``no_data: <reason>`` (a task of the study whose data is missing)."""
+    where = f"{path}: task '{name}'"
+    allowed = list(GENERATION_CATEGORIES)
+    _require(spec["category"] in GENERATION_CATEGORIES, where, f"field 'category' must be one of {allowed}")
+    _require(spec["group"] in GROUPS, where, f"field 'group' must be one of {list(GROUPS)}")
+    for key in ("labels", "label_map", "pair", "text_b_name", "scale"):
+        _require(
+            key not in spec, where, f"field '{key}' does not apply to generation tasks (they have references)"
+        )
+    no_data = spec.get("no_data")
+    metrics = spec.get("metrics", [] if no_data else None)
+    _require(
+        isinstance(metrics, list) and (bool(metrics) or bool(no_data)),
+        where,
+        "field 'metrics' needs at least one metric name",
+    )
+    for m in metrics:
+        _require(
+            m in GENERATION_METRICS,
+            where,
+            f"unknown metric '{m}' in 'metrics'; known: {list(GENERATION_METRICS)}",
+        )
+    sources = spec.get("sources") or {}
+    _require(isinstance(sources, dict), where, "field 'sources' must be a mapping")
+    for kind in sources:
+        _require(kind in SOURCE_KINDS, where, f"unknown source kind '{kind}'; known: {list(SOURCE_KINDS)}")
+    _require(
+        no_data is None or (isinstance(no_data, str) and no_data.strip()), where, "'no_data' must be a reason"
+    )
+    _require(
+        bool(sources) != bool(no_data),
+        where,
+        "give either 'sources' or 'no_data: <reason>', not both/neither",
+    )
+    variants = spec.get("variants") or []
+    for i, var in enumerate(variants):
+        _require(
+            isinstance(var, dict) and set(var) == {"instruction"},
+            where,
+            f"variants[{i}] must be {{instruction: ...}} (generation tasks have no labels to remap)",
+        )
+    return Task(
+        name=name,
+        suite=suite,
+        category=spec["category"],
+        type="generation",
+        group=spec["group"],
+        labels=[],
+        instruction=" ".join(str(spec["instruction"]).split()),
+        sources=sources,
+        citation=str(spec.get("citation", "")),
+        variants=variants,
+        defined_in=str(path),
+        metrics=[str(m) for m in metrics],
+        no_data=" ".join(no_data.split()) if no_data else None,
     )
 
 

@@ -23,6 +23,30 @@ def bundle_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def writing_dir() -> Path:
+    """The writing bundle (../shared/data/writing_tasks or $SOCIALITE_WRITING_DIR). Missing -> fail, not skip."""
+    from socialite_utils.writing_data import default_writing_dir
+
+    path = default_writing_dir()
+    assert (path / "MANIFEST.json").exists(), (
+        f"the writing bundle is missing at {path}; set SOCIALITE_WRITING_DIR"
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def general_dir() -> Path:
+    """The generalist bundle (../shared/data/general_instructions or $SOCIALITE_GENERAL_DIR). Missing -> fail."""
+    from socialite_utils.writing_data import default_general_dir
+
+    path = default_general_dir()
+    assert (path / "MANIFEST.json").exists(), (
+        f"the generalist bundle is missing at {path}; set SOCIALITE_GENERAL_DIR"
+    )
+    return path
+
+
 @pytest.fixture()
 def runs_dir(tmp_path, monkeypatch) -> Path:
     """A private runs/ root so tests never touch the user's runs."""

@@ -258,7 +258,7 @@ def test_the_user_task_itself_loads(tmp_path):
             "{local: {dir: politeness_toy}}",
             "{lcoal: {dir: politeness_toy}}",
             "unknown field(s) ['sources.lcoal']; did you mean 'sources.local'? "
-            "Allowed in 'sources': ['local', 'socialite_instructions', 'socket']",
+            "Allowed in 'sources': ['local', 'socialite_instructions', 'socket', 'writing_tasks']",
         ),
         (
             "{local: {dir: politeness_toy}}",

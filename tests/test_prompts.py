@@ -58,3 +58,33 @@ def test_draw_shots_stratified_and_deterministic():
     eight = Counter(s["label"] for s in draw_shots(pool, 8, seed=3, task_name="x", labels=labels))
     assert set(eight.values()) == {2}
     assert draw_shots(pool, 0, seed=3, task_name="x", labels=labels) == []
+
+
+def test_alpaca_format_exact():
+    task = REG["tweet_sentiment"]
+    got = render_prompt(task, "I love\nthis  phone", fmt="alpaca")
+    assert got == (
+        "Below is an instruction that describes a task, paired with an input that provides further context. "
+        "Write a response that appropriately completes the request.\n\n"
+        f"### Instruction:\n{task.instruction}\n\n### Input:\nI love\nthis  phone\n\n### Response:"
+    )  # the text verbatim (the default); collapsed only when asked:
+    collapsed = render_prompt(
+        task, "I love\nthis  phone", fmt="alpaca", text_normalization="collapse_whitespace"
+    )
+    assert collapsed == got.replace("I love\nthis  phone", "I love this phone")
+    assert render_completion("positive", "alpaca") == " positive"
+    shots = [{"text": "great day", "label": "positive"}]
+    got = render_prompt(task, "awful", fmt="alpaca", shots=shots)
+    assert (
+        f"### Instruction:\n{task.instruction}\nExamples:\ngreat day - positive\n\n### Input:\nawful\n\n"
+        in got
+    )
+
+
+def test_alpaca_without_input_uses_the_no_input_template():
+    from socialite_utils.prompts import render_alpaca
+
+    assert render_alpaca("Name three colours.") == (
+        "Below is an instruction that describes a task. Write a response that appropriately completes the "
+        "request.\n\n### Instruction:\nName three colours.\n\n### Response:"
+    )

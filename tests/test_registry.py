@@ -98,3 +98,46 @@ def test_unknown_task_and_suite_suggest_close_matches():
         select_tasks(reg, ["tweet_emotoin"])
     with pytest.raises(KeyError, match=r"unknown suite 'locl'; did you mean \['local'\]"):
         load_registry("locl")
+
+
+GEN_TASK = """
+suite: mywriting
+tasks:
+  formalize:
+    category: writing
+    type: generation
+    group: seen
+    instruction: Make this sentence formal.
+    metrics: [sari, bleu]
+    sources: {writing_tasks: {dir: formalize}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("metrics: [sari, bleu]", "metrics: [rouge]"), "unknown metric 'rouge' in 'metrics'"),
+        (("metrics: [sari, bleu]", "metrics: []"), "field 'metrics' needs at least one metric name"),
+        (("group: seen", "group: seen\n    labels: [a, b]"), "field 'labels' does not apply to generation"),
+        (("category: writing", "category: offensive"), r"field 'category' must be one of \['writing'\]"),
+        (("    sources: {writing_tasks: {dir: formalize}}\n", ""), "give either 'sources' or 'no_data"),
+        (
+            ("instruction: Make", "variants: [{instruction: x, labels: {a: b}}]\n    instruction: Make"),
+            "variants",
+        ),
+    ],
+)
+def test_generation_task_definitions_are_checked(tmp_path, edit, message):
+    (tmp_path / "gen.yaml").write_text(GEN_TASK.replace(*edit))
+    with pytest.raises(RegistryError, match=f"gen.yaml: task 'formalize': .*{message}"):
+        load_registry("mywriting", extra_dirs=[tmp_path])
+
+
+def test_generation_task_parses_and_metrics_field_is_generation_only(tmp_path):
+    (tmp_path / "gen.yaml").write_text(GEN_TASK)
+    task = load_registry("mywriting", extra_dirs=[tmp_path])["formalize"]
+    assert task.is_generation and task.metrics == ["sari", "bleu"] and task.no_data is None
+    bad = USER_TASK.replace("group: seen", "group: seen\n    metrics: [sari]")
+    (tmp_path / "gen.yaml").write_text(bad)
+    with pytest.raises(RegistryError, match="field 'metrics' is for generation tasks only"):
+        load_registry("mine", extra_dirs=[tmp_path])

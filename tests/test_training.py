@@ -198,15 +198,15 @@ def test_eos_has_a_real_label_even_when_pad_equals_eos(rows, tmp_path):
         assert batch["input_ids"][i, n:].eq(tokenizer.eos_token_id).all()
 
 
-@pytest.mark.parametrize("prompt_format", ["paper", "chat"])
+@pytest.mark.parametrize("prompt_format", ["paper", "chat", "alpaca"])
 def test_kit_tokenization_is_trls(bundle_dir, tmp_path, prompt_format):
-    """The kit's pre-training check tokenizes exactly as TRL's dataset preparation does, in both formats."""
+    """The kit's pre-training check tokenizes exactly as TRL's dataset preparation does, in every prompt format."""
     registry = load_registry("local")
     tasks = [registry[t] for t in ("tweet_emotion", "tweet_stance")]
     fmt_rows = build_data(
         tasks, data_dir=bundle_dir, max_train_per_task=4, max_eval_per_task=1, prompt_format=prompt_format
     ).splits["train"]
-    model, tokenizer = tiny_model(fmt_rows) if prompt_format == "paper" else models.load_model("tiny-random")
+    model, tokenizer = tiny_model(fmt_rows) if prompt_format != "chat" else models.load_model("tiny-random")
     trainer = make_trainer(fmt_rows, tiny(), tmp_path, model=model, tokenizer=tokenizer)
     assert len(trainer.train_dataset) == len(fmt_rows) == 8
     for row, ex in zip(fmt_rows, trainer.train_dataset, strict=True):

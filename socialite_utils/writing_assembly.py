@@ -1,0 +1,222 @@
+"""Generation (rewriting) tasks in a data run: the part of :func:`socialite_utils.assembly.build_data` that
+differs from classification, and the generalist-data mixing of the Writing-Alpaca recipe.
+
+A generation row has the classification row's fields (``id``, ``task``, ``category``, ``task_type``, ``group``,
+``split``, ``text`` = the source, ``prompt``, ``completion``, ``prompt_format``, ...) with ``label`` = the
+training target and ``references`` = every reference (kept in the evaluation rows for scoring), plus the
+instruction wording used: ``wording`` (``None`` = the task's main instruction, else the index into its
+``variants``) and ``instruction`` (its text).
+
+Wordings: in TRAINING one is drawn per example from the main instruction and the variants with a seeded stream
+(``seed|task|train``), so a different seed gives a different draw; in EVALUATION each example's wording is a
+function of the task and the example id only (not of the seed), so every model and every run is scored on the
+same prompt for the same example.
+
+Mixing (:func:`add_general_rows`): ``general_train_rows`` generalist instruction rows (socialite_utils.writing_data,
+a seeded sample after the licence filter) are appended to the train split as task ``general_instructions``;
+:func:`select_mixture` then picks what one model trains on ("tasks", "tasks+general", "general").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from typing import Any
+
+from .data import SPLITS, DataError
+from .prompts import render_completion, render_prompt
+from .registry import Task
+
+GENERAL_TASK = Task(
+    name="general_instructions",
+    suite="general",
+    category="general",
+    type="generation",
+    group="seen",
+    labels=[],
+    instruction="",
+    metrics=[],
+)
+MIXTURES = ("tasks", "tasks+general", "general")
+
+
+def wordings(task: Task) -> list[tuple[int | None, str]]:
+    """``[(None, main instruction), (0, variants[0]), ...]``: every wording of a generation task."""
+    return [(None, task.instruction)] + [
+        (i, " ".join(v["instruction"].split())) for i, v in enumerate(task.variants)
+    ]
+
+
+def eval_wording(task: Task, example_id: str) -> tuple[int | None, str]:
+    """The wording FIXED for one evaluation example: a hash of (task, id), independent of any seed."""
+    options = wordings(task)
+    digest = hashlib.sha256(f"{task.name}|{example_id}".encode()).digest()
+    return options[int.from_bytes(digest[:8], "big") % len(options)]
+
+
+def _generation_row(task: Task, rec: dict, split: str, wording: tuple[int | None, str], fmt: str) -> dict:
+    index, instruction = wording
+    return {
+        "id": f"{task.name}:{split}:{rec['line']}",
+        "task": task.name,
+        "category": task.category,
+        "task_type": task.type,
+        "group": task.group,
+        "split": split,
+        "text": rec["source"],
+        "text_b": None,
+        "label": rec["target"],
+        "score": None,
+        "labels": [],
+        "references": list(rec["references"]),
+        "wording": index,
+        "instruction": instruction,
+        "prompt": render_prompt(task, rec["source"], fmt=fmt, instruction=instruction),
+        "completion": render_completion(rec["target"], fmt),
+        "prompt_format": fmt,
+        "few_shot_k": 0,
+    }
+
+
+def build_generation_rows(
+    task: Task,
+    *,
+    fmt: str,
+    seed: int,
+    max_train: int | None,
+    max_eval: int | None,
+    writing_dir: str | os.PathLike | None = None,
+    few_shot_k: int = 0,
+) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    """One generation task's rows per split and its data-card entry.
+
+    A task declared ``no_data`` gives no rows and a card entry ``{"no_data": reason}``. Records with an empty
+    source are impossible (the loader rejects them); sources repeated across or within splits are dropped
+    (evaluation splits win) and counted; caps are seeded random samples kept in file order.
+    """
+    card: dict[str, Any] = {"category": task.category, "type": task.type, "group": task.group}
+    if task.no_data:
+        return {s: [] for s in SPLITS}, {**card, "no_data": task.no_data}
+    from .writing_data import load_generation_split
+
+    wanted = SPLITS if task.group == "seen" else ("test",)
+    raw = {s: load_generation_split(task, s, writing_dir) for s in wanted}
+    counts: dict[str, dict[str, int]] = {}
+    seen_keys: set[str] = set()
+    for split in ("test", "validation", "train"):
+        if split not in raw:
+            continue
+        kept = []
+        for rec in raw[split]:
+            key = " ".join(rec["source"].lower().split())
+            if key not in seen_keys:
+                seen_keys.add(key)
+                kept.append(rec)
+        counts[split] = {"loaded": len(raw[split]), "duplicates_dropped": len(raw[split]) - len(kept)}
+        cap = max_train if split == "train" else max_eval
+        if cap is not None and len(kept) > cap:
+            rng = random.Random(f"{seed}|{task.name}|{split}")
+            kept = sorted(rng.sample(kept, cap), key=lambda r: r["line"])
+        counts[split].update(
+            capped_away=counts[split]["loaded"] - counts[split]["duplicates_dropped"] - len(kept)
+        )
+        counts[split]["kept"] = len(kept)
+        raw[split] = kept
+    out: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    train_rng = random.Random(f"{seed}|{task.name}|train|wording")
+    options = wordings(task)
+    for split, recs in raw.items():
+        for rec in recs:
+            rid = f"{task.name}:{split}:{rec['line']}"
+            wording = (
+                options[train_rng.randrange(len(options))] if split == "train" else eval_wording(task, rid)
+            )
+            out[split].append(_generation_row(task, rec, split, wording, fmt))
+    files = {s: recs[0]["file"] for s, recs in raw.items() if recs}
+    warnings = (
+        ["few_shot_k is ignored for generation tasks (their prompts are zero-shot)"] if few_shot_k else []
+    )
+    return out, {
+        **card,
+        "metrics": task.metrics,
+        "instruction": task.instruction,
+        "wordings": [w for _, w in options],
+        "files": files,
+        "counts": counts,
+        "warnings": warnings,
+    }
+
+
+def add_general_rows(
+    train_rows: list[dict],
+    n: int,
+    *,
+    fmt: str,
+    seed: int,
+    licence: str = "any",
+    general_dir: str | os.PathLike | None = None,
+) -> tuple[list[dict], dict[str, Any]]:
+    """The train rows plus ``n`` generalist instruction rows (a seeded sample, licence-filtered), and a card entry.
+
+    The one place where task data and generalist data are mixed; the rows are task ``general_instructions``,
+    category ``general``. ``n=0`` returns the rows unchanged.
+    """
+    if n < 0:
+        raise ValueError(f"general_train_rows must be >= 0, got {n}")
+    if n == 0:
+        return train_rows, {}
+    from .writing_data import load_general_instructions
+
+    pool = load_general_instructions(general_dir, licence=licence)
+    if n > len(pool):
+        raise DataError(
+            f"general_train_rows={n} but the generalist data has {len(pool)} rows (licence={licence!r})"
+        )
+    picked = sorted(random.Random(f"{seed}|general").sample(pool, n), key=lambda r: r["line"])
+    rows = []
+    for rec in picked:
+        row = _generation_row(
+            GENERAL_TASK,
+            {
+                "source": rec["input"],
+                "target": rec["output"],
+                "references": [rec["output"]],
+                "line": rec["line"],
+            },
+            "train",
+            (None, rec["instruction"]),
+            fmt,
+        )
+        rows.append({**row, "general_source": rec["source"]})
+    by_source: dict[str, int] = {}
+    for rec in picked:
+        by_source[rec["source"]] = by_source.get(rec["source"], 0) + 1
+    card = {
+        "category": "general",
+        "type": "generation",
+        "group": "seen",
+        "licence_filter": licence,
+        "file": picked[0]["file"] if picked else None,
+        "counts": {"train": {"available": len(pool), "kept": n}},
+        "sources": dict(sorted(by_source.items())),
+    }
+    return train_rows + rows, card
+
+
+def select_mixture(train_rows: list[dict], mixture: str) -> list[dict]:
+    """What one model trains on: ``"tasks"`` (no generalist rows), ``"tasks+general"`` (all), ``"general"``."""
+    if mixture not in MIXTURES:
+        raise ValueError(f"unknown mixture {mixture!r}; expected one of {MIXTURES}")
+    is_general = [r["task"] == GENERAL_TASK.name for r in train_rows]
+    if mixture == "tasks+general":
+        rows = list(train_rows)
+    else:
+        want = mixture == "general"
+        rows = [r for r, g in zip(train_rows, is_general, strict=True) if g == want]
+    if not rows:
+        raise ValueError(
+            f"mixture {mixture!r} selects no train rows (generalist rows: {sum(is_general)} of {len(train_rows)};"
+            " set general_train_rows > 0 in the data step for the generalist mixtures)"
+        )
+    return rows

@@ -1,0 +1,167 @@
+"""The generation-evaluation glue (socialite_utils.writing_eval / writing_study) on hand-made predictions and a
+stand-in generator: budgets, batching, metrics against the copy baseline, claims, the diff view, run reuse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from socialite_utils import text_metrics as TM
+from socialite_utils import writing_eval as WE
+from socialite_utils.registry import load_registry
+from socialite_utils.writing_study import prepare_writing_run
+
+
+class SplitTokenizer:
+    """One token per whitespace-separated word."""
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": list(range(len(text.split())))}
+
+
+def test_max_new_tokens_is_sized_to_the_source():
+    tok = SplitTokenizer()
+    assert WE.max_new_tokens_for(tok, "a b c d") == 22  # ceil(4 * 1.5) + 16
+    assert WE.max_new_tokens_for(tok, "a b c") == 21  # ceil(4.5) + 16
+    assert WE.max_new_tokens_for(tok, " ".join("w" * 200)) == 256  # capped
+    assert WE.max_new_tokens_for(tok, "a b", factor=2.0, extra=0, cap=3) == 3
+    with pytest.raises(ValueError, match="factor > 0"):
+        WE.max_new_tokens_for(tok, "a", factor=0)
+
+
+def row(i: int, source: str, refs: list[str], task: str = "simplification") -> dict:
+    return {
+        "id": f"{task}:test:{i}", "task": task, "category": "writing", "group": "seen", "task_type": "generation",
+        "text": source, "label": refs[0], "references": refs, "wording": None, "prompt": f"P{i}: {source}",
+    }  # fmt: skip
+
+
+def test_generations_are_batched_by_budget_and_cut_to_their_first_line(monkeypatch):
+    calls = []
+
+    def fake_generate(model, tokenizer, prompts, *, max_new_tokens, batch_size, progress):
+        calls.append((list(prompts), max_new_tokens))
+        return [f"\n  out {p}  \n### Instruction: more" for p in prompts]
+
+    monkeypatch.setattr("socialite_utils.scoring.generate_answers", fake_generate)
+    sources = ["a b c d e f g h", "a", "a b c", "a b"]  # budgets 28, 18, 21, 19
+    rows = [row(i, s, [s]) for i, s in enumerate(sources)]
+    preds = WE.score_generations(None, SplitTokenizer(), rows, model_name="m", batch_size=2, progress=False)
+    assert calls == [(["P1: a", "P3: a b"], 19), (["P2: a b c", "P0: a b c d e f g h"], 28)]
+    assert [p["max_new_tokens"] for p in preds] == [28, 19, 28, 19]  # the budget of the batch it ran in
+    assert preds[0]["parsed"] == "out P0: a b c d e f g h" and preds[0]["raw_output"].endswith("more")
+    assert [p["id"] for p in preds] == [r["id"] for r in rows] and preds[0]["model"] == "m"
+    assert WE.clean_output("") == "" and WE.clean_output("\n\n x \ny") == "x"
+
+
+def hand_predictions() -> list[dict]:
+    rows = [
+        row(0, "the cat sat on the mat .", ["a cat sat .", "the cat sat ."]),
+        row(1, "he is very big and tall .", ["he is big ."]),
+        row(2, "it was quite good .", ["it was good ."]),
+    ]
+    good = [WE.prediction_row(r, "tuned", r["references"][0], r["references"][0], 8) for r in rows]
+    return WE.copy_predictions(rows) + good
+
+
+def test_metrics_from_hand_made_predictions():
+    preds = hand_predictions()
+    reg = load_registry("writing")
+    tasks = [reg["simplification"], reg["clarity"]]
+    m = WE.build_generation_metrics(preds, tasks, pairs=[("tuned", "copy")], n_resamples=200, seed=3)
+    assert m["models"] == ["copy", "tuned"]
+    assert m["tasks"]["clarity"]["status"] == "no data" and "IteraTeR" in m["tasks"]["clarity"]["reason"]
+    t = m["tasks"]["simplification"]
+    assert t["status"] == "ok" and t["n"] == 3 and t["primary"] == "sari"
+    srcs = [p["text"] for p in preds[:3]]
+    refs = [p["references"] for p in preds[:3]]
+    outs = [p["parsed"] for p in preds[3:]]
+    assert t["systems"]["tuned"]["sari"]["value"] == pytest.approx(TM.sari(srcs, outs, refs)["sari"])
+    assert t["systems"]["copy"]["sari"]["value"] == pytest.approx(TM.sari(srcs, srcs, refs)["sari"])
+    assert t["systems"]["tuned"]["bleu"]["value"] == pytest.approx(TM.bleu(outs, refs))
+    delta = t["systems"]["tuned"]["sari"]["value"] - t["systems"]["copy"]["sari"]["value"]
+    assert t["vs_copy"]["tuned"]["sari"]["delta"] == pytest.approx(delta) and delta > 20
+    assert t["pairs"]["tuned vs copy"]["sari"] == t["vs_copy"]["tuned"]["sari"]
+    assert all(p["correct"] for p in preds[3:]) and not any(p["correct"] for p in preds[:3])
+    table = WE.report_generation_table(m)
+    assert list(table["system"]) == ["copy", "tuned", "-"]
+    assert table.loc[2, "status"].startswith("no data: ")
+    with pytest.raises(ValueError, match="no 'copy' predictions"):
+        WE.build_generation_metrics(preds[3:], tasks)
+    with pytest.raises(ValueError, match="model 'tuned' has predictions for other examples"):
+        WE.build_generation_metrics(preds[:5], tasks)
+    with pytest.raises(ValueError, match="no predictions of model 'base'"):
+        WE.build_generation_metrics(preds, tasks, pairs=[("tuned", "base")])
+
+
+def claims_doc(deltas: dict[str, tuple[float, float]]) -> dict:
+    def test(d, p):
+        return {"delta": d, "ci": [d - 1, d + 1], "p_value": p}
+
+    tasks = {
+        name: {"status": "ok", "primary": "sari", "metrics": ["sari"],
+               "pairs": {"writing vs base": {"sari": test(d, p)}, "writing+general vs writing": {"sari": test(-d, p)}},
+               "vs_copy": {"writing": {"sari": test(d, 0.5)}}}
+        for name, (d, p) in deltas.items()
+    }  # fmt: skip
+    tasks["clarity"] = {"status": "no data", "reason": "r", "metrics": ["sari"]}
+    return {"alpha": 0.05, "tasks": tasks}
+
+
+@pytest.mark.parametrize(
+    ("deltas", "verdicts"),
+    [
+        ({"a": (5.0, 0.01), "b": (2.0, 0.001)}, ["SUPPORTED", "NOT SUPPORTED", "INCONCLUSIVE"]),
+        ({"a": (5.0, 0.01), "b": (2.0, 0.2)}, ["INCONCLUSIVE", "NOT SUPPORTED", "INCONCLUSIVE"]),
+        ({"a": (5.0, 0.01), "b": (-2.0, 0.01)}, ["NOT SUPPORTED", "NOT SUPPORTED", "INCONCLUSIVE"]),
+    ],
+)
+def test_claim_verdicts_follow_the_paired_tests(deltas, verdicts):
+    claims = WE.report_writing_claims(claims_doc(deltas))
+    assert list(claims["verdict"]) == verdicts
+    assert all("not tested: clarity" in n for n in claims["note"])
+    assert "a: dsari=+5 [+4, +6] p=0.01" in claims.loc[0, "evidence"]
+
+
+def test_word_diff_and_best_worst_examples():
+    assert WE.word_diff_html("the cat sat", "the dog sat") == "the <del>cat</del> <ins>dog</ins> sat"
+    assert WE.word_diff_html("a <b>", "a") == "a <del>&lt;b&gt;</del>"
+    preds = hand_predictions()
+    picked = WE.pick_examples(preds, "simplification", "copy", n=1)
+    scores = TM.sari(
+        [p["text"] for p in preds[:3]], [p["text"] for p in preds[:3]], [p["references"] for p in preds[:3]]
+    )
+    per = scores["per_example"]["sari"]
+    assert picked["best"][0]["id"] == preds[int(np.argmax(per))]["id"]
+    assert picked["worst"][0]["sari"] == pytest.approx(min(per))
+    page = WE.report_diff_html(preds, ["simplification"], "tuned", n=1)
+    assert page.count("<tr>") == 3 and "<del>" in page
+
+
+def test_run_directory_is_continued_or_refused(runs_dir):
+    run = prepare_writing_run("w", {"seed": 0, "smoke": True})
+    assert prepare_writing_run("w", {"seed": 0, "smoke": True, "overwrite": False}) == run  # continued
+    (run / "marker").write_text("x")
+    with pytest.raises(ValueError, match=r"started with other parameters \(seed\)"):
+        prepare_writing_run("w", {"seed": 1, "smoke": True})
+    assert (run / "marker").exists()
+    prepare_writing_run("w", {"seed": 1, "smoke": True}, overwrite=True)
+    assert not (run / "marker").exists()
+    (runs_dir / "other").mkdir()
+    with pytest.raises(FileExistsError, match="not a writing-assistance run"):
+        prepare_writing_run("other", {}, overwrite=True)
+
+
+def test_notebook_03_refuses_generation_rows(runs_dir, writing_dir):
+    from socialite_utils.assembly import build_data, write_data_run
+    from socialite_utils.evaluation import EvalParams, build_eval_plan
+
+    write_data_run(
+        "wd", build_data([load_registry("writing")["paraphrase"]], max_train_per_task=2, max_eval_per_task=2)
+    )
+    params = EvalParams(run_name="e", data_run="wd", train_run=None, base_model="tiny-random")
+    with pytest.raises(
+        ValueError, match=r"test.jsonl: line 1: task 'paraphrase' is a generation task; use notebook 07"
+    ):
+        build_eval_plan(params)
+    assert not (runs_dir / "e").exists()
