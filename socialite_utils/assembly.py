@@ -35,6 +35,7 @@ class AssembledData:
     pool: list[dict]
     card: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
+    general_heldout: list[dict] = field(default_factory=list)  # held-out generalist rows (mixing.py)
 
 
 # ---------------------------------------------------------------- per-record validation
@@ -158,13 +159,20 @@ def build_data(
     prompt_format: str = "paper",
     seed: int = 0,
     instruction_from: str = "registry",
+    mixture: Any = None,
 ) -> AssembledData:
     """Load, validate, de-duplicate, cap and render every task into train/validation/test rows.
 
     ``instruction_from="source"`` uses the source's own instruction text where it has one
     (SocialiteInstructions); the registry's otherwise. Train prompts are always zero-shot, as in
-    the paper; ``few_shot_k`` applies to validation and test prompts.
+    the paper; ``few_shot_k`` applies to validation and test prompts. ``mixture`` (a
+    :class:`socialite_utils.mixing.MixtureSpec` or its fields as a dict) adds generalist rows to train and holds a
+    generalist slice out (see :mod:`socialite_utils.mixing`).
     """
+    if mixture is not None:
+        from .mixing import MixtureSpec
+
+        mixture = (MixtureSpec(**mixture) if isinstance(mixture, dict) else mixture).validate()
     if prompt_format not in FORMATS:
         raise ValueError(f"unknown prompt_format '{prompt_format}'; expected one of {FORMATS}")
     if instruction_from not in ("registry", "source"):
@@ -297,7 +305,12 @@ def build_data(
             "duplicates are detected on case/whitespace-normalised text (+ text_b); evaluation splits keep them",
         ],
     }
-    return AssembledData(splits=splits, pool=pool, card=card, params=params)
+    data = AssembledData(splits=splits, pool=pool, card=card, params=params)
+    if mixture is not None:
+        from .mixing import apply_mixture
+
+        apply_mixture(data, mixture, seed=seed, fmt=prompt_format)
+    return data
 
 
 def _public_row(task: Task, r: dict, split: str, *, shots, fmt: str, instr_from: str) -> dict:
@@ -368,6 +381,8 @@ def write_data_run(
         for split, rows in data.splits.items():
             write_jsonl(tmp / "data" / f"{split}.jsonl", rows)
         write_jsonl(tmp / "data" / "fewshot_pool.jsonl", data.pool)
+        if "mixture" in data.card:
+            write_jsonl(tmp / "data" / "general_heldout.jsonl", data.general_heldout)
         write_json(tmp / "data_card.json", data.card)
         write_json(tmp / "params.json", {**data.params, **(params or {})})
         write_json(tmp / "provenance.json", provenance({"stage": "data_assembly"}))

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from .assembly import AssembledData
 
 CATEGORY_COLORS = dict(zip(CATEGORIES, ["#e69f00", "#d55e00", "#0072b2", "#009e73", "#cc79a7"], strict=True))
+CATEGORY_COLORS["general"] = "#999999"  # generalist instruction rows mixed into train (mixing.py)
+_CATEGORY_ORDER = (*CATEGORIES, "general")
 
 
 def _task_order(data: AssembledData) -> list[tuple[str, str, str]]:
@@ -21,7 +23,7 @@ def _task_order(data: AssembledData) -> list[tuple[str, str, str]]:
         for r in rows:
             meta[r["task"]] = (r["category"], r["group"])
     return sorted(
-        ((t, c, g) for t, (c, g) in meta.items()), key=lambda x: (CATEGORIES.index(x[1]), x[2], x[0])
+        ((t, c, g) for t, (c, g) in meta.items()), key=lambda x: (_CATEGORY_ORDER.index(x[1]), x[2], x[0])
     )
 
 
