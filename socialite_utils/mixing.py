@@ -265,3 +265,54 @@ def report_mixture(data: AssembledData) -> str:
         "licences as stated: " + "; ".join(f"{k}: {v}" for k, v in info["licences"].items()),
     ]
     return "\n".join(lines)
+
+
+def score_response_nll(
+    model: Any, tokenizer: Any, rows: Sequence[dict], *, batch_size: int = 8, max_length: int = 512
+) -> dict[str, Any]:
+    """Per-token negative log-likelihood of each row's response (``output``, + EOS) given its prompt.
+
+    The tokens are TRL's training completion (``scoring.encode_prompt_completion(..., eos=True)``), so this is the
+    training loss on held-out rows: ``nll_per_token`` = -(sum of the response tokens' log-probs) / (their number),
+    pooled over rows. Sequences longer than ``max_length`` keep their first ``max_length`` tokens (a row whose
+    prompt alone fills them is counted in ``n_skipped``). Returns ``{"nll_per_token", "n_tokens", "n_rows",
+    "n_skipped", "per_row": [{"id", "logprob_sum", "n_tokens"}]}``.
+    """
+    import torch
+
+    from .scoring import _device, _left_pad, _logprob_sum, _pad_id, encode_prompt_completion
+
+    if not rows:
+        raise ValueError("score_response_nll: no rows (is the held-out generalist slice empty?)")
+    encoded = []
+    for r in rows:
+        context, completion = encode_prompt_completion(tokenizer, r["prompt"], r["output"], eos=True)
+        ids = (context + completion)[:max_length]
+        if len(ids) > len(context):
+            encoded.append((r["id"], ids, len(context)))
+    device, pad = _device(model), _pad_id(tokenizer)
+    per_row = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(encoded), batch_size):
+            batch = encoded[start : start + batch_size]
+            inputs = _left_pad([ids for _, ids, _ in batch], pad, device)
+            logprobs = torch.log_softmax(model(**inputs).logits.float(), dim=-1)
+            width = inputs["input_ids"].shape[1]
+            for row, (rid, ids, n_ctx) in enumerate(batch):
+                offset = width - len(ids)
+                # the logits at position p predict token p + 1
+                lp = logprobs[row, offset + n_ctx - 1 : offset + len(ids) - 1]
+                per_row.append(
+                    {"id": rid, "logprob_sum": _logprob_sum(lp, ids[n_ctx:]), "n_tokens": len(ids) - n_ctx}
+                )
+    model.train(was_training)
+    n_tokens = sum(p["n_tokens"] for p in per_row)
+    return {
+        "nll_per_token": -sum(p["logprob_sum"] for p in per_row) / n_tokens if n_tokens else math.nan,
+        "n_tokens": n_tokens,
+        "n_rows": len(per_row),
+        "n_skipped": len(rows) - len(per_row),
+        "per_row": per_row,
+    }

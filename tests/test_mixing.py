@@ -4,6 +4,7 @@ the response + EOS only), the held-out slice, exact counts per ratio, determinis
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -204,3 +205,36 @@ def test_build_mixture_rows_info(general_dir):
     assert len(train) == 6 and len(held) == 10  # 5.5 rounds half up
     assert info["pool_after_heldout"] <= 4223 - 10 and sum(info["sources_used"].values()) == 6
     assert json.dumps(info)  # JSON-ready for the data card
+
+
+# ---------------------------------------------------------------- retained general ability
+
+
+def test_score_response_nll_matches_a_hand_computation():
+    import torch
+
+    from socialite_utils.mixing import score_response_nll
+
+    rows = [
+        general_row(REC, split="heldout"),
+        general_row({**REC, "line": 9, "input": "", "output": "Seven."}, split="heldout"),
+    ]
+    model, tok = models.load_model("tiny-random", train_texts=["List two primes. 2 and 3. Seven."], seed=0)
+    model.eval()
+    total, n_tokens = 0.0, 0
+    for r in rows:  # token by token, no batching, no padding: log p(token k | tokens < k)
+        prompt_ids = tok(r["prompt"])["input_ids"]
+        full = tok(r["prompt"] + r["completion"] + tok.eos_token)["input_ids"]
+        assert full[: len(prompt_ids)] == prompt_ids and full[-1] == tok.eos_token_id
+        for k in range(len(prompt_ids), len(full)):
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([full[:k]])).logits[0, -1]
+            total += torch.log_softmax(logits.float(), -1)[full[k]].item()
+            n_tokens += 1
+    res = score_response_nll(model, tok, rows, batch_size=2)
+    assert res["n_tokens"] == n_tokens and res["n_rows"] == 2 and res["n_skipped"] == 0
+    assert res["nll_per_token"] == pytest.approx(-total / n_tokens, abs=1e-4)
+    one_by_one = score_response_nll(model, tok, rows, batch_size=1)  # left padding changes nothing
+    assert one_by_one["nll_per_token"] == pytest.approx(res["nll_per_token"], abs=1e-4)
+    short = score_response_nll(model, tok, rows[:1], max_length=len(tok(rows[0]["prompt"])["input_ids"]))
+    assert short["n_skipped"] == 1 and short["n_rows"] == 0 and math.isnan(short["nll_per_token"])
