@@ -53,6 +53,7 @@ class MixtureSpec:
     general_sources: list[str] | None = None  # only these source tags / components (None: all)
     general_heldout: int = 200  # generalist rows held out for measuring retained general ability
     heldout_seed: int = 0  # seed of the held-out draw (independent of the training seed)
+    draw_seed: int | None = None  # seed of the generalist train draw (None: the data run's seed)
     data_dir: str | None = (
         None  # the general_instructions bundle (None: $SOCIALITE_GENERAL_DIR or the default)
     )
@@ -72,9 +73,9 @@ class MixtureSpec:
             or ratio < 0
         ):
             raise ValueError(f"general_ratio must be a number >= 0, got {ratio!r}")
-        for name in ("general_count", "general_heldout", "heldout_seed"):
+        for name in ("general_count", "general_heldout", "heldout_seed", "draw_seed"):
             value = getattr(self, name)
-            if name == "general_count" and value is None:
+            if name in ("general_count", "draw_seed") and value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
@@ -173,7 +174,7 @@ def build_mixture_rows(
             f"({len(records)} rows with {_describe_source(spec)}, minus general_heldout={spec.general_heldout} held "
             "out); lower the ratio/count or the held-out slice"
         )
-    rng = random.Random(f"{seed}|general|train")
+    rng = random.Random(f"{seed if spec.draw_seed is None else spec.draw_seed}|general|train")
     picked = sorted(rng.sample(range(len(pool)), wanted))
     train = [general_row(pool[i], split="train", fmt=fmt) for i in picked]
     heldout = [general_row(r, split="heldout", fmt=fmt) for r in held]
