@@ -484,3 +484,76 @@ def report_findings(findings: Sequence[dict]) -> str:
     caveats = {f.get("caveat") for f in findings} - {None}
     lines += [f"caveat: {c}" for c in caveats]
     return "\n".join(lines)
+
+
+def gain_table(
+    predictions: pd.DataFrame, *, group: str = "seen", bootstrap_samples: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Per (task rows, ratio > 0): the gain in mean macro-F1 over the group's tasks against ratio 0 at the same task
+    rows (pooled over seeds), with its paired-bootstrap CI and p-value."""
+    labels = _task_labels(predictions)
+    tasks = set(predictions.loc[predictions["group"] == group, "task"])
+    rows = []
+    for n in sorted(predictions["task_rows"].unique()):
+        for r in sorted(predictions["general_ratio"].unique()):
+            if r == 0:
+                continue
+            sub = predictions[(predictions["general_ratio"].isin([0, r])) & (predictions["task_rows"] == n)]
+            gold, mixed, spec = _paired_sets(sub, tasks)
+            if not gold:
+                continue
+            pb = M.paired_bootstrap(
+                _mean_f1(labels), gold, mixed, spec, n_resamples=bootstrap_samples, seed=seed
+            )
+            rows.append(
+                {"group": group, "task_rows": n, "general_ratio": r, "gain": pb["delta"], "ci_low": pb["ci"][0],
+                 "ci_high": pb["ci"][1], "p_value": pb["p_value"], "n_paired": len(gold)}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def write_study_outputs(params: MixingStudyParams) -> dict[str, Any]:
+    """Tables, figures and findings of the finished cells into ``runs/<run_name>/``; returns them.
+
+    Files: ``results.csv`` (cell x task), ``aggregates.csv`` (cell x scope), ``gains.csv``, ``findings.json``,
+    ``findings.txt`` and ``figures/{mixing_curves,mixing_gain,specialisation_vs_retention}.{png,pdf}``.
+    """
+    from .plots import plot_mixing_curves, plot_mixing_gain, plot_specialisation_vs_retention
+    from .reporting import save_figure
+
+    study_dir = resolve_run_dir(params.run_name)
+    results, aggregates, predictions = collect_results(params)
+    if results.empty:
+        raise ValueError(f"no finished cell under {study_dir / 'cells'}: run the grid first (run_grid)")
+    n_boot = params.bootstrap_samples if not params.smoke else min(params.bootstrap_samples, 200)
+    gains = gain_table(predictions, bootstrap_samples=n_boot)
+    findings = evaluate_findings(
+        results,
+        predictions,
+        reasoning_categories=params.reasoning_categories,
+        factual_categories=params.factual_categories,
+        bootstrap_samples=n_boot,
+    )
+    results.to_csv(study_dir / "results.csv", index=False)
+    aggregates.to_csv(study_dir / "aggregates.csv", index=False)
+    gains.to_csv(study_dir / "gains.csv", index=False)
+    write_json(study_dir / "findings.json", findings)
+    (study_dir / "findings.txt").write_text(report_findings(findings) + "\n")
+    figs = study_dir / "figures"
+    scopes = [
+        "seen",
+        "related",
+        *sorted(aggregates.loc[aggregates["scope_kind"] == "category", "scope"].unique()),
+    ]
+    scopes = [s for s in scopes if s in set(aggregates["scope"])]
+    paths = save_figure(plot_mixing_curves(aggregates, scopes), figs, "mixing_curves")
+    if not gains.empty:
+        paths += save_figure(plot_mixing_gain(gains), figs, "mixing_gain")
+    paths += save_figure(plot_specialisation_vs_retention(aggregates), figs, "specialisation_vs_retention")
+    return {
+        "results": results,
+        "aggregates": aggregates,
+        "gains": gains,
+        "findings": findings,
+        "figures": paths,
+    }

@@ -33,6 +33,7 @@ STEPS: list[tuple[str, str, str, dict[str, str]]] = [
     ("eval", "03_evaluation.ipynb", "eval", {"data_run": "data", "train_run": "train"}),
     ("analysis", "04_error_analysis.ipynb", "analysis", {"eval_run": "eval"}),
     ("baselines", "05_baselines.ipynb", "baselines", {"data_run": "data", "eval_run": "eval"}),
+    ("mixing", "06_generalist_mixing.ipynb", "mixing", {}),  # only for profiles that declare it (*-mixing)
 ]
 
 
@@ -104,7 +105,8 @@ def run_pipeline(
     params = resolve_profile(profile, overrides)
     root = Path(runs_dir).resolve() if runs_dir else runs_root()
     pipe_dir = root / run_name
-    steps = [s for s in STEPS if not only or s[0] in only]
+    declared = load_profiles()[profile]["steps"]  # a profile runs the steps it declares
+    steps = [s for s in STEPS if s[0] in declared and (not only or s[0] in only)]
     if not only and pipe_dir.exists():
         raise RunExistsError(
             f"{pipe_dir} already exists; choose another --run-name (or --only to rerun steps)"
@@ -173,8 +175,9 @@ def report_summary(pipe_dir: str | os.PathLike) -> str:
 
     pipe_dir = Path(pipe_dir)
     metrics_path = pipe_dir / "eval" / "metrics.json"
+    findings = pipe_dir / "mixing" / "findings.txt"
     if not metrics_path.exists():
-        return f"no evaluation metrics at {metrics_path}"
+        return findings.read_text() if findings.exists() else f"no evaluation metrics at {metrics_path}"
     m = read_json(metrics_path)
     models = m["models"]
     lines = [
@@ -206,6 +209,9 @@ PUBLISHED_FIGURES = {
     "analysis/figures/reliability": "reliability",
     "data/figures/composition": "data_composition",
     "train/loss_curve": "loss_curve",
+    "mixing/figures/mixing_curves": "mixing_curves",
+    "mixing/figures/mixing_gain": "mixing_gain",
+    "mixing/figures/specialisation_vs_retention": "specialisation_vs_retention",
 }
 
 
@@ -223,11 +229,13 @@ def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> lis
             path = pipe_dir / (src + ext)
             if path.exists():
                 copied.append(Path(shutil.copyfile(path, dest / (name + ext))))
-    metrics = read_json(pipe_dir / "eval" / "metrics.json")
-    report_task_table(metrics).to_csv(dest / "eval_tasks.csv", index=False)
-    report_aggregate_table(metrics).to_csv(dest / "eval_aggregates.csv", index=False)
-    report_claims(metrics).to_csv(dest / "eval_claims.csv", index=False)
-    for extra in ("baselines/comparison.csv", "summary.txt", "pipeline_steps.json"):
+    if (pipe_dir / "eval" / "metrics.json").exists():
+        metrics = read_json(pipe_dir / "eval" / "metrics.json")
+        report_task_table(metrics).to_csv(dest / "eval_tasks.csv", index=False)
+        report_aggregate_table(metrics).to_csv(dest / "eval_aggregates.csv", index=False)
+        report_claims(metrics).to_csv(dest / "eval_claims.csv", index=False)
+    mixing = [f"mixing/{n}" for n in ("results.csv", "aggregates.csv", "gains.csv", "findings.txt")]
+    for extra in ("baselines/comparison.csv", "summary.txt", "pipeline_steps.json", *mixing):
         if (pipe_dir / extra).exists():
             shutil.copyfile(pipe_dir / extra, dest / Path(extra).name)
     return copied
