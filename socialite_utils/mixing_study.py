@@ -469,8 +469,8 @@ def label_prior_caveat(results: pd.DataFrame) -> str | None:
     tuned, prior = r["macro_f1"].mean(), r["label_prior_macro_f1"].mean()
     if tuned <= prior + 1.0:
         return (
-            f"the adapters only match the label-prior baseline (mean macro-F1 {tuned:.1f} vs {prior:.1f} for "
-            "predicting each task's most frequent training label): differences between cells say little about "
+            f"the adapters do no better than the label-prior baseline (mean macro-F1 {tuned:.1f} vs {prior:.1f} "
+            "for predicting each task's most frequent training label): differences between cells say little about "
             "what was learnt"
         )
     return None

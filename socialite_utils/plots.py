@@ -99,6 +99,7 @@ def plot_mixing_curves(aggregates, scopes: list[str] | None = None):
         ax.set_xscale("log")
         ax.set_xticks(sorted(aggregates["task_rows"].unique()))
         ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
+        ax.get_xaxis().set_minor_formatter(plt.NullFormatter())
     for ax in axes.flat[len(scopes) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
@@ -124,6 +125,7 @@ def plot_mixing_gain(gains):
     ax.set_xscale("log")
     ax.set_xticks(sorted(gains["task_rows"].unique()))
     ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
+    ax.get_xaxis().set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel("task rows per seen task")
     ax.set_ylabel("gain in mean macro-F1 (seen tasks)")
     ax.set_title("What generalist data adds, by task-data size")

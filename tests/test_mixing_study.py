@@ -102,7 +102,7 @@ def test_scarcity_needs_two_sizes_and_factual_needs_a_task():
 def test_label_prior_caveat():
     results, _ = make_tables(lambda n, r, task: 0.5)
     results["macro_f1"] = 34.0  # no better than predicting the majority label
-    assert "only match the label-prior baseline" in label_prior_caveat(results)
+    assert "do no better than the label-prior baseline" in label_prior_caveat(results)
     results["macro_f1"] = 60.0
     assert label_prior_caveat(results) is None
 
