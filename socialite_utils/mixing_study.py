@@ -100,6 +100,28 @@ class MixingStudyParams:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> MixingStudyParams:
+        """From notebook 06's parameters (e.g. its ``globals()``): the study's own fields, ``seed`` as ``data_seed``,
+        and every TrainParams field given (learning_rate, max_steps, ...) into ``train``. In smoke mode only
+        ``max_steps`` is passed on: the rest comes from ``TrainParams.for_smoke``."""
+        from .training import TrainParams
+
+        own = {k: values[k] for k in cls.__dataclass_fields__ if k in values and k != "train"}
+        if "seed" in values:
+            own["data_seed"] = values["seed"]
+        train_fields = set(TrainParams.__dataclass_fields__) - {
+            "run_name",
+            "data_run",
+            "base_model",
+            "seed",
+            "overwrite",
+        }
+        train = {k: values[k] for k in sorted(train_fields) if k in values}
+        if own.get("smoke"):
+            train = {k: v for k, v in train.items() if k == "max_steps"}
+        return cls(**own, train=train)
+
 
 def cell_name(task_rows: int, ratio: float, seed: int) -> str:
     """``n48-r1-s0``: task rows per task, generalist ratio, seed."""

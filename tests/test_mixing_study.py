@@ -120,3 +120,12 @@ def test_grid_and_parameter_checks():
     ]:
         with pytest.raises(ValueError, match=msg):
             MixingStudyParams(**bad).validate()
+
+
+def test_params_from_notebook_globals():
+    values = {"run_name": "x", "seed": 7, "task_rows": [8], "learning_rate": 1e-3, "max_steps": 5, "smoke": False,
+              "overwrite": True, "unrelated": 1}  # fmt: skip
+    p = MixingStudyParams.from_mapping(values)
+    assert p.data_seed == 7 and p.task_rows == [8] and p.train == {"learning_rate": 1e-3, "max_steps": 5}
+    smoke = MixingStudyParams.from_mapping({**values, "smoke": True})
+    assert smoke.train == {"max_steps": 5}  # the rest comes from TrainParams.for_smoke
