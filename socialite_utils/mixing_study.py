@@ -41,6 +41,11 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "SUPPORTED", "NOT SUPPORTED", "INCONCLU
 REASONING_CATEGORIES = ("humor_sarcasm", "other_social_factors")
 FACTUAL_CATEGORIES = ("trustworthiness",)
 ALPHA = 0.05
+# What every cell of one study must share (a rerun with other values would mix two experiments in one table).
+FIXED_PER_STUDY = (
+    "suite", "tasks", "data_dir", "general_licence", "general_heldout", "max_eval_per_task", "prompt_format",
+    "data_seed", "base_model", "train", "eval_mode", "smoke",
+)  # fmt: skip
 
 
 @dataclass
@@ -85,6 +90,15 @@ class MixingStudyParams:
             raise ValueError(f"task_rows must be integers >= 1, got {self.task_rows}")
         if any(not isinstance(r, int | float) or isinstance(r, bool) or r < 0 for r in self.general_ratios):
             raise ValueError(f"general_ratios must be numbers >= 0, got {self.general_ratios}")
+        if (
+            isinstance(self.general_heldout, bool)
+            or not isinstance(self.general_heldout, int)
+            or self.general_heldout < 1
+        ):
+            raise ValueError(
+                f"general_heldout must be an integer >= 1 (the retained-ability NLL needs held-out rows), "
+                f"got {self.general_heldout!r}"
+            )
         if 0 not in self.general_ratios:
             raise ValueError(
                 f"general_ratios {self.general_ratios} needs 0: the specialist every gain is measured against"
@@ -258,17 +272,16 @@ def run_grid(params: MixingStudyParams, *, log=print) -> list[dict[str, Any]]:
     params.validate()
     study_dir = resolve_run_dir(params.run_name)
     cells_dir = study_dir / "cells"
-    cells_dir.mkdir(parents=True, exist_ok=True)
     saved = study_dir / "study_params.json"
     if saved.is_file():
         before = read_json(saved)
-        fixed = ("suite", "tasks", "data_seed", "base_model", "train", "general_licence", "general_heldout")
-        changed = [k for k in fixed if before.get(k) != params.to_dict()[k]]
+        changed = [k for k in FIXED_PER_STUDY if before.get(k) != params.to_dict()[k]]
         if changed:
             raise ValueError(
                 f"{saved} was written with other {changed}: reusing its cells would mix two experiments; "
-                "choose another run_name"
+                "choose another run_name (the grid lists may grow: new cells are added)"
             )
+    cells_dir.mkdir(parents=True, exist_ok=True)
     write_json(saved, params.to_dict())
     return [run_cell(params, cell, cells_dir, log=log) for cell in build_grid(params)]
 

@@ -129,3 +129,16 @@ def test_params_from_notebook_globals():
     assert p.data_seed == 7 and p.task_rows == [8] and p.train == {"learning_rate": 1e-3, "max_steps": 5}
     smoke = MixingStudyParams.from_mapping({**values, "smoke": True})
     assert smoke.train == {"max_steps": 5}  # the rest comes from TrainParams.for_smoke
+
+
+def test_a_study_cannot_mix_two_experiments(runs_dir):
+    from socialite_utils.mixing_study import run_grid
+    from socialite_utils.runs import write_json
+
+    p = MixingStudyParams(run_name="st", base_model="tiny-random", smoke=True)
+    write_json(runs_dir / "st" / "study_params.json", {**p.to_dict(), "base_model": "smollm2-135m"})
+    with pytest.raises(ValueError, match=r"other \['base_model'\].*choose another run_name"):
+        run_grid(p)
+    assert not (runs_dir / "st" / "cells").exists()  # nothing was started
+    with pytest.raises(ValueError, match="general_heldout must be an integer >= 1"):
+        MixingStudyParams(general_heldout=0).validate()
