@@ -67,7 +67,7 @@ def test_general_row_uses_the_one_renderer_in_every_format():
     assert chat["completion"] == [{"role": "assistant", "content": "2 and 3.\nBoth are prime."}]
 
 
-@pytest.mark.parametrize("fmt", ["paper", "chat"])
+@pytest.mark.parametrize("fmt", ["paper", "alpaca", "chat"])
 def test_generalist_row_trains_on_the_response_and_eos_only(tmp_path, fmt):
     rows = [
         general_row(REC, split="train", fmt=fmt),
@@ -87,7 +87,7 @@ def test_generalist_row_trains_on_the_response_and_eos_only(tmp_path, fmt):
         ids, n_prompt = tokenize_like_trl(tok, row["prompt"], row["completion"])
         assert ex["input_ids"] == ids and ex["labels"] == [-100] * n_prompt + ids[n_prompt:]
         assert ids[-1] == tok.eos_token_id  # EOS (or the template's end of turn) is supervised
-        trained = tok.decode(ids[n_prompt:-1] if fmt == "paper" else ids[n_prompt:])
+        trained = tok.decode(ids[n_prompt:-1] if fmt != "chat" else ids[n_prompt:])
         assert "2 and 3." in trained and "Both are prime." in trained  # the whole response...
         assert "primes" not in trained and "Small" not in trained  # ...and nothing of the prompt
 
@@ -238,3 +238,23 @@ def test_score_response_nll_matches_a_hand_computation():
     assert one_by_one["nll_per_token"] == pytest.approx(res["nll_per_token"], abs=1e-4)
     short = score_response_nll(model, tok, rows[:1], max_length=len(tok(rows[0]["prompt"])["input_ids"]))
     assert short["n_skipped"] == 1 and short["n_rows"] == 0 and math.isnan(short["nll_per_token"])
+
+
+@pytest.mark.slow
+def test_notebook_01_writes_a_mixture(tmp_path, runs_dir, bundle_dir, general_dir):
+    from nbrun import run_notebook
+
+    out = run_notebook(
+        "01_data_assembly.ipynb", tmp_path, run_name="mix01", tasks=TASKS, general_ratio=0.5, general_heldout=10,
+        general_licence="commercial", smoke=True,
+    )  # fmt: skip
+    train = [json.loads(x) for x in (runs_dir / "mix01" / "data" / "train.jsonl").open()]
+    general = [r for r in train if r["task"] == GENERAL_TASK]
+    assert len(train) == 24 + 12 and len(general) == 12  # smoke: 8 rows x 3 tasks, ratio 0.5
+    assert not any(r["source"].startswith("llamafactory") for r in general)
+    card = json.loads((runs_dir / "mix01" / "data_card.json").read_text())
+    assert (
+        card["mixture"]["spec"]["general_licence"] == "commercial" and card["totals"]["general_heldout"] == 10
+    )
+    assert len((runs_dir / "mix01" / "data" / "general_heldout.jsonl").read_text().splitlines()) == 10
+    assert "generalist rows: 12 next to 24 task rows" in out.read_text()
