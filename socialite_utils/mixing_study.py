@@ -236,8 +236,10 @@ def score_retention(model: Any, tokenizer: Any, data_run: str, *, max_length: in
 
 def run_cell(params: MixingStudyParams, cell: dict, cells_dir: Path, *, log=print) -> dict[str, Any]:
     """Data, adapter, evaluation and retention for one cell under ``cells_dir``; each existing run is reused."""
+    from transformers.trainer_utils import get_last_checkpoint
+
     from .evaluation import evaluate_run
-    from .training import load_adapter, load_run_tokenizer, train_lora
+    from .training import load_adapter, load_run_tokenizer, partial_dir_for, train_lora
 
     name = cell["cell"]
     done = {"data": False, "train": False, "eval": False, "retention": False}
@@ -248,7 +250,11 @@ def run_cell(params: MixingStudyParams, cell: dict, cells_dir: Path, *, log=prin
             done["data"] = True
         model_tok = None
         if not (cells_dir / f"train-{name}").is_dir():
-            res = train_lora(_train_params(params, cell), verbose=False)
+            tp = _train_params(params, cell)
+            # an interrupted cell continues from its newest checkpoint (the kit's resume checks the params and rows)
+            checkpoints = partial_dir_for(cells_dir / tp.run_name) / "checkpoints"
+            resume = checkpoints.is_dir() and get_last_checkpoint(str(checkpoints)) is not None
+            res = train_lora(replace(tp, resume=resume), verbose=False)
             model_tok = (res.model, res.tokenizer)
             done["train"] = True
         if not (cells_dir / f"eval-{name}" / "metrics.json").is_file():

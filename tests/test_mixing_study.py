@@ -142,3 +142,35 @@ def test_a_study_cannot_mix_two_experiments(runs_dir):
     assert not (runs_dir / "st" / "cells").exists()  # nothing was started
     with pytest.raises(ValueError, match="general_heldout must be an integer >= 1"):
         MixingStudyParams(general_heldout=0).validate()
+
+
+@pytest.mark.slow
+def test_an_interrupted_cell_resumes_from_its_checkpoint(runs_dir, bundle_dir, general_dir):
+    import json
+
+    from transformers import TrainerCallback
+
+    from socialite_utils.mixing_study import _build_cell_data, _runs_root, _train_params, run_cell
+    from socialite_utils.training import train_lora
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise KeyboardInterrupt
+
+    p = MixingStudyParams(
+        run_name="st", tasks=["tweet_irony", "tweet_stance"], task_rows=[4], general_ratios=[0], seeds=[0],
+        general_heldout=4, max_eval_per_task=4, bootstrap_samples=50, smoke=True,
+        train={"max_steps": 3, "save_steps": 1},
+    ).validate()  # fmt: skip
+    cell = build_grid(p)[0]
+    cells = runs_dir / "st" / "cells"
+    with _runs_root(cells):
+        _build_cell_data(p, cell, f"data-{cell['cell']}")
+        with pytest.raises(KeyboardInterrupt):
+            train_lora(_train_params(p, cell), callbacks=[Crash()], verbose=False)
+    assert (cells / "train-n4-r0-s0.partial" / "checkpoints").is_dir()
+    done = run_cell(p, cell, cells, log=lambda *_: None)
+    assert done["ran"] == ["train", "eval", "retention"]  # the data run was reused
+    summary = json.loads((cells / "train-n4-r0-s0" / "train_summary.json").read_text())
+    assert "checkpoint-1" in summary["resumed_from"] and summary["global_step"] == 3  # saved before the crash
