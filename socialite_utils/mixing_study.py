@@ -360,16 +360,25 @@ def collect_results(params: MixingStudyParams) -> tuple[pd.DataFrame, pd.DataFra
 # ---------------------------------------------------------------- findings
 
 
-def _joint(a: Sequence[Any], b: Sequence[Any]) -> list[str]:
-    return [f"{x}\x1f{y}" for x, y in zip(a, b, strict=True)]
+_SEP = "\x1f"
+
+
+def _encode(columns: Sequence[Sequence[Any]]) -> list[str]:
+    """One string per test example holding its predictions in every compared configuration (columns)."""
+    return [_SEP.join(str(v) for v in row) for row in zip(*columns, strict=True)]
+
+
+def _decode(encoded: Sequence[str]) -> list[list[Any]]:
+    rows = [e.split(_SEP) for e in encoded]
+    return [[None if v == "None" else v for v in col] for col in zip(*rows, strict=True)]
 
 
 def _mean_f1(labels: dict[str, list[str]]):
     """metric(gold, pred) = mean over tasks of macro-F1; gold entries are ``task\\x1flabel``."""
 
     def fn(gold, pred):
-        tasks = np.array([g.split("\x1f", 1)[0] for g in gold])
-        golds = np.array([g.split("\x1f", 1)[1] for g in gold], dtype=object)
+        tasks = np.array([g.split(_SEP, 1)[0] for g in gold])
+        golds = np.array([g.split(_SEP, 1)[1] for g in gold], dtype=object)
         pred = np.asarray(pred, dtype=object)
         vals = [
             M.macro_f1(golds[tasks == t], pred[tasks == t], labels[t]) for t in labels if (tasks == t).any()
@@ -379,81 +388,99 @@ def _mean_f1(labels: dict[str, list[str]]):
     return fn
 
 
-def _gain_fn(labels: dict[str, list[str]]):
-    """metric(gold, pair) = mean F1(first of pair) - mean F1(second): a gain, for a paired test of two gains."""
+def _configs_f1(labels: dict[str, list[str]], halves: bool = False):
+    """metric(gold, encoded) = mean over the encoded configurations of the mean macro-F1 over tasks; with
+    ``halves``, the mean over the first half of the configurations minus the mean over the second half (a gain)."""
     f1 = _mean_f1(labels)
 
-    def fn(gold, pairs):
-        first = [p.split("\x1f", 1)[0] for p in pairs]
-        second = [p.split("\x1f", 1)[1] for p in pairs]
-        nan = lambda v: None if v == "None" else v  # noqa: E731
-        return f1(gold, [nan(v) for v in first]) - f1(gold, [nan(v) for v in second])
+    def fn(gold, encoded):
+        scores = [f1(gold, col) for col in _decode(encoded)]
+        if not halves:
+            return float(np.mean(scores))
+        k = len(scores) // 2
+        return float(np.mean(scores[:k]) - np.mean(scores[k:]))
 
     return fn
 
 
 def _paired_sets(preds: pd.DataFrame, tasks: set[str], sizes: Sequence[int] | None = None):
-    """(gold, mixed preds, specialist preds) over every (task rows, ratio > 0, seed) vs (same rows, 0, same seed),
-    the same test examples on both sides."""
+    """(gold, mixed, specialist, configurations): one entry per test example of ``tasks``; ``mixed`` holds its
+    predictions in every (task rows, ratio > 0, seed) cell, ``specialist`` in the matching (task rows, 0, seed)
+    cell, column by column (see :func:`_encode`). Resampling these entries resamples test examples, so the
+    comparisons of one example move together (no pseudo-replication across ratios and seeds)."""
     p = preds[preds["task"].isin(tasks)]
     if sizes is not None:
         p = p[p["task_rows"].isin(sizes)]
-    spec = p[p["general_ratio"] == 0].set_index(["task_rows", "seed", "task", "id"])
-    mixed = p[p["general_ratio"] > 0]
-    joined = mixed.join(
-        spec[["parsed"]], on=["task_rows", "seed", "task", "id"], rsuffix="_spec", how="inner"
-    )
-    gold = (joined["task"] + "\x1f" + joined["gold"].astype(str)).tolist()
-    return gold, joined["parsed"].tolist(), joined["parsed_spec"].tolist()
+    parsed = {(n, r, s, i): v for n, r, s, i, v in p[["task_rows", "general_ratio", "seed", "id", "parsed"]].itertuples(index=False)}  # fmt: skip
+    cells = set(zip(p["task_rows"], p["general_ratio"], p["seed"], strict=True))
+    configs = sorted((n, r, s) for n, r, s in cells if r > 0 and (n, 0, s) in cells)
+    examples = p.drop_duplicates("id")[["task", "id", "gold"]]
+    keep = [
+        (t, i, g)
+        for t, i, g in examples.itertuples(index=False)
+        if all((n, r, s, i) in parsed and (n, 0, s, i) in parsed for n, r, s in configs)
+    ]
+    if not configs or not keep:
+        return [], [], [], []
+    gold = [f"{t}{_SEP}{g}" for t, _, g in keep]
+    mixed = [[parsed[(n, r, s, i)] for _, i, _ in keep] for n, r, s in configs]
+    spec = [[parsed[(n, 0, s, i)] for _, i, _ in keep] for n, r, s in configs]
+    return gold, mixed, spec, configs
 
 
-def _verdict(delta: float, ci: Sequence[float], p: float, expect: int) -> str:
+def _verdict(delta: float, p: float, expect: int) -> str:
     if not math.isfinite(delta) or p >= ALPHA:
         return INCONCLUSIVE
     return SUPPORTED if np.sign(delta) == expect else NOT_SUPPORTED
 
 
-def _fmt(pb: dict, k: int) -> str:
-    return f"gain {pb['delta']:+.1f} macro-F1 [{pb['ci'][0]:+.1f}, {pb['ci'][1]:+.1f}], p = {pb['p_value']:.3f}, {k} paired predictions"
+def _fmt(pb: dict, n: int, configs: list) -> str:
+    return (
+        f"gain {pb['delta']:+.1f} macro-F1 [{pb['ci'][0]:+.1f}, {pb['ci'][1]:+.1f}], p = {pb['p_value']:.3f}; "
+        f"{n} paired test examples, each compared in {len(configs)} (task rows, ratio, seed) cell(s)"
+    )
 
 
 def _gain_finding(claim: str, preds, labels, tasks: set[str], expect: int, *, n_boot: int, seed: int) -> dict:
     if not tasks:
         return {"claim": claim, "verdict": INCONCLUSIVE, "evidence": "no evaluated task of this kind"}
-    gold, mixed, spec = _paired_sets(preds, tasks)
+    gold, mixed, spec, configs = _paired_sets(preds, tasks)
     if not gold:
         return {
             "claim": claim,
             "verdict": INCONCLUSIVE,
             "evidence": "no cell with generalist data (ratio > 0)",
         }
-    pb = M.paired_bootstrap(_mean_f1(labels), gold, mixed, spec, n_resamples=n_boot, seed=seed)
-    return {"claim": claim, "verdict": _verdict(pb["delta"], pb["ci"], pb["p_value"], expect),
-            "evidence": f"{_fmt(pb, len(gold))} over tasks {sorted(tasks)} (generalist ratio > 0 vs 0)", **pb}  # fmt: skip
+    pb = M.paired_bootstrap(
+        _configs_f1(labels), gold, _encode(mixed), _encode(spec), n_resamples=n_boot, seed=seed
+    )
+    return {"claim": claim, "verdict": _verdict(pb["delta"], pb["p_value"], expect),
+            "evidence": f"{_fmt(pb, len(gold), configs)}; tasks {sorted(tasks)} (generalist ratio > 0 vs 0)", **pb}  # fmt: skip
 
 
 def _scarcity_finding(claim: str, preds, labels, seen: set[str], *, n_boot: int, seed: int) -> dict:
     sizes = sorted(preds["task_rows"].unique())
     if len(sizes) < 2:
         return {"claim": claim, "verdict": INCONCLUSIVE, "evidence": "needs at least two task-data sizes"}
-    g_small, m_small, s_small = _paired_sets(preds, seen, [sizes[0]])
-    g_large, m_large, s_large = _paired_sets(preds, seen, [sizes[-1]])
-    if not g_small or len(g_small) != len(g_large) or g_small != g_large:
+    g_small, m_small, s_small, c_small = _paired_sets(preds, seen, [sizes[0]])
+    g_large, m_large, s_large, c_large = _paired_sets(preds, seen, [sizes[-1]])
+    if not g_small or g_small != g_large or len(c_small) != len(c_large):
         return {"claim": claim, "verdict": INCONCLUSIVE,
-                "evidence": "the smallest and largest task-data sizes were not scored on the same examples"}  # fmt: skip
+                "evidence": "the smallest and largest task-data sizes were not scored on the same examples "
+                            "with the same ratios and seeds"}  # fmt: skip
     pb = M.paired_bootstrap(
-        _gain_fn(labels),
+        _configs_f1(labels, halves=True),
         g_small,
-        _joint(m_small, s_small),
-        _joint(m_large, s_large),
+        _encode(m_small + s_small),
+        _encode(m_large + s_large),
         n_resamples=n_boot,
         seed=seed,
     )
-    return {"claim": claim, "verdict": _verdict(pb["delta"], pb["ci"], pb["p_value"], +1),
+    return {"claim": claim, "verdict": _verdict(pb["delta"], pb["p_value"], +1),
             "evidence": f"gain at {sizes[0]} task rows minus gain at {sizes[-1]}: {pb['delta']:+.1f} "
                         f"[{pb['ci'][0]:+.1f}, {pb['ci'][1]:+.1f}], p = {pb['p_value']:.3f} (gains "
-                        f"{pb['metric_a']:+.1f} vs {pb['metric_b']:+.1f}; seen tasks, {len(g_small)} paired predictions)",
-            **pb}  # fmt: skip
+                        f"{pb['metric_a']:+.1f} vs {pb['metric_b']:+.1f}; seen tasks, {len(g_small)} paired test "
+                        "examples)", **pb}  # fmt: skip
 
 
 def evaluate_findings(
@@ -540,11 +567,16 @@ def gain_table(
             if r == 0:
                 continue
             sub = predictions[(predictions["general_ratio"].isin([0, r])) & (predictions["task_rows"] == n)]
-            gold, mixed, spec = _paired_sets(sub, tasks)
+            gold, mixed, spec, _ = _paired_sets(sub, tasks)
             if not gold:
                 continue
             pb = M.paired_bootstrap(
-                _mean_f1(labels), gold, mixed, spec, n_resamples=bootstrap_samples, seed=seed
+                _configs_f1(labels),
+                gold,
+                _encode(mixed),
+                _encode(spec),
+                n_resamples=bootstrap_samples,
+                seed=seed,
             )
             rows.append(
                 {"group": group, "task_rows": n, "general_ratio": r, "gain": pb["delta"], "ci_low": pb["ci"][0],

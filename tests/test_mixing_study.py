@@ -63,7 +63,7 @@ def test_findings_all_supported():
     assert got == [SUPPORTED] * 4
     assert findings[0]["delta"] > 0 and findings[0]["ci"][0] > 0 and findings[0]["p_value"] < 0.05
     assert findings[3]["delta"] < 0
-    assert "paired predictions" in findings[0]["evidence"] and "over tasks" in findings[0]["evidence"]
+    assert "180 paired test examples, each compared in 2" in findings[0]["evidence"]  # 3 tasks; 2 sizes
     assert findings[0]["caveat"] is None
 
 
@@ -174,3 +174,17 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint(runs_dir, bundle_dir, g
     assert done["ran"] == ["train", "eval", "retention"]  # the data run was reused
     summary = json.loads((cells / "train-n4-r0-s0" / "train_summary.json").read_text())
     assert "checkpoint-1" in summary["resumed_from"] and summary["global_step"] == 3  # saved before the crash
+
+
+def test_repeating_a_seed_adds_no_evidence():
+    """Test examples are resampled, not (example, cell) pairs: an identical second seed leaves the CI unchanged."""
+
+    def acc(n, r, task):
+        return 0.75 if r else 0.6
+
+    results, preds = make_tables(acc)
+    one = evaluate_findings(results, preds, bootstrap_samples=300)[0]
+    twice = pd.concat([preds, preds.assign(seed=1)], ignore_index=True)
+    two = evaluate_findings(results, twice, bootstrap_samples=300)[0]
+    assert "each compared in 4" in two["evidence"]
+    assert two["delta"] == pytest.approx(one["delta"]) and two["ci"] == pytest.approx(one["ci"])
