@@ -43,6 +43,7 @@ class AssembledData:
     pool: list[dict]
     card: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
+    general_heldout: list[dict] = field(default_factory=list)  # held-out generalist rows (mixing.py)
 
 
 # ---------------------------------------------------------------- per-record validation
@@ -197,8 +198,7 @@ def build_data(
     instruction_from: str = "registry",
     text_normalization: str = "none",
     writing_dir: str | os.PathLike | None = None,
-    general_train_rows: int = 0,
-    general_licence: str = "any",
+    mixture: Any = None,
 ) -> AssembledData:
     """Load, validate, de-duplicate, cap and render every task into train/validation/test rows.
 
@@ -211,9 +211,14 @@ def build_data(
     warnings (printed and in the data card).
 
     Generation tasks (``type: generation``) read ``writing_dir`` (default: the writing bundle) and are built by
-    :func:`socialite_utils.writing_assembly.build_generation_rows`; ``general_train_rows`` generalist rows
-    (licence filter ``general_licence``) are added to the train split by ``writing_assembly.add_general_rows``.
+    :func:`socialite_utils.writing_assembly.build_generation_rows`. ``mixture`` (a
+    :class:`socialite_utils.mixing.MixtureSpec` or its fields as a dict) adds generalist rows to train and holds a
+    generalist slice out (see :mod:`socialite_utils.mixing`).
     """
+    if mixture is not None:
+        from .mixing import MixtureSpec
+
+        mixture = (MixtureSpec(**mixture) if isinstance(mixture, dict) else mixture).validate()
     if prompt_format not in FORMATS:
         raise ValueError(f"unknown prompt_format '{prompt_format}'; expected one of {FORMATS}")
     if instruction_from not in ("registry", "source"):
@@ -346,12 +351,6 @@ def build_data(
         }
         for w in warnings:
             pywarnings.warn(f"task '{task.name}': {w}", DataWarning, stacklevel=2)
-    if general_train_rows:
-        from .writing_assembly import add_general_rows
-
-        splits["train"], card_tasks["general_instructions"] = add_general_rows(
-            splits["train"], general_train_rows, fmt=prompt_format, seed=seed, licence=general_licence
-        )
     params = {
         "source": source,
         "data_dir": str(data_dir) if data_dir else None,
@@ -365,8 +364,6 @@ def build_data(
         "instruction_from": instruction_from,
         "text_normalization": text_normalization,
         "writing_dir": str(writing_dir) if writing_dir else None,
-        "general_train_rows": general_train_rows,
-        "general_licence": general_licence,
     }
     card = {
         "params": params,
@@ -386,7 +383,12 @@ def build_data(
             ),
         ],
     }
-    return AssembledData(splits=splits, pool=pool, card=card, params=params)
+    data = AssembledData(splits=splits, pool=pool, card=card, params=params)
+    if mixture is not None:
+        from .mixing import apply_mixture
+
+        apply_mixture(data, mixture, seed=seed, fmt=prompt_format)
+    return data
 
 
 def _public_row(task: Task, r: dict, split: str, *, shots, fmt: str, instr_from: str) -> dict:
@@ -457,6 +459,8 @@ def write_data_run(
         for split, rows in data.splits.items():
             write_jsonl(tmp / "data" / f"{split}.jsonl", rows)
         write_jsonl(tmp / "data" / "fewshot_pool.jsonl", data.pool)
+        if "mixture" in data.card:
+            write_jsonl(tmp / "data" / "general_heldout.jsonl", data.general_heldout)
         write_json(tmp / "data_card.json", data.card)
         write_json(tmp / "params.json", {**data.params, **(params or {})})
         write_json(tmp / "provenance.json", provenance({"stage": "data_assembly"}))

@@ -33,6 +33,7 @@ STEPS: list[tuple[str, str, str, dict[str, str]]] = [
     ("eval", "03_evaluation.ipynb", "eval", {"data_run": "data", "train_run": "train"}),
     ("analysis", "04_error_analysis.ipynb", "analysis", {"eval_run": "eval"}),
     ("baselines", "05_baselines.ipynb", "baselines", {"data_run": "data", "eval_run": "eval"}),
+    ("mixing", "06_generalist_mixing.ipynb", "mixing", {}),  # only for profiles that declare it (*-mixing)
     ("writing", "07_writing_assistance.ipynb", "writing", {}),  # runs only in profiles that declare it
 ]
 
@@ -181,8 +182,9 @@ def report_summary(pipe_dir: str | os.PathLike) -> str:
         claims = pd.read_csv(pipe_dir / "writing" / "claims.csv").fillna("")
         lines = [f"{c.verdict:<14} {c.claim}\n{'':<15}{c.evidence}" for c in claims.itertuples()]
         return "writing assistance (notebook 07):\n" + "\n".join(lines) + f"\nrun: {pipe_dir / 'writing'}"
+    findings = pipe_dir / "mixing" / "findings.txt"
     if not metrics_path.exists():
-        return f"no evaluation metrics at {metrics_path}"
+        return findings.read_text() if findings.exists() else f"no evaluation metrics at {metrics_path}"
     m = read_json(metrics_path)
     m["claims"] = all_claims(pipe_dir, m)
     models = m["models"]
@@ -222,6 +224,9 @@ PUBLISHED_FIGURES = {
     "analysis/figures/reliability": "reliability",
     "data/figures/composition": "data_composition",
     "train/loss_curve": "loss_curve",
+    "mixing/figures/mixing_curves": "mixing_curves",
+    "mixing/figures/mixing_gain": "mixing_gain",
+    "mixing/figures/specialisation_vs_retention": "specialisation_vs_retention",
 }
 
 
@@ -239,12 +244,14 @@ def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> lis
             path = pipe_dir / (src + ext)
             if path.exists():
                 copied.append(Path(shutil.copyfile(path, dest / (name + ext))))
-    metrics = read_json(pipe_dir / "eval" / "metrics.json")
-    metrics["claims"] = all_claims(pipe_dir, metrics)
-    report_task_table(metrics).to_csv(dest / "eval_tasks.csv", index=False)
-    report_aggregate_table(metrics).to_csv(dest / "eval_aggregates.csv", index=False)
-    report_claims(metrics).to_csv(dest / "eval_claims.csv", index=False)
-    for extra in ("baselines/comparison.csv", "summary.txt", "pipeline_steps.json"):
+    if (pipe_dir / "eval" / "metrics.json").exists():
+        metrics = read_json(pipe_dir / "eval" / "metrics.json")
+        metrics["claims"] = all_claims(pipe_dir, metrics)
+        report_task_table(metrics).to_csv(dest / "eval_tasks.csv", index=False)
+        report_aggregate_table(metrics).to_csv(dest / "eval_aggregates.csv", index=False)
+        report_claims(metrics).to_csv(dest / "eval_claims.csv", index=False)
+    mixing = [f"mixing/{n}" for n in ("results.csv", "aggregates.csv", "gains.csv", "findings.txt")]
+    for extra in ("baselines/comparison.csv", "summary.txt", "pipeline_steps.json", *mixing):
         if (pipe_dir / extra).exists():
             shutil.copyfile(pipe_dir / extra, dest / Path(extra).name)
     return copied

@@ -105,3 +105,105 @@ def plot_generation_metric(metrics: dict, metric: str):
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- notebook 06: specialist or generalist?
+
+RATIO_COLORS = [
+    "#000000",
+    "#0072b2",
+    "#d55e00",
+    "#009e73",
+    "#cc79a7",
+    "#e69f00",
+]  # colour-blind-safe (Okabe-Ito)
+
+
+def _ratio_color(ratios: list[float], r: float) -> str:
+    return RATIO_COLORS[sorted(ratios).index(r) % len(RATIO_COLORS)]
+
+
+def plot_mixing_curves(aggregates, scopes: list[str] | None = None):
+    """Mean macro-F1 over tasks against task rows per task, one panel per scope (seen, related, each category), one
+    line per generalist ratio; bands: the test-example 95% CI (averaged over seeds)."""
+    scopes = scopes or list(dict.fromkeys(aggregates["scope"]))
+    ratios = sorted(aggregates["general_ratio"].unique())
+    ncol = min(4, len(scopes))
+    nrow = -(-len(scopes) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), squeeze=False, sharex=True)
+    for ax, scope in zip(axes.flat, scopes, strict=False):
+        sub = aggregates[aggregates["scope"] == scope]
+        for r in ratios:
+            line = (
+                sub[sub["general_ratio"] == r].groupby("task_rows")[["macro_f1", "ci_low", "ci_high"]].mean()
+            )
+            color = _ratio_color(ratios, r)
+            ax.plot(line.index, line["macro_f1"], marker="o", ms=3, color=color, label=f"ratio {r:g}")
+            ax.fill_between(line.index, line["ci_low"], line["ci_high"], color=color, alpha=0.15, lw=0)
+        n_tasks = int(sub["n_tasks"].max()) if len(sub) else 0
+        ax.set_title(f"{scope} ({n_tasks} task{'s' if n_tasks != 1 else ''})", fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(aggregates["task_rows"].unique()))
+        ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
+        ax.get_xaxis().set_minor_formatter(plt.NullFormatter())
+    for ax in axes.flat[len(scopes) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("task rows per seen task")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("macro-F1 (mean over tasks)")
+    axes.flat[0].legend(fontsize=7, title="generalist : task rows", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mixing_gain(gains):
+    """The gain from generalist data (ratio r minus ratio 0, seen tasks, paired on the same test examples) against
+    task rows, one line per ratio, with its paired-bootstrap 95% CI: the paper's central plot."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ratios = sorted({0.0, *gains["general_ratio"].unique()})
+    for r, g in gains.groupby("general_ratio"):
+        g = g.sort_values("task_rows")
+        color = _ratio_color(ratios, r)
+        ax.plot(g["task_rows"], g["gain"], marker="o", color=color, label=f"ratio {r:g}")
+        ax.fill_between(g["task_rows"], g["ci_low"], g["ci_high"], color=color, alpha=0.15, lw=0)
+    ax.axhline(0, color="#777777", lw=1, ls="--")
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(gains["task_rows"].unique()))
+    ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
+    ax.get_xaxis().set_minor_formatter(plt.NullFormatter())
+    ax.set_xlabel("task rows per seen task")
+    ax.set_ylabel("gain in mean macro-F1 (seen tasks)")
+    ax.set_title("What generalist data adds, by task-data size")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_specialisation_vs_retention(aggregates):
+    """Seen-task macro-F1 (specialisation gained) against the response NLL per token on held-out generalist rows
+    (general ability kept: lower is better), one point per cell; the base model's NLL as a dashed line."""
+    seen = aggregates[aggregates["scope"] == "seen"]
+    ratios = sorted(seen["general_ratio"].unique())
+    sizes = sorted(seen["task_rows"].unique())
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for _, row in seen.iterrows():
+        ax.scatter(
+            row["nll_tuned"],
+            row["macro_f1"],
+            color=_ratio_color(ratios, row["general_ratio"]),
+            s=20 + 60 * sizes.index(row["task_rows"]),
+            alpha=0.8,
+            edgecolor="white",
+        )
+    for nll in sorted(seen["nll_base"].round(4).unique()):
+        ax.axvline(nll, color="#777777", ls="--", lw=1)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=_ratio_color(ratios, r)) for r in ratios]
+    ax.legend(
+        handles, [f"ratio {r:g}" for r in ratios], fontsize=8, title="size: task rows", title_fontsize=7
+    )
+    ax.set_xlabel("held-out generalist response NLL per token (dashed: base model)")
+    ax.set_ylabel("seen tasks: macro-F1 (mean over tasks)")
+    ax.set_title("Specialisation vs retained general ability")
+    fig.tight_layout()
+    return fig

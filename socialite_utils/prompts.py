@@ -105,10 +105,35 @@ def render_prompt(
     if fmt == "alpaca":
         return render_alpaca(f"{instr}\n{shot_block}".rstrip("\n"), input_block)
     body = f"{shot_block}Input: {input_block}"
-    if fmt == "paper":
-        return f"Instruction: {instr}\n{body}\nOutput:"
     ask = "" if task.is_generation else "\nAnswer with the label only."
-    return [{"role": "user", "content": f"{instr}\n{body}{ask}"}]
+    return _frame(instr, body, fmt, chat_suffix=ask)
+
+
+def _frame(instr: str, body: str, fmt: str, *, chat_suffix: str = "") -> str | list[dict[str, str]]:
+    # The paper and chat frames around an instruction and its body (shots + "Input: ..."; may be empty).
+    body = f"\n{body}" if body else ""
+    if fmt == "paper":
+        return f"Instruction: {instr}{body}\nOutput:"
+    return [{"role": "user", "content": f"{instr}{body}{chat_suffix}"}]
+
+
+def render_instruction_prompt(
+    instruction: str, input_text: str = "", *, fmt: str = "paper"
+) -> str | list[dict]:
+    """The prompt of a generalist (Alpaca-style) row: its instruction and optional input, in any format.
+
+    The same frames as :func:`render_prompt` (``Instruction: ...\nInput: ...\nOutput:``; the Alpaca template; one
+    user message), with the ``Input:`` line left out when the input is empty and no "label only" request in chat.
+    Texts are kept verbatim (code, lists and poems need their newlines); the answer is :func:`render_completion`
+    of the row's output.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown prompt format '{fmt}'; expected one of {FORMATS}")
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise ValueError(f"a generalist row needs a non-empty instruction, got {instruction!r}")
+    if fmt == "alpaca":
+        return render_alpaca(instruction, input_text)
+    return _frame(instruction, f"Input: {input_text}" if input_text else "", fmt)
 
 
 def variant_label_words(task: Task, variant: int | None) -> dict[str, str]:

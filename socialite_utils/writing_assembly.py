@@ -12,8 +12,8 @@ Wordings: in TRAINING one is drawn per example from the main instruction and the
 function of the task and the example id only (not of the seed), so every model and every run is scored on the
 same prompt for the same example.
 
-Mixing (:func:`add_general_rows`): ``general_train_rows`` generalist instruction rows (socialite_utils.writing_data,
-a seeded sample after the licence filter) are appended to the train split as task ``general_instructions``;
+Mixing: ``build_data(..., mixture=...)`` appends generalist instruction rows to the train split as task
+``general_instructions`` (the one mechanism, :mod:`socialite_utils.mixing`, shared with notebook 06);
 :func:`select_mixture` then picks what one model trains on ("tasks", "tasks+general", "general").
 """
 
@@ -24,7 +24,7 @@ import os
 import random
 from typing import Any
 
-from .data import SPLITS, DataError
+from .data import SPLITS
 from .prompts import render_completion, render_prompt
 from .registry import Task
 
@@ -148,62 +148,6 @@ def build_generation_rows(
     }
 
 
-def add_general_rows(
-    train_rows: list[dict],
-    n: int,
-    *,
-    fmt: str,
-    seed: int,
-    licence: str = "any",
-    general_dir: str | os.PathLike | None = None,
-) -> tuple[list[dict], dict[str, Any]]:
-    """The train rows plus ``n`` generalist instruction rows (a seeded sample, licence-filtered), and a card entry.
-
-    The one place where task data and generalist data are mixed; the rows are task ``general_instructions``,
-    category ``general``. ``n=0`` returns the rows unchanged.
-    """
-    if n < 0:
-        raise ValueError(f"general_train_rows must be >= 0, got {n}")
-    if n == 0:
-        return train_rows, {}
-    from .writing_data import load_general_instructions
-
-    pool = load_general_instructions(general_dir, licence=licence)
-    if n > len(pool):
-        raise DataError(
-            f"general_train_rows={n} but the generalist data has {len(pool)} rows (licence={licence!r})"
-        )
-    picked = sorted(random.Random(f"{seed}|general").sample(pool, n), key=lambda r: r["line"])
-    rows = []
-    for rec in picked:
-        row = _generation_row(
-            GENERAL_TASK,
-            {
-                "source": rec["input"],
-                "target": rec["output"],
-                "references": [rec["output"]],
-                "line": rec["line"],
-            },
-            "train",
-            (None, rec["instruction"]),
-            fmt,
-        )
-        rows.append({**row, "general_source": rec["source"]})
-    by_source: dict[str, int] = {}
-    for rec in picked:
-        by_source[rec["source"]] = by_source.get(rec["source"], 0) + 1
-    card = {
-        "category": "general",
-        "type": "generation",
-        "group": "seen",
-        "licence_filter": licence,
-        "file": picked[0]["file"] if picked else None,
-        "counts": {"train": {"available": len(pool), "kept": n}},
-        "sources": dict(sorted(by_source.items())),
-    }
-    return train_rows + rows, card
-
-
 def select_mixture(train_rows: list[dict], mixture: str) -> list[dict]:
     """What one model trains on: ``"tasks"`` (no generalist rows), ``"tasks+general"`` (all), ``"general"``."""
     if mixture not in MIXTURES:
@@ -217,6 +161,6 @@ def select_mixture(train_rows: list[dict], mixture: str) -> list[dict]:
     if not rows:
         raise ValueError(
             f"mixture {mixture!r} selects no train rows (generalist rows: {sum(is_general)} of {len(train_rows)};"
-            " set general_train_rows > 0 in the data step for the generalist mixtures)"
+            " set general_train_rows > 0 (notebook 07) for the generalist mixtures)"
         )
     return rows

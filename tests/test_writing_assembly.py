@@ -87,12 +87,16 @@ def test_no_data_tasks_are_in_the_card_without_rows(writing_dir, writing, runs_d
 def test_generalist_mixing_and_mixtures(writing_dir, general_dir, writing):
     tasks = [writing["fluency"], writing["paraphrase"]]
     data = build_data(
-        tasks, max_train_per_task=4, max_eval_per_task=2, general_train_rows=6, prompt_format="alpaca"
+        tasks,
+        max_train_per_task=4,
+        max_eval_per_task=2,
+        mixture={"general_count": 6, "general_heldout": 0},
+        prompt_format="alpaca",
     )
     train = data.splits["train"]
     general = [r for r in train if r["task"] == GENERAL_TASK.name]
     assert len(train) == 14 and len(general) == 6
-    assert data.card["tasks"]["general_instructions"]["counts"]["train"]["kept"] == 6
+    assert data.card["mixture"]["general_rows"] == 6
     assert all(r["category"] == "general" and r["instruction"] in r["prompt"] for r in general)
     assert not any(r["task"] == GENERAL_TASK.name for r in data.splits["test"])
     assert len(select_mixture(train, "tasks")) == 8
@@ -100,9 +104,19 @@ def test_generalist_mixing_and_mixtures(writing_dir, general_dir, writing):
     assert select_mixture(train, "tasks+general") == train
     # the same seed draws the same generalist rows; another seed other ones
     again = build_data(
-        tasks, max_train_per_task=4, max_eval_per_task=2, general_train_rows=6, prompt_format="alpaca"
+        tasks,
+        max_train_per_task=4,
+        max_eval_per_task=2,
+        mixture={"general_count": 6, "general_heldout": 0},
+        prompt_format="alpaca",
     )
-    other = build_data(tasks, max_train_per_task=4, max_eval_per_task=2, general_train_rows=6, seed=1)
+    other = build_data(
+        tasks,
+        max_train_per_task=4,
+        max_eval_per_task=2,
+        mixture={"general_count": 6, "general_heldout": 0},
+        seed=1,
+    )
     assert again.splits["train"] == train
     assert {r["id"] for r in other.splits["train"] if r["task"] == GENERAL_TASK.name} != {
         r["id"] for r in general
@@ -111,8 +125,8 @@ def test_generalist_mixing_and_mixtures(writing_dir, general_dir, writing):
         select_mixture(select_mixture(train, "tasks"), "general")
     with pytest.raises(ValueError, match="unknown mixture"):
         select_mixture(train, "writing")
-    with pytest.raises(DataError, match="general_train_rows=100000 but the generalist data has"):
-        build_data(tasks, max_train_per_task=1, max_eval_per_task=1, general_train_rows=100000)
+    with pytest.raises(ValueError, match="general_count=100000 asks for 100000 generalist rows, but only"):
+        build_data(tasks, max_train_per_task=1, max_eval_per_task=1, mixture={"general_count": 100000})
 
 
 def test_a_users_own_generation_task_from_yaml_and_a_bundle(tmp_path, runs_dir):
@@ -151,7 +165,7 @@ def test_long_generation_targets_are_masked_as_trl_does(writing_dir, general_dir
         [writing["simplification"], writing["neutralization"]],
         max_train_per_task=4,
         max_eval_per_task=1,
-        general_train_rows=4,
+        mixture={"general_count": 4, "general_heldout": 0},
         prompt_format="alpaca",
     )
     rows = data.splits["train"]
@@ -176,7 +190,7 @@ def test_long_generation_targets_are_masked_as_trl_does(writing_dir, general_dir
         trained = ids[n_prompt:]
         assert trained[-1] == tokenizer.eos_token_id  # EOS is supervised
         assert (
-            tokenizer.decode(trained[:-1]).split() == row["label"].split()
+            tokenizer.decode(trained[:-1]).split() == row["completion"].split()
         )  # all of the target, nothing else
         assert tokenizer.decode(ids[:n_prompt]).split() == row["prompt"].split()  # the prompt is masked
         lengths.append(len(trained))

@@ -1,0 +1,190 @@
+"""The findings logic of notebook 06 on hand-made results tables: every verdict is reachable, and the evidence is a
+paired test on the same test examples. Also the grid and its parameter checks."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from socialite_utils.mixing_study import (
+    INCONCLUSIVE,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    MixingStudyParams,
+    build_grid,
+    evaluate_findings,
+    label_prior_caveat,
+    report_findings,
+)
+
+TASKS = {  # task -> (category, group)
+    "irony": ("humor_sarcasm", "seen"),
+    "stance": ("other_social_factors", "seen"),
+    "sentiment": ("sentiment_emotion", "seen"),
+    "clickbait": ("trustworthiness", "related"),
+}
+N = 60
+
+
+def make_tables(acc, sizes=(16, 144)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions where ``acc(task_rows, ratio, task)`` of the N examples per task are right (the first ones)."""
+    preds, results = [], []
+    for n in sizes:
+        for r in (0, 1):
+            for task, (cat, group) in TASKS.items():
+                k = round(acc(n, r, task) * N)
+                cell = {"cell": f"n{n}-r{r}-s0", "task_rows": n, "general_ratio": r, "seed": 0}
+                for i in range(N):
+                    gold = "yes" if i % 2 else "no"
+                    wrong = "no" if gold == "yes" else "yes"
+                    preds.append({**cell, "task": task, "category": cat, "group": group, "id": f"{task}:{i}",
+                                  "gold": gold, "parsed": gold if i < k else wrong, "labels": ["no", "yes"]})  # fmt: skip
+                results.append({**cell, "task": task, "category": cat, "group": group, "n": N,
+                                "macro_f1": 100 * acc(n, r, task), "label_prior_macro_f1": 33.3})  # fmt: skip
+    return pd.DataFrame(results), pd.DataFrame(preds)
+
+
+def verdicts(acc, **kw):
+    results, preds = make_tables(acc, **kw)
+    findings = evaluate_findings(results, preds, bootstrap_samples=300)
+    assert len(findings) == 4 and all(f["evidence"] for f in findings)
+    return [f["verdict"] for f in findings], findings
+
+
+def test_findings_all_supported():
+    def acc(n, r, task):
+        if task == "clickbait":
+            return 0.4 if r else 0.9  # generalist data hurts the factual task
+        if n == 16:
+            return 0.95 if r else 0.5  # a large gain when task data is scarce...
+        return 0.85 if r else 0.8  # ...a small one when it is plentiful
+
+    got, findings = verdicts(acc)
+    assert got == [SUPPORTED] * 4
+    assert findings[0]["delta"] > 0 and findings[0]["ci"][0] > 0 and findings[0]["p_value"] < 0.05
+    assert findings[3]["delta"] < 0
+    assert "180 paired test examples, each compared in 2" in findings[0]["evidence"]  # 3 tasks; 2 sizes
+    assert findings[0]["caveat"] is None
+
+
+def test_findings_not_supported():
+    def acc(n, r, task):
+        if task == "clickbait":
+            return 0.95 if r else 0.5  # generalist data helps the factual task
+        if n == 16:
+            return 0.5 if r else 0.95  # generalist data hurts, most when task data is scarce
+        return 0.8 if r else 0.85
+
+    got, _ = verdicts(acc)
+    assert got == [NOT_SUPPORTED] * 4
+
+
+def test_findings_inconclusive_when_nothing_differs():
+    got, findings = verdicts(lambda n, r, task: 0.7)
+    assert got == [INCONCLUSIVE] * 4
+    assert findings[0]["p_value"] == 1.0 and findings[0]["delta"] == 0
+
+
+def test_scarcity_needs_two_sizes_and_factual_needs_a_task():
+    def acc(n, r, task):
+        return 0.9 if r else 0.5
+
+    results, preds = make_tables(acc, sizes=(16,))
+    keep = preds["task"] != "clickbait"
+    findings = evaluate_findings(results[results["task"] != "clickbait"], preds[keep], bootstrap_samples=200)
+    assert [f["verdict"] for f in findings] == [SUPPORTED, INCONCLUSIVE, SUPPORTED, INCONCLUSIVE]
+    assert "at least two task-data sizes" in findings[1]["evidence"]
+    assert "no evaluated task" in findings[3]["evidence"]
+    text = report_findings(findings)
+    assert text.count("[SUPPORTED]") == 2 and "[INCONCLUSIVE] 2. the gain is largest" in text
+
+
+def test_label_prior_caveat():
+    results, _ = make_tables(lambda n, r, task: 0.5)
+    results["macro_f1"] = 34.0  # no better than predicting the majority label
+    assert "do no better than the label-prior baseline" in label_prior_caveat(results)
+    results["macro_f1"] = 60.0
+    assert label_prior_caveat(results) is None
+
+
+def test_grid_and_parameter_checks():
+    p = MixingStudyParams(task_rows=[16, 48], general_ratios=[0, 1, 3], seeds=[0, 1])
+    grid = build_grid(p.validate())
+    assert len(grid) == 12 and grid[0]["cell"] == "n16-r0-s0" and grid[-1]["cell"] == "n48-r3-s1"
+    for bad, msg in [
+        ({"general_ratios": [1, 3]}, "needs 0"),
+        ({"task_rows": [0]}, "task_rows must be integers >= 1"),
+        ({"general_ratios": [0, -1]}, "general_ratios must be numbers >= 0"),
+        ({"seeds": []}, "seeds must be a non-empty list"),
+        ({"train": {"learning_rat": 1e-3}}, r"unknown TrainParams field\(s\) \['learning_rat'\]"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            MixingStudyParams(**bad).validate()
+
+
+def test_params_from_notebook_globals():
+    values = {"run_name": "x", "seed": 7, "task_rows": [8], "learning_rate": 1e-3, "max_steps": 5, "smoke": False,
+              "overwrite": True, "unrelated": 1}  # fmt: skip
+    p = MixingStudyParams.from_mapping(values)
+    assert p.data_seed == 7 and p.task_rows == [8] and p.train == {"learning_rate": 1e-3, "max_steps": 5}
+    smoke = MixingStudyParams.from_mapping({**values, "smoke": True})
+    assert smoke.train == {"max_steps": 5}  # the rest comes from TrainParams.for_smoke
+
+
+def test_a_study_cannot_mix_two_experiments(runs_dir):
+    from socialite_utils.mixing_study import run_grid
+    from socialite_utils.runs import write_json
+
+    p = MixingStudyParams(run_name="st", base_model="tiny-random", smoke=True)
+    write_json(runs_dir / "st" / "study_params.json", {**p.to_dict(), "base_model": "smollm2-135m"})
+    with pytest.raises(ValueError, match=r"other \['base_model'\].*choose another run_name"):
+        run_grid(p)
+    assert not (runs_dir / "st" / "cells").exists()  # nothing was started
+    with pytest.raises(ValueError, match="general_heldout must be an integer >= 1"):
+        MixingStudyParams(general_heldout=0).validate()
+
+
+@pytest.mark.slow
+def test_an_interrupted_cell_resumes_from_its_checkpoint(runs_dir, bundle_dir, general_dir):
+    import json
+
+    from transformers import TrainerCallback
+
+    from socialite_utils.mixing_study import _build_cell_data, _runs_root, _train_params, run_cell
+    from socialite_utils.training import train_lora
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise KeyboardInterrupt
+
+    p = MixingStudyParams(
+        run_name="st", tasks=["tweet_irony", "tweet_stance"], task_rows=[4], general_ratios=[0], seeds=[0],
+        general_heldout=4, max_eval_per_task=4, bootstrap_samples=50, smoke=True,
+        train={"max_steps": 3, "save_steps": 1},
+    ).validate()  # fmt: skip
+    cell = build_grid(p)[0]
+    cells = runs_dir / "st" / "cells"
+    with _runs_root(cells):
+        _build_cell_data(p, cell, f"data-{cell['cell']}")
+        with pytest.raises(KeyboardInterrupt):
+            train_lora(_train_params(p, cell), callbacks=[Crash()], verbose=False)
+    assert (cells / "train-n4-r0-s0.partial" / "checkpoints").is_dir()
+    done = run_cell(p, cell, cells, log=lambda *_: None)
+    assert done["ran"] == ["train", "eval", "retention"]  # the data run was reused
+    summary = json.loads((cells / "train-n4-r0-s0" / "train_summary.json").read_text())
+    assert "checkpoint-1" in summary["resumed_from"] and summary["global_step"] == 3  # saved before the crash
+
+
+def test_repeating_a_seed_adds_no_evidence():
+    """Test examples are resampled, not (example, cell) pairs: an identical second seed leaves the CI unchanged."""
+
+    def acc(n, r, task):
+        return 0.75 if r else 0.6
+
+    results, preds = make_tables(acc)
+    one = evaluate_findings(results, preds, bootstrap_samples=300)[0]
+    twice = pd.concat([preds, preds.assign(seed=1)], ignore_index=True)
+    two = evaluate_findings(results, twice, bootstrap_samples=300)[0]
+    assert "each compared in 4" in two["evidence"]
+    assert two["delta"] == pytest.approx(one["delta"]) and two["ci"] == pytest.approx(one["ci"])
