@@ -346,3 +346,8 @@ def test_existing_run_is_refused_by_name_check(runs_dir):
     with pytest.raises(RunExistsError, match="done already exists"):
         new_run_dir("done")
     assert new_run_dir("done", overwrite=True) == runs_dir / "done"
+
+
+def test_every_profile_sets_only_parameters_its_notebooks_declare():
+    for name in pipeline.load_profiles():
+        pipeline.check_steps(pipeline.resolve_profile(name), None)  # raises naming the parameter
