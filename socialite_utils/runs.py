@@ -129,7 +129,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """:func:`write_json` to a hidden temporary file, then renamed over ``path``: a reader (or a kill) never sees
     a half-written file."""
     path = Path(path)
-    tmp = write_json(path.parent / f".{path.name}.tmp-{os.getpid()}", obj)
+    tmp = write_json(path.parent / f".{path.name}.tmp-{_owner()}", obj)
     os.replace(tmp, path)
     return path
 
@@ -264,7 +264,18 @@ class RunExistsError(FileExistsError):
     """Raised instead of silently overwriting an existing run."""
 
 
-_TEMP_DIR = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)")
+# ".<name>.tmp-<pid>-<host>": the host keeps a process on another machine sharing the runs directory (a cluster's
+# network file system) from deleting this machine's work in progress. Names without a host are this machine's.
+_TEMP_DIR = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:-(?P<host>[\w.-]+))?")
+
+
+def _host() -> str:
+    return re.sub(r"[^\w.-]", "_", platform.node()) or "localhost"
+
+
+def _owner() -> str:
+    """This process in a temporary name: ``<pid>-<host>``."""
+    return f"{os.getpid()}-{_host()}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -281,14 +292,19 @@ def remove_stale_temp_dirs(runs_dir: str | os.PathLike, log=print) -> list[Path]
     """Clean up after killed processes: hidden ``.<name>.tmp-<pid>`` / ``.<name>.old-<pid>`` directories (or files) in
     ``runs_dir`` whose process is no longer running. A ``.tmp-`` one (an unfinished run) is deleted; an ``.old-``
     one (a previous run being replaced) is deleted if ``<name>`` exists (the swap finished), else renamed back to
-    ``<name>``. Directories of live processes are never touched. Each action is reported through ``log``."""
+    ``<name>``. Directories of live processes, and of processes on other machines, are never touched. Each action is reported through ``log``."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
     touched = []
     for path in sorted(runs_dir.iterdir()):
         m = _TEMP_DIR.fullmatch(path.name)
-        if not m or int(m["pid"]) == os.getpid() or _pid_alive(int(m["pid"])):
+        if (
+            not m
+            or m["host"] not in (None, _host())
+            or int(m["pid"]) == os.getpid()
+            or _pid_alive(int(m["pid"]))
+        ):
             continue
         target = runs_dir / m["name"]
         if m["kind"] == "old" and path.is_dir() and not target.exists():
@@ -321,7 +337,7 @@ def RunWriter(run_dir: str | os.PathLike, *, overwrite: bool = False, log=print)
         )
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_dirs(run_dir.parent, log=log)
-    tmp = run_dir.parent / f".{run_dir.name}.tmp-{os.getpid()}"
+    tmp = run_dir.parent / f".{run_dir.name}.tmp-{_owner()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -331,7 +347,7 @@ def RunWriter(run_dir: str | os.PathLike, *, overwrite: bool = False, log=print)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if run_dir.exists():  # overwrite=True: swap only now that the new run is complete
-        old = run_dir.parent / f".{run_dir.name}.old-{os.getpid()}"
+        old = run_dir.parent / f".{run_dir.name}.old-{_owner()}"
         run_dir.rename(old)
         tmp.rename(run_dir)
         shutil.rmtree(old, ignore_errors=True)

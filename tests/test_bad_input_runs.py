@@ -167,6 +167,10 @@ def test_a_killed_writer_leaves_a_temp_dir_that_the_next_run_removes(tmp_path, r
     (runs_dir / ".git").mkdir()
     # an interrupted overwrite: the previous run was moved aside, the new one not yet in place -> restored
     dead = _dead_pid()
+    far = (
+        runs_dir / f".far.tmp-{dead}-another-node"
+    )  # another machine on a shared file system: its pid means nothing
+    far.mkdir()
     (runs_dir / f".prev.old-{dead}").mkdir()
     (runs_dir / f".prev.old-{dead}" / "data_card.json").write_text("old run")
     capsys.readouterr()
@@ -174,7 +178,9 @@ def test_a_killed_writer_leaves_a_temp_dir_that_the_next_run_removes(tmp_path, r
     out = capsys.readouterr().out
     assert f"removed stale temporary directory {runs_dir / left[0]}" in out and "no longer running" in out
     assert f"restored {runs_dir / 'prev'}" in out
-    assert sorted(p.name for p in runs_dir.iterdir()) == sorted([alive.name, ".git", "next", "prev"])
+    assert sorted(p.name for p in runs_dir.iterdir()) == sorted(
+        [alive.name, far.name, ".git", "next", "prev"]
+    )
     assert (runs_dir / "prev" / "data_card.json").read_text() == "old run"
     assert (alive / "data").is_dir()
 
