@@ -127,7 +127,8 @@ def notebook_parameters(path: str | os.PathLike) -> list[str]:
 
 
 def check_steps(params: dict[str, dict[str, Any]], only: list[str] | None) -> None:
-    """Refuse, before anything runs, a step name in ``only`` or a parameter that no notebook declares."""
+    """Refuse, before anything runs, an unknown step name in ``only`` or a parameter that the step's notebook does
+    not declare in its parameters cell (a typo would otherwise only get papermill's warning)."""
     names = [s for s, *_ in STEPS]
     for step in only or []:
         if step not in names:
@@ -156,10 +157,8 @@ class PipelineHistory:
     def __init__(self, pipe_dir: Path, entry: dict[str, Any]):
         self.path = pipe_dir / "pipeline.json"
         doc = read_json(self.path) if self.path.exists() else {"invocations": []}
-        if (
-            "invocations" not in doc
-        ):  # a record written before the history existed: keep it as the first entry
-            doc = {"invocations": [doc]}
+        if "invocations" not in doc:
+            doc = {"invocations": [doc]}  # a record written before the history existed: its first entry
         self.doc = doc
         self.entry = {**entry, "started_utc": _now(), "status": "running", "steps": []}
         doc["invocations"].append(self.entry)

@@ -91,7 +91,7 @@ def new_run_dir(name: Any, *, overwrite: bool = False, param: str = "run_name") 
 
 def _is_path(run: str | os.PathLike) -> bool:
     text = os.fspath(run)
-    return os.path.isabs(text) or "/" in text or os.sep in text or text.startswith("~")
+    return os.path.isabs(text) or "/" in text or os.sep in text or text.startswith("~") or text in (".", "..")
 
 
 def resolve_run_dir(run: str | os.PathLike) -> Path:
@@ -289,34 +289,30 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temp_dirs(runs_dir: str | os.PathLike, log=print) -> list[Path]:
-    """Clean up after killed processes: hidden ``.<name>.tmp-<pid>`` / ``.<name>.old-<pid>`` directories (or files) in
-    ``runs_dir`` whose process is no longer running. A ``.tmp-`` one (an unfinished run) is deleted; an ``.old-``
-    one (a previous run being replaced) is deleted if ``<name>`` exists (the swap finished), else renamed back to
-    ``<name>``. Directories of live processes, and of processes on other machines, are never touched. Each action is reported through ``log``."""
+    """Clean up after killed processes: hidden ``.<name>.tmp-<pid>-<host>`` / ``.<name>.old-<pid>-<host>``
+    directories (or files) in ``runs_dir`` whose process is no longer running on this machine. A ``.tmp-`` one (an
+    unfinished run) is deleted; an ``.old-`` one (a previous run being replaced) is deleted if ``<name>`` exists (the
+    swap finished), else renamed back to ``<name>``. Those of live processes or of other machines are never
+    touched. Each action is reported through ``log``; returns the paths acted on."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
     touched = []
     for path in sorted(runs_dir.iterdir()):
         m = _TEMP_DIR.fullmatch(path.name)
-        if (
-            not m
-            or m["host"] not in (None, _host())
-            or int(m["pid"]) == os.getpid()
-            or _pid_alive(int(m["pid"]))
-        ):
+        if not m or m["host"] not in (None, _host()):
+            continue
+        pid = int(m["pid"])
+        if pid == os.getpid() or _pid_alive(pid):
             continue
         target = runs_dir / m["name"]
         if m["kind"] == "old" and path.is_dir() and not target.exists():
             path.rename(target)
-            log(
-                f"restored {target} from {path.name} (left by process {m['pid']}, which is no longer running)"
-            )
+            log(f"restored {target} from {path.name} (left by process {pid}, which is no longer running)")
         else:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-            log(
-                f"removed stale temporary {'directory' if m['kind'] == 'tmp' else 'copy'} {path} (left by process {m['pid']}, no longer running)"
-            )
+            what = "temporary directory" if m["kind"] == "tmp" else "replaced run"
+            log(f"removed stale {what} {path} (left by process {pid}, which is no longer running)")
         touched.append(path)
     return touched
 
