@@ -39,6 +39,7 @@ from .registry import Task, load_all_suites
 from .runs import (
     RunWriter,
     iter_jsonl,
+    new_run_dir,
     provenance,
     read_json,
     resolve_run_dir,
@@ -48,6 +49,7 @@ from .runs import (
 )
 from .scoring import label_probabilities, parse_answer
 
+LENGTH_UNITS = ("words", "tokens")  # notebook 04's length_unit: input length in words or the model's tokens
 SCHEMA_VERSION = 1  # the metrics.json schema this module reads (evaluation schema)
 ANALYSIS_SCHEMA_VERSION = 1  # the analysis.json schema this module writes
 
@@ -520,6 +522,8 @@ def analyze_eval_run(
     Uses the rows of the run's own prompt in the run's mode; other rows are counted under ``skipped_rows``. A recomputed
     macro-F1 that differs from metrics.json is flagged, not corrected.
     """
+    if length_unit not in LENGTH_UNITS:
+        raise ValueError(f"length_unit = {length_unit!r}; expected one of {LENGTH_UNITS}")
     mode = ev.mode
     main_ids = {id(r) for r in ev.main_rows()}
     skipped = Counter(
@@ -1428,7 +1432,7 @@ def _json_safe(obj: Any) -> Any:
 
 
 def write_analysis_run(
-    run_name: str | os.PathLike,
+    run_name: str,
     analysis: dict,
     *,
     sensitivity_rows: Sequence[dict] = (),
@@ -1438,7 +1442,7 @@ def write_analysis_run(
 ) -> Path:
     """Write ``analysis.json``, ``sensitivity.jsonl``, ``params.json``, ``provenance.json`` and ``figures/<name>.png|pdf``
     atomically (nothing appears at ``runs/<run_name>`` unless everything was written)."""
-    run_dir = resolve_run_dir(run_name)
+    run_dir = new_run_dir(run_name, overwrite=overwrite)
     with RunWriter(run_dir, overwrite=overwrite) as tmp:
         write_json(tmp / "analysis.json", _json_safe(analysis))
         write_jsonl(tmp / "sensitivity.jsonl", [_json_safe(r) for r in sensitivity_rows])

@@ -30,7 +30,16 @@ from .prompts import (
     render_prompt,
 )
 from .registry import Task
-from .runs import RunWriter, provenance, read_json, read_jsonl, resolve_run_dir, write_json, write_jsonl
+from .runs import (
+    RunWriter,
+    new_run_dir,
+    provenance,
+    read_json,
+    read_jsonl,
+    resolve_run_dir,
+    write_json,
+    write_jsonl,
+)
 
 FEWSHOT_POOL_PER_TASK = 64  # enough distinct shots per label for k <= 8 without storing whole train splits
 
@@ -229,6 +238,9 @@ def build_data(
         )
     if not tasks:
         raise ValueError("no tasks selected")
+    _check_counts(
+        max_train_per_task=max_train_per_task, max_eval_per_task=max_eval_per_task, few_shot_k=few_shot_k
+    )
     splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
     pool: list[dict] = []
     card_tasks: dict[str, Any] = {}
@@ -314,6 +326,11 @@ def build_data(
         shots = draw_shots(task_pool, few_shot_k, seed=seed, task_name=task.name, labels=task.labels)
         if few_shot_k and not shots and not warnings:
             warnings.append("no train examples for few-shot prompts: prompts are zero-shot")
+        if 0 < len(shots) < few_shot_k:
+            raise ValueError(
+                f"few_shot_k = {few_shot_k}, but task '{task.name}' has only {len(shots)} train examples to draw "
+                f"shots from; lower few_shot_k to at most {len(shots)} or leave this task out"
+            )
         for r in _order(task_pool):
             pool.append(
                 _public_row(task, r, "train", shots=None, fmt=prompt_format, instr_from=instruction_from)
@@ -391,6 +408,17 @@ def build_data(
     return data
 
 
+def _check_counts(**values: int | None) -> None:
+    """Notebook 01's count parameters: caps are None or >= 1 (a cap of 0 would write a run without rows),
+    ``few_shot_k`` is 0..FEWSHOT_POOL_PER_TASK. Raises ValueError naming the parameter and the allowed values."""
+    for name, value in values.items():
+        lo, hi = (0, FEWSHOT_POOL_PER_TASK) if name == "few_shot_k" else (1, None)
+        ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= (hi or value)
+        if not ok and not (value is None and name != "few_shot_k"):
+            allowed = f"an integer from {lo} to {hi}" if hi else f"None (no cap) or an integer >= {lo}"
+            raise ValueError(f"{name} = {value!r}; expected {allowed}")
+
+
 def _public_row(task: Task, r: dict, split: str, *, shots, fmt: str, instr_from: str) -> dict:
     instruction = r["_instruction"] if (instr_from == "source" and r["_instruction"]) else None
     return {
@@ -449,12 +477,13 @@ def mixture_table(data: AssembledData):
 
 
 def write_data_run(
-    run_dir: str | os.PathLike, data: AssembledData, *, params: dict | None = None, overwrite: bool = False
+    run_name: str, data: AssembledData, *, params: dict | None = None, overwrite: bool = False
 ) -> Path:
-    """Write a complete data run atomically (see :func:`socialite_utils.runs.RunWriter`)."""
+    """Write a complete data run to ``runs/<run_name>/`` atomically (see :func:`socialite_utils.runs.RunWriter`);
+    ``run_name`` must be a plain name (:func:`socialite_utils.runs.check_run_name`)."""
     from .plots import plot_composition
 
-    run_dir = resolve_run_dir(run_dir)
+    run_dir = new_run_dir(run_name, overwrite=overwrite)
     with RunWriter(run_dir, overwrite=overwrite) as tmp:
         for split, rows in data.splits.items():
             write_jsonl(tmp / "data" / f"{split}.jsonl", rows)

@@ -51,7 +51,7 @@ import torch
 
 from . import metrics as M
 from .assembly import binarize
-from .runs import RunWriter, provenance, read_json, resolve_run_dir, write_json, write_jsonl
+from .runs import RunWriter, new_run_dir, provenance, read_json, resolve_run_dir, write_json, write_jsonl
 
 __all__ = [
     "BASELINE_SYSTEMS",
@@ -1353,7 +1353,7 @@ def plot_comparison(table):
 
 
 def write_baselines_run(
-    run_dir: str | os.PathLike,
+    run_name: str,
     results: BaselineResults,
     table,
     figures: dict[str, Any],
@@ -1364,7 +1364,7 @@ def write_baselines_run(
 ) -> Path:
     """Write ``comparison.csv``, ``baselines_metrics.json`` (with ``claims``), ``predictions.jsonl``, figures
     (PNG + PDF), ``params.json`` and ``provenance.json`` atomically to ``runs/<run_name>/``."""
-    run_dir = resolve_run_dir(run_dir)
+    run_dir = new_run_dir(run_name, overwrite=overwrite)
     with RunWriter(run_dir, overwrite=overwrite) as tmp:
         table.to_csv(tmp / "comparison.csv", index=False)
         write_json(tmp / "baselines_metrics.json", baselines_metrics(results, run_dir.name, claims))

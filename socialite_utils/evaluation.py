@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import re
 import time
 import warnings
 from collections import Counter, defaultdict
@@ -43,10 +42,11 @@ import numpy as np
 from . import metrics as M
 from .assembly import load_data_run
 from .prompts import draw_shots, render_variant_prompt, variant_label_words
-from .registry import Task, load_all_suites, load_registry
+from .registry import Task, load_all_suites, load_registry, task_names
 from .runs import (
-    RunExistsError,
     RunWriter,
+    check_run_name,
+    new_run_dir,
     provenance,
     read_json,
     read_jsonl,
@@ -89,10 +89,12 @@ class EvalParams:
     seed: int = 0  # subsampling, few-shot draws, bootstrap
     overwrite: bool = False  # replace an existing evaluation run of the same name
 
+    def __post_init__(self) -> None:
+        self.tasks = task_names(self.tasks)  # "a" or "a,b" -> a list, never iterated letter by letter
+
     def validate(self) -> EvalParams:
         """Raise ValueError naming the first bad field; return self."""
-        if not self.run_name or not re.fullmatch(r"[\w.-]+", self.run_name):
-            raise ValueError(f"run_name {self.run_name!r} must be a plain name (letters, digits, _ . -)")
+        check_run_name(self.run_name)
         choices = {"mode": MODES, "split": EVAL_SPLITS, "normalize": NORMALIZATIONS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -115,7 +117,9 @@ class EvalParams:
         return self
 
     def for_smoke(self) -> EvalParams:
-        """A copy that finishes in seconds on a CPU: 4 examples per task, 200 bootstrap resamples."""
+        """A copy that finishes in seconds on a CPU: 4 examples per task, 200 bootstrap resamples (after validating
+        the given parameters, so a bad value is reported rather than replaced)."""
+        self.validate()
         cap = 4 if self.max_eval_per_task is None else min(self.max_eval_per_task, 4)
         return replace(self, max_eval_per_task=cap, bootstrap_samples=min(self.bootstrap_samples, 200))
 
@@ -357,9 +361,7 @@ def build_eval_items(
 def build_eval_plan(params: EvalParams) -> EvalPlan:
     """Check every input and build the prompts; raises before any model is loaded or anything written."""
     params.validate()
-    run_dir = resolve_run_dir(params.run_name)
-    if run_dir.exists() and not params.overwrite:
-        raise RunExistsError(f"run {run_dir} already exists; choose another run_name or set overwrite=True")
+    run_dir = new_run_dir(params.run_name, overwrite=params.overwrite)
     data_dir = resolve_run_dir(params.data_run)
     if not data_dir.is_dir():
         raise FileNotFoundError(

@@ -23,8 +23,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
-from .runs import read_json, read_jsonl, resolve_run_dir, write_json
+from .runs import read_json, read_jsonl, resolve_run_dir, runs_root_at, write_json
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "SUPPORTED", "NOT SUPPORTED", "INCONCLUSIVE"
 # Categories read as needing understanding and reasoning (irony/sarcasm need pragmatic inference; empathy and stance
@@ -152,20 +151,6 @@ def build_grid(params: MixingStudyParams) -> list[dict[str, Any]]:
     ]
 
 
-@contextmanager
-def _runs_root(path: Path) -> Iterator[None]:
-    """Resolve run names under ``path`` for the duration (as the pipeline does for its steps)."""
-    previous = os.environ.get("SOCIALITE_RUNS_DIR")
-    os.environ["SOCIALITE_RUNS_DIR"] = str(path)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("SOCIALITE_RUNS_DIR", None)
-        else:
-            os.environ["SOCIALITE_RUNS_DIR"] = previous
-
-
 # ---------------------------------------------------------------- one cell
 
 
@@ -244,7 +229,7 @@ def run_cell(params: MixingStudyParams, cell: dict, cells_dir: Path, *, log=prin
     name = cell["cell"]
     done = {"data": False, "train": False, "eval": False, "retention": False}
     retention_path = cells_dir / f"retention-{name}.json"
-    with _runs_root(cells_dir):
+    with runs_root_at(cells_dir):
         if not (cells_dir / f"data-{name}").is_dir():
             _build_cell_data(params, cell, f"data-{name}")
             done["data"] = True

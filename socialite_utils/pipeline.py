@@ -13,16 +13,28 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
+import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .runs import RunExistsError, provenance, read_json, repo_root, runs_root, write_json
+from .runs import (
+    RunExistsError,
+    check_run_name,
+    provenance,
+    read_json,
+    repo_root,
+    runs_root,
+    write_json_atomic,
+)
 
 PROFILES_FILE = Path(__file__).parent / "profiles.yaml"
 
@@ -53,18 +65,27 @@ def load_profiles(path: str | os.PathLike = PROFILES_FILE) -> dict[str, dict[str
     return doc["profiles"]
 
 
+def _did_you_mean(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def resolve_profile(
     name: str, overrides: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, dict[str, Any]]:
     """The parameters of every step of profile ``name``, after ``overrides`` (step -> param -> value)."""
     profiles = load_profiles()
     if name not in profiles:
-        raise KeyError(f"unknown profile '{name}'; available: {', '.join(profiles)}")
+        raise KeyError(
+            f"unknown profile '{name}'{_did_you_mean(name, profiles)}; available: {', '.join(profiles)}"
+        )
     prof = profiles[name]
     params = {step: dict(prof.get("common", {}), **(prof["steps"].get(step) or {})) for step, *_ in STEPS}
     for step, kv in (overrides or {}).items():
         if step not in params:
-            raise KeyError(f"unknown step '{step}' in override; steps: {[s for s, *_ in STEPS]}")
+            raise KeyError(
+                f"unknown step '{step}' in override{_did_you_mean(step, params)}; steps: {', '.join(params)}"
+            )
         params[step].update(kv)
     return params
 
@@ -91,6 +112,106 @@ def notebooks_dir() -> Path:
     return root / "notebooks"
 
 
+def notebook_parameters(path: str | os.PathLike) -> list[str]:
+    """The names a notebook accepts: the variables assigned in its cell tagged ``parameters``."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse("".join(cell["source"]))
+            return [
+                t.id
+                for node in tree.body
+                if isinstance(node, ast.Assign)
+                for t in node.targets
+                if hasattr(t, "id")
+            ]
+    raise ValueError(f"{path} has no cell tagged 'parameters'")
+
+
+def check_steps(params: dict[str, dict[str, Any]], only: list[str] | None) -> None:
+    """Refuse, before anything runs, an unknown step name in ``only`` or a parameter that the step's notebook does
+    not declare in its parameters cell (a typo would otherwise only get papermill's warning)."""
+    names = [s for s, *_ in STEPS]
+    for step in only or []:
+        if step not in names:
+            raise ValueError(
+                f"unknown step '{step}' in --only{_did_you_mean(step, names)}; steps: {', '.join(names)}"
+            )
+    for step, notebook, *_ in STEPS:
+        valid = notebook_parameters(notebooks_dir() / notebook)
+        for param in params[step]:
+            if param not in valid:
+                raise ValueError(
+                    f"unknown parameter '{step}.{param}'{_did_you_mean(param, valid)}: {notebook} has no parameter "
+                    f"'{param}'; its parameters: {', '.join(valid)}"
+                )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class PipelineHistory:
+    """``pipeline.json``: every invocation of the pipeline on one run directory (command line, parameters, each
+    step's status: started / succeeded / failed / interrupted), appended across invocations and rewritten
+    atomically whenever a step starts or finishes, so an interrupted pipeline still leaves its record."""
+
+    def __init__(self, pipe_dir: Path, entry: dict[str, Any]):
+        self.path = pipe_dir / "pipeline.json"
+        doc = read_json(self.path) if self.path.exists() else {"invocations": []}
+        if "invocations" not in doc:
+            doc = {"invocations": [doc]}  # a record written before the history existed: its first entry
+        self.doc = doc
+        self.entry = {**entry, "started_utc": _now(), "status": "running", "steps": []}
+        doc["invocations"].append(self.entry)
+        self.save()
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.doc)
+
+    def step(self, step: str, notebook: str, status: str, **info: Any) -> None:
+        steps = self.entry["steps"]
+        if status == "started":
+            steps.append({"step": step, "notebook": notebook, "status": status, "started_utc": _now()})
+        else:
+            steps[-1].update(status=status, finished_utc=_now(), **info)
+        self.save()
+
+    def finish(self, status: str) -> None:
+        self.entry.update(status=status, finished_utc=_now())
+        self.save()
+
+
+def _write_step_records(pipe_dir: Path, results: list[StepResult]) -> None:
+    """``pipeline_steps.json``: the latest result of each step (a rerun replaces only the steps it ran)."""
+    steps_file = pipe_dir / "pipeline_steps.json"
+    records = {r["step"]: r for r in read_json(steps_file)} if steps_file.exists() else {}
+    records |= {r.step: r.__dict__ for r in results}
+    order = [s[0] for s in STEPS]
+    write_json_atomic(steps_file, sorted(records.values(), key=lambda r: order.index(r["step"])))
+
+
+def check_pipeline(
+    profile: str,
+    run_name: str,
+    *,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    only: list[str] | None = None,
+    runs_dir: str | os.PathLike | None = None,
+) -> tuple[dict[str, dict[str, Any]], Path]:
+    """Everything a pipeline run checks before it starts -> (parameters per step, pipeline directory): the run
+    name, the profile, step names, every parameter against its notebook's parameters cell, an existing run."""
+    check_run_name(run_name, param="run_name (--run-name)")
+    params = resolve_profile(profile, overrides)
+    check_steps(params, only)
+    pipe_dir = (Path(runs_dir).resolve() if runs_dir else runs_root()) / run_name
+    if not only and pipe_dir.exists():
+        raise RunExistsError(
+            f"{pipe_dir} already exists; choose another --run-name (or --only to rerun steps)"
+        )
+    return params, pipe_dir
+
+
 def run_pipeline(
     profile: str,
     run_name: str,
@@ -100,28 +221,17 @@ def run_pipeline(
     runs_dir: str | os.PathLike | None = None,
     log=print,
 ) -> list[StepResult]:
-    """Execute the profile's notebooks in order; returns one result per step that ran."""
+    """Execute the profile's notebooks in order; returns one result per step that ran. Everything is checked
+    (run name, step names, every parameter against its notebook's parameters cell) before anything runs."""
     import papermill as pm
 
-    params = resolve_profile(profile, overrides)
-    root = Path(runs_dir).resolve() if runs_dir else runs_root()
-    pipe_dir = root / run_name
+    params, pipe_dir = check_pipeline(profile, run_name, overrides=overrides, only=only, runs_dir=runs_dir)
     declared = load_profiles()[profile]["steps"]  # a profile runs the steps it declares
     steps = [s for s in STEPS if s[0] in declared and (not only or s[0] in only)]
-    if not only and pipe_dir.exists():
-        raise RunExistsError(
-            f"{pipe_dir} already exists; choose another --run-name (or --only to rerun steps)"
-        )
     (pipe_dir / "notebooks").mkdir(parents=True, exist_ok=True)
-    write_json(
-        pipe_dir / "pipeline.json",
-        {
-            "profile": profile,
-            "run_name": run_name,
-            "params": params,
-            "provenance": provenance({"stage": "pipeline"}),
-        },
-    )
+    invocation = {"command": shlex.join(sys.argv), "profile": profile, "run_name": run_name, "only": only,
+                  "overrides": overrides or {}, "params": params, "provenance": provenance({"stage": "pipeline"})}  # fmt: skip
+    history = PipelineHistory(pipe_dir, invocation)
     # Every notebook resolves run names under SOCIALITE_RUNS_DIR: point it at this pipeline's directory.
     previous = os.environ.get("SOCIALITE_RUNS_DIR")
     os.environ["SOCIALITE_RUNS_DIR"] = str(pipe_dir)
@@ -135,6 +245,7 @@ def run_pipeline(
                 nb_params["overwrite"] = True
             out_nb = pipe_dir / "notebooks" / notebook
             log(f"[{step}] {notebook} -> {pipe_dir / out_run}")
+            history.step(step, notebook, "started")
             t0 = time.time()
             try:
                 pm.execute_notebook(
@@ -148,24 +259,29 @@ def run_pipeline(
                 )
             except pm.PapermillExecutionError as e:
                 results.append(StepResult(step, notebook, time.time() - t0, False, f"{e.ename}: {e.evalue}"))
+                history.step(step, notebook, "failed", seconds=results[-1].seconds, error=results[-1].error)
                 log(
                     f"[{step}] FAILED in cell {e.exec_count}: {e.ename}: {e.evalue}\n  executed notebook: {out_nb}"
                 )
                 break
+            except BaseException as e:  # interrupted (Ctrl-C) or the kernel died: record it, then stop
+                status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+                history.step(
+                    step, notebook, status, seconds=time.time() - t0, error=f"{type(e).__name__}: {e}"
+                )
+                history.finish(status)
+                raise
             results.append(StepResult(step, notebook, time.time() - t0, True))
+            history.step(step, notebook, "succeeded", seconds=results[-1].seconds)
+            _write_step_records(pipe_dir, results)
             log(f"[{step}] done in {results[-1].seconds:.0f}s")
     finally:
         if previous is None:
             os.environ.pop("SOCIALITE_RUNS_DIR", None)
         else:
             os.environ["SOCIALITE_RUNS_DIR"] = previous
-    records = {r.step: r.__dict__ for r in results}
-    steps_file = pipe_dir / "pipeline_steps.json"
-    if only and steps_file.exists():
-        # Keep the record of the steps that did not rerun (e.g. training's time when only eval ran again).
-        records = {r["step"]: r for r in read_json(steps_file) if r["step"] not in records} | records
-    order = [s[0] for s in STEPS]
-    write_json(steps_file, sorted(records.values(), key=lambda r: order.index(r["step"])))
+    _write_step_records(pipe_dir, results)
+    history.finish("succeeded" if all(r.ok for r in results) else "failed")
     return results
 
 
@@ -278,10 +394,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<10} {prof['description']}\n{'':<10} needs: {prof.get('needs', '-')}")
         return 0
     overrides: dict[str, dict[str, Any]] = {}
-    for text in args.set:
-        step, param, value = parse_override(text)
-        overrides.setdefault(step, {})[param] = value
-    only = args.only.split(",") if args.only else None
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    try:  # a mistake in the command line: one clear line, no traceback, nothing run or written
+        for text in args.set:
+            step, param, value = parse_override(text)
+            overrides.setdefault(step, {})[param] = value
+        check_pipeline(args.profile, args.run_name, overrides=overrides, only=only, runs_dir=args.runs_dir)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
     t0 = time.time()
     results = run_pipeline(
         args.profile, args.run_name, overrides=overrides, only=only, runs_dir=args.runs_dir

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -340,8 +341,22 @@ def load_registry(suite: str, extra_dirs: list[str | os.PathLike] | None = None)
     return suites[suite]
 
 
-def select_tasks(registry: dict[str, Task], names: list[str] | None) -> list[Task]:
-    """The tasks named (all when ``names`` is None/empty); unknown names suggest close matches."""
+def task_names(value: str | Sequence[str] | None, param: str = "tasks") -> list[str] | None:
+    """A ``tasks`` parameter as a list: None stays None; ``"a"`` or ``"a,b"`` -> ``["a", "b"]``; a list of names
+    is kept. Anything else raises ValueError naming ``param``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [n.strip() for n in value.split(",") if n.strip()]
+    if isinstance(value, Sequence) and all(isinstance(n, str) for n in value):
+        return list(value)
+    raise ValueError(f"{param} = {value!r}: expected None, a task name, 'a,b' or a list of task names")
+
+
+def select_tasks(registry: dict[str, Task], names: str | Sequence[str] | None) -> list[Task]:
+    """The tasks named (all when ``names`` is None/empty; a string is one name or a comma-separated list);
+    unknown names suggest close matches."""
+    names = task_names(names)
     if not names:
         return list(registry.values())
     out = []

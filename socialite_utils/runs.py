@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -57,12 +58,63 @@ def runs_root() -> Path:
     return (root / "runs") if root else Path.cwd() / "runs"
 
 
+@contextmanager
+def runs_root_at(path: str | os.PathLike) -> Iterator[Path]:
+    """Within the block, run names resolve under ``path`` (``$SOCIALITE_RUNS_DIR``), as the pipeline does for its
+    steps, so a study's sub-runs (data, training, evaluation) live inside its own run directory."""
+    previous = os.environ.get("SOCIALITE_RUNS_DIR")
+    os.environ["SOCIALITE_RUNS_DIR"] = str(Path(path).resolve())
+    try:
+        yield Path(path)
+    finally:
+        if previous is None:
+            os.environ.pop("SOCIALITE_RUNS_DIR", None)
+        else:
+            os.environ["SOCIALITE_RUNS_DIR"] = previous
+
+
+# A run that is written is named by a plain name: it lives at runs_root()/<name>, never elsewhere. Names starting
+# with "." are the kit's temporary directories; "<name>.partial" holds a training run's checkpoints.
+_RUN_NAME = re.compile(r"[A-Za-z0-9_][\w.-]*")
+_RESERVED_SUFFIXES = (".partial",)
+
+
+def check_run_name(name: Any, *, param: str = "run_name") -> str:
+    """Return ``name`` if it is a plain run name (letters, digits, ``_ . -``; not ``.hidden``, not ``*.partial``),
+    else raise ValueError naming ``param``. Paths are refused: every run is written under :func:`runs_root`."""
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name) or name.endswith(_RESERVED_SUFFIXES):
+        raise ValueError(
+            f"{param} {name!r} must be a plain name (letters, digits, _ . -; not starting with '.', not ending in "
+            "'.partial'): every run is written inside the runs directory, so paths like '../x', 'sub/dir' or '/abs' "
+            "are refused (choose the runs directory with $SOCIALITE_RUNS_DIR)"
+        )
+    return name
+
+
+def new_run_dir(name: Any, *, overwrite: bool = False, param: str = "run_name") -> Path:
+    """The directory a new run ``name`` will be written to, checked before any work is done: a plain name
+    (:func:`check_run_name`) and, unless ``overwrite``, not an existing run (:class:`RunExistsError`)."""
+    run_dir = runs_root() / check_run_name(name, param=param)
+    if run_dir.exists() and not overwrite:
+        raise RunExistsError(
+            f"run {run_dir} already exists; choose another {param} or set overwrite=True to replace it"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"{run_dir} exists and is not a run directory; choose another {param}")
+    return run_dir
+
+
+def _is_path(run: str | os.PathLike) -> bool:
+    text = os.fspath(run)
+    return os.path.isabs(text) or "/" in text or os.sep in text or text.startswith("~") or text in (".", "..")
+
+
 def resolve_run_dir(run: str | os.PathLike) -> Path:
-    """A run name (``demo``) or a path (``runs/demo``, ``/abs/demo``) -> the run directory."""
-    p = Path(run).expanduser()
-    if p.is_absolute() or len(p.parts) > 1 or p.exists():
-        return p.resolve()
-    return runs_root() / p
+    """An existing run to READ: a plain name (``demo``) is always ``runs_root()/demo`` (never a folder of the
+    current directory); a path (``runs/demo``, ``./demo``, ``/abs/demo``, ``~/demo``) is taken as written."""
+    if isinstance(run, Path) or _is_path(run):
+        return Path(run).expanduser().resolve()
+    return runs_root() / run
 
 
 # ---------------------------------------------------------------- JSON / JSONL
@@ -85,6 +137,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=_default) + "\n")
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    """:func:`write_json` to a hidden temporary file, then renamed over ``path``: a reader (or a kill) never sees
+    a half-written file."""
+    path = Path(path)
+    tmp = write_json(path.parent / f".{path.name}.tmp-{_owner()}", obj)
+    os.replace(tmp, path)
     return path
 
 
@@ -236,13 +297,67 @@ class RunExistsError(FileExistsError):
     """Raised instead of silently overwriting an existing run."""
 
 
+# ".<name>.tmp-<pid>-<host>": the host keeps a process on another machine sharing the runs directory (a cluster's
+# network file system) from deleting this machine's work in progress. Names without a host are this machine's.
+_TEMP_DIR = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:-(?P<host>[\w.-]+))?")
+
+
+def _host() -> str:
+    return re.sub(r"[^\w.-]", "_", platform.node()) or "localhost"
+
+
+def _owner() -> str:
+    """This process in a temporary name: ``<pid>-<host>``."""
+    return f"{os.getpid()}-{_host()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists (another user's process) or cannot tell: keep its directory
+    return True
+
+
+def remove_stale_temp_dirs(runs_dir: str | os.PathLike, log=print) -> list[Path]:
+    """Clean up after killed processes: hidden ``.<name>.tmp-<pid>-<host>`` / ``.<name>.old-<pid>-<host>``
+    directories (or files) in ``runs_dir`` whose process is no longer running on this machine. A ``.tmp-`` one (an
+    unfinished run) is deleted; an ``.old-`` one (a previous run being replaced) is deleted if ``<name>`` exists (the
+    swap finished), else renamed back to ``<name>``. Those of live processes or of other machines are never
+    touched. Each action is reported through ``log``; returns the paths acted on."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    touched = []
+    for path in sorted(runs_dir.iterdir()):
+        m = _TEMP_DIR.fullmatch(path.name)
+        if not m or m["host"] not in (None, _host()):
+            continue
+        pid = int(m["pid"])
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        target = runs_dir / m["name"]
+        if m["kind"] == "old" and path.is_dir() and not target.exists():
+            path.rename(target)
+            log(f"restored {target} from {path.name} (left by process {pid}, which is no longer running)")
+        else:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            what = "temporary directory" if m["kind"] == "tmp" else "replaced run"
+            log(f"removed stale {what} {path} (left by process {pid}, which is no longer running)")
+        touched.append(path)
+    return touched
+
+
 @contextmanager
-def RunWriter(run_dir: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:  # noqa: N802
+def RunWriter(run_dir: str | os.PathLike, *, overwrite: bool = False, log=print) -> Iterator[Path]:  # noqa: N802
     """Yield a temporary directory that becomes ``run_dir`` only if the block succeeds.
 
     An existing ``run_dir`` raises :class:`RunExistsError` unless ``overwrite=True`` (then the
     old run is replaced only after the new one is complete). On any exception the temporary
-    directory is deleted and nothing at ``run_dir`` changes.
+    directory is deleted and nothing at ``run_dir`` changes. Temporary directories that killed
+    processes left in the same runs directory are cleaned up first (:func:`remove_stale_temp_dirs`).
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not overwrite:
@@ -250,7 +365,8 @@ def RunWriter(run_dir: str | os.PathLike, *, overwrite: bool = False) -> Iterato
             f"run directory {run_dir} already exists; choose another run_name or pass overwrite=True"
         )
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir.parent / f".{run_dir.name}.tmp-{os.getpid()}"
+    remove_stale_temp_dirs(run_dir.parent, log=log)
+    tmp = run_dir.parent / f".{run_dir.name}.tmp-{_owner()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -260,7 +376,7 @@ def RunWriter(run_dir: str | os.PathLike, *, overwrite: bool = False) -> Iterato
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if run_dir.exists():  # overwrite=True: swap only now that the new run is complete
-        old = run_dir.parent / f".{run_dir.name}.old-{os.getpid()}"
+        old = run_dir.parent / f".{run_dir.name}.old-{_owner()}"
         run_dir.rename(old)
         tmp.rename(run_dir)
         shutil.rmtree(old, ignore_errors=True)
@@ -281,4 +397,5 @@ def resolve_run_ref(ref: str | os.PathLike, base: str | os.PathLike) -> Path:
     if p.is_absolute():
         return p
     candidate = Path(base) / p
-    return candidate if candidate.exists() else resolve_run_dir(ref)
+    # A plain name not beside ``base`` is a run under runs_root(); never a folder of the current directory.
+    return candidate if candidate.exists() or _is_path(ref) else resolve_run_dir(ref)

@@ -32,7 +32,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import sys
 import time
@@ -57,7 +56,16 @@ from trl import SFTConfig, SFTTrainer
 
 from . import models
 from .prompts import prompt_text
-from .runs import RunExistsError, RunWriter, provenance, read_json, read_jsonl, resolve_run_dir, write_json
+from .runs import (
+    RunWriter,
+    check_run_name,
+    new_run_dir,
+    provenance,
+    read_json,
+    read_jsonl,
+    resolve_run_dir,
+    write_json,
+)
 from .runs import write_jsonl as _write_jsonl
 
 # The paper's LoRA recipe (Dey et al. 2024, following Alpaca-LoRA).
@@ -109,12 +117,7 @@ class TrainParams:
 
     def validate(self) -> TrainParams:
         """Raise ValueError naming the first bad field; return self."""
-        if (
-            not self.run_name
-            or not re.fullmatch(r"[\w.-]+", self.run_name)
-            or self.run_name.endswith(".partial")
-        ):
-            raise ValueError(f"run_name '{self.run_name}' must be a plain name (letters, digits, _ . -)")
+        check_run_name(self.run_name)
         checks = {
             "lora_r": self.lora_r >= 1,
             "lora_alpha": self.lora_alpha > 0,
@@ -143,7 +146,9 @@ class TrainParams:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps
 
     def for_smoke(self) -> TrainParams:
-        """A copy that finishes in seconds on a CPU: tiny-random, 64 examples, 30 steps, a higher lr."""
+        """A copy that finishes in seconds on a CPU: tiny-random, 64 examples, 30 steps, a higher lr. The given
+        parameters are validated first, so a bad value is reported rather than replaced by a smoke setting."""
+        self.validate()
         return replace(
             self,
             base_model="tiny-random",
@@ -752,10 +757,8 @@ def train_lora(
     """
     say = print if verbose else (lambda *a, **k: None)
     params.validate()
-    run_dir = resolve_run_dir(params.run_name)
+    run_dir = new_run_dir(params.run_name, overwrite=params.overwrite)
     partial = partial_dir_for(run_dir)
-    if run_dir.exists() and not params.overwrite:
-        raise RunExistsError(f"run {run_dir} already exists; choose another run_name or set overwrite=True")
     data_source = (
         "rows passed to train_lora" if data_rows is not None else str(resolve_run_dir(params.data_run))
     )

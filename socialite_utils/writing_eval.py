@@ -19,12 +19,11 @@ variant, text, text_b, gold, gold_score, raw_output, parsed, logprobs, probs, ex
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import html
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import pandas as pd
 from . import text_metrics as TM
 from .metrics import task_seed
 from .registry import Task
+from .runs import runs_root_at
 
 COPY = "copy"
 NO_DATA = "no data"
@@ -145,21 +145,6 @@ def load_generation_model(
 
     model = load_adapter(train_run, base_model, precision=precision)
     return model.eval(), load_run_tokenizer(train_run)
-
-
-@contextlib.contextmanager
-def runs_root_at(path: str | os.PathLike) -> Iterator[Path]:
-    """Within the block, run names resolve under ``path`` (``$SOCIALITE_RUNS_DIR``), as the pipeline does, so a
-    notebook's train runs live inside its own run directory."""
-    previous = os.environ.get("SOCIALITE_RUNS_DIR")
-    os.environ["SOCIALITE_RUNS_DIR"] = str(Path(path).resolve())
-    try:
-        yield Path(path)
-    finally:
-        if previous is None:
-            os.environ.pop("SOCIALITE_RUNS_DIR", None)
-        else:
-            os.environ["SOCIALITE_RUNS_DIR"] = previous
 
 
 def train_or_reuse(params: Any, rows: list[dict], *, where: str | os.PathLike, verbose: bool = True) -> Path:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .runs import provenance, read_json, read_jsonl, resolve_run_dir, write_json, write_jsonl
+from .runs import provenance, read_json, read_jsonl, resolve_run_dir, runs_root_at, write_json, write_jsonl
 
 # system name -> (train mixture of writing_assembly.select_mixture, train run directory)
 TUNED_SYSTEMS = {
@@ -63,7 +63,8 @@ def build_or_load_data(run_dir: Path, tasks: list, **build_kwargs: Any) -> dict[
 
     data_dir = run_dir / "data"
     if not data_dir.is_dir():
-        write_data_run(data_dir, build_data(tasks, **build_kwargs))
+        with runs_root_at(run_dir):
+            write_data_run("data", build_data(tasks, **build_kwargs))
     return load_data_run(data_dir)
 
 

@@ -268,7 +268,9 @@ def _write_data(bundle_dir, run_dir, *, few_shot_k=0):
     data = build_data(
         tasks, data_dir=bundle_dir, max_train_per_task=12, max_eval_per_task=5, few_shot_k=few_shot_k
     )
-    return write_data_run(run_dir, data, params={"suite": "local"})
+    with pytest.MonkeyPatch.context() as mp:  # a run is written by name inside the runs directory
+        mp.setenv("SOCIALITE_RUNS_DIR", str(run_dir.parent))
+        return write_data_run(run_dir.name, data, params={"suite": "local"})
 
 
 @pytest.fixture(scope="module")

@@ -150,7 +150,8 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint(runs_dir, bundle_dir, g
 
     from transformers import TrainerCallback
 
-    from socialite_utils.mixing_study import _build_cell_data, _runs_root, _train_params, run_cell
+    from socialite_utils.mixing_study import _build_cell_data, _train_params, run_cell
+    from socialite_utils.runs import runs_root_at
     from socialite_utils.training import train_lora
 
     class Crash(TrainerCallback):
@@ -165,7 +166,7 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint(runs_dir, bundle_dir, g
     ).validate()  # fmt: skip
     cell = build_grid(p)[0]
     cells = runs_dir / "st" / "cells"
-    with _runs_root(cells):
+    with runs_root_at(cells):
         _build_cell_data(p, cell, f"data-{cell['cell']}")
         with pytest.raises(KeyboardInterrupt):
             train_lora(_train_params(p, cell), callbacks=[Crash()], verbose=False)

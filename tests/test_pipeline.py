@@ -32,15 +32,14 @@ def test_overrides():
 
 
 def _fake_notebooks(tmp_path, fail_step: str):
-    """Notebooks that only record their parameters; the one for ``fail_step`` raises."""
+    """Notebooks with the real parameters cells that only record their parameters; the one for ``fail_step``
+    raises."""
     nb_dir = tmp_path / "nbs"
     nb_dir.mkdir(parents=True)
     for step, name, *_ in STEPS:
         nb = nbformat.v4.new_notebook()
-        params = nbformat.v4.new_code_cell(
-            "run_name = 'x'  # out\nsmoke = False  # smoke\noverwrite = False  # replace",
-            metadata={"tags": ["parameters"]},
-        )
+        real = nbformat.read(pipeline.notebooks_dir() / name, as_version=4)
+        params = next(c for c in real.cells if "parameters" in c.metadata.get("tags", []))
         body = (
             "import json, os, pathlib, shutil\n"
             "d = pathlib.Path(os.environ['SOCIALITE_RUNS_DIR']) / run_name\n"
