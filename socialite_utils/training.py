@@ -630,9 +630,11 @@ def resolve_resume(
     last = str(found) if found else None
     if params.resume:
         if last is None:
-            why = f": incomplete {describe_skipped(skipped)}" if skipped else ""
+            what = f"no checkpoint in {checkpoint_dir}"
+            if skipped:
+                what = f"no complete checkpoint in {checkpoint_dir}: incomplete {describe_skipped(skipped)}"
             raise ValueError(
-                f"resume=True but there is no complete checkpoint in {checkpoint_dir}{why} (nothing to resume "
+                f"resume=True but there is {what} (nothing to resume "
                 f"for run '{params.run_name}'); set resume=False to start a fresh run"
             )
         saved = partial_dir / "params.json"
