@@ -85,6 +85,23 @@ def find_resume_checkpoint(checkpoint_dir: Path) -> tuple[Path | None, list[tupl
     return None, skipped
 
 
+def adapter_problem(adapter_dir: Path) -> str | None:
+    """None for a loadable run adapter directory; else which file is missing or truncated.
+
+    A kit run saves the LoRA adapter (``adapter_config.json``, ``adapter_model.safetensors``) and the tokenizer
+    it trained with (``tokenizer.json``) in ``adapter/``; PEFT and tokenizers fail obscurely without them.
+    """
+    if not adapter_dir.is_dir():
+        return f"{adapter_dir} is missing"
+    for name in ("adapter_config.json", "tokenizer.json"):
+        if not (adapter_dir / name).is_file():
+            return f"{adapter_dir / name} is missing"
+    if (adapter_dir / "adapter_model.bin").is_file() and not (adapter_dir / WEIGHT_FILES[0]).exists():
+        return None  # older PEFT weights format
+    problem = safetensors_problem(adapter_dir / WEIGHT_FILES[0])
+    return f"{adapter_dir}/{problem}" if problem else None
+
+
 def describe_skipped(skipped: list[tuple[Path, str]]) -> str:
     """One clause per skipped checkpoint: ``checkpoint-6 (optimizer.pt is missing)``."""
     return "; ".join(f"{p.name} ({why})" for p, why in skipped)

@@ -42,6 +42,7 @@ import numpy as np
 
 from . import metrics as M
 from .assembly import load_data_run
+from .checkpoints import adapter_problem
 from .prompts import draw_shots, render_variant_prompt, variant_label_words
 from .registry import Task, load_all_suites, load_registry
 from .runs import (
@@ -220,6 +221,8 @@ def _check_train_run(params: EvalParams) -> tuple[Path | None, str]:
             f"train run {train_dir} has no LoRA adapter: {adapter / 'adapter_config.json'} is missing "
             "(an interrupted training run? its checkpoints are in <run>.partial/)"
         )
+    if problem := adapter_problem(adapter):
+        raise FileNotFoundError(f"train run {train_dir} has an incomplete LoRA adapter: {problem}")
     params_path = train_dir / "params.json"
     if not params_path.is_file():
         raise FileNotFoundError(f"train run {train_dir} has no params.json (it names the base model)")

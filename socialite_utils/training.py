@@ -55,7 +55,7 @@ from transformers.utils import logging as hf_logging
 from trl import SFTConfig, SFTTrainer
 
 from . import models
-from .checkpoints import describe_skipped, find_resume_checkpoint, whole_run_train_loss
+from .checkpoints import adapter_problem, describe_skipped, find_resume_checkpoint, whole_run_train_loss
 from .prompts import prompt_text
 from .runs import RunExistsError, RunWriter, provenance, read_json, read_jsonl, resolve_run_dir, write_json
 from .runs import write_jsonl as _write_jsonl
@@ -961,6 +961,8 @@ def load_adapter(
     adapter_dir = run_dir / "adapter"
     if not adapter_dir.is_dir():
         raise FileNotFoundError(f"{run_dir} has no adapter/ (is it a training run from notebook 02?)")
+    if problem := adapter_problem(adapter_dir):
+        raise FileNotFoundError(f"{run_dir} has an incomplete LoRA adapter: {problem}")
     params = read_json(run_dir / "params.json") if (run_dir / "params.json").exists() else {}
     name = base_model or params.get("base_model")
     if not name:

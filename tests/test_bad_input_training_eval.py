@@ -8,6 +8,7 @@ while offline.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,65 @@ def _spans(history):
     for step, value in loss_points(history):
         yield value, step - last
         last = step
+
+
+# ---------------------------------------------------------------- evaluation inputs
+
+
+@pytest.fixture(scope="module")
+def eval_runs(tmp_path_factory, bundle_dir) -> Path:
+    """A runs/ root with a small data run ("data": 2 tasks, 3 test rows each) and a 2-step training run ("train")."""
+    from socialite_utils.assembly import write_data_run
+    from socialite_utils.registry import select_tasks
+
+    root = tmp_path_factory.mktemp("eval-runs")
+    tasks = select_tasks(load_registry("local"), ["tweet_irony", "tweet_stance"])
+    data = build_data(tasks, data_dir=bundle_dir, max_train_per_task=8, max_eval_per_task=3)
+    write_data_run(root / "data", data, params={"suite": "local"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOCIALITE_RUNS_DIR", str(root))
+        train_lora(tiny(run_name="train", data_run="data", max_steps=2, save_steps=100), verbose=False)
+    return root
+
+
+def copy_runs(eval_runs: Path, runs_dir: Path) -> Path:
+    shutil.copytree(eval_runs, runs_dir)
+    return runs_dir
+
+
+# ---------------------------------------------------------------- 8. incomplete adapter directory
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("delete adapter_model.safetensors", r"adapter/adapter_model.safetensors is missing"),
+        ("delete tokenizer.json", r"adapter/tokenizer.json is missing"),
+        (
+            "truncate adapter_model.safetensors",
+            r"adapter/adapter_model.safetensors is truncated \(\d+ of \d+ bytes\)",
+        ),
+    ],
+)
+def test_incomplete_adapter_is_named_by_the_plan_check(eval_runs, runs_dir, monkeypatch, damage, message):
+    from socialite_utils import models
+    from socialite_utils.evaluation import EvalParams, evaluate_run
+
+    copy_runs(eval_runs, runs_dir)
+    action, name = damage.split()
+    path = runs_dir / "train" / "adapter" / name
+    if action == "delete":
+        path.unlink()
+    else:
+        path.write_bytes(path.read_bytes()[:-100])
+    before = tree(runs_dir)
+    monkeypatch.setattr(models, "load_model", _no_model_load)
+    with pytest.raises(
+        FileNotFoundError, match=rf"train run .*train has an incomplete LoRA adapter: .*{message}"
+    ):
+        evaluate_run(EvalParams(run_name="ev", data_run="data", train_run="train"), verbose=False)
+    assert tree(runs_dir) == before
+
+
+def _no_model_load(*args, **kwargs):
+    raise AssertionError("a model was loaded before the inputs were checked")
