@@ -245,10 +245,13 @@ def _check_train_run(params: EvalParams) -> tuple[Path | None, str]:
 
 
 def _check_model_name(name: str, resolve_model: Any) -> None:
+    from .models import check_model_available
+
     try:
         resolve_model(name)
     except ValueError as e:
         raise ValueError(f"base_model: {e}") from None
+    check_model_available(name)  # a hub id while offline and not cached: say so before anything loads
 
 
 def _select_rows(rows: list[dict], params: EvalParams, source: Path) -> dict[str, list[dict]]:

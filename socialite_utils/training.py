@@ -603,6 +603,7 @@ def check_base_model_name(name: str) -> None:
         models.resolve_model(name)
     except ValueError as e:
         raise ValueError(f"base_model: {e}") from None
+    models.check_model_available(name)  # a hub id while offline: say so now, not after a minute of retries
 
 
 def partial_dir_for(run_dir: Path) -> Path:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import TrainerCallback
 
 from socialite_utils.assembly import build_data
@@ -224,3 +226,74 @@ def test_incomplete_adapter_is_named_by_the_plan_check(eval_runs, runs_dir, monk
 
 def _no_model_load(*args, **kwargs):
     raise AssertionError("a model was loaded before the inputs were checked")
+
+
+# ---------------------------------------------------------------- 9. hub ids while offline
+
+
+@pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_offline_hub_id_not_in_cache_fails_at_once(tmp_path, monkeypatch, variable):
+    from socialite_utils import models
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv(variable, "1")
+    start = time.monotonic()
+    with pytest.raises(models.ModelOfflineError) as err:
+        models.load_model("nobody/not-cached", cache_dir=tmp_path / "hf")
+    assert time.monotonic() - start < 3
+    msg = str(err.value)
+    assert f"the Hugging Face hub is offline ({variable}=1 is set)" in msg
+    assert "'nobody/not-cached' is not in the local cache" in msg and str(tmp_path / "hf") in msg
+    assert "hf download nobody/not-cached --local-dir DIR" in msg and "base_model='DIR'" in msg
+    assert not (tmp_path / "hf").exists()  # nothing was created
+
+
+def test_offline_hub_id_is_refused_by_the_training_and_evaluation_checks(eval_runs, runs_dir, monkeypatch):
+    from socialite_utils import models
+    from socialite_utils.evaluation import EvalParams, evaluate_run
+
+    copy_runs(eval_runs, runs_dir)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(models, "load_model", _no_model_load)
+    before = tree(runs_dir)
+    start = time.monotonic()
+    with pytest.raises(models.ModelOfflineError, match="'nobody/not-cached' is not in the local cache"):
+        train_lora(tiny(run_name="hub", data_run="data", base_model="nobody/not-cached"), verbose=False)
+    with pytest.raises(models.ModelOfflineError, match="'nobody/not-cached' is not in the local cache"):
+        evaluate_run(
+            EvalParams(run_name="ev", data_run="data", train_run=None, base_model="nobody/not-cached"),
+            verbose=False,
+        )
+    assert time.monotonic() - start < 5
+    assert tree(runs_dir) == before
+
+
+def test_no_network_is_detected_quickly_and_cached_ids_still_load(tmp_path, monkeypatch):
+    """No offline variable, but the hub endpoint cannot be reached: a cached id loads, an uncached one fails fast."""
+    import huggingface_hub.constants as hub_constants
+
+    from socialite_utils import models
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_constants, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused at once
+    monkeypatch.setattr(models, "_NETWORK_PROBE", {})
+    assert models.hub_offline_reason().startswith("127.0.0.1:9 cannot be reached")
+
+    cache = tmp_path / "hf"
+    tok = models.build_tiny_tokenizer(None)
+    saved = models.build_tiny_model(tok, seed=1)
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = cache / "models--someone--cached-model" / "snapshots" / sha
+    saved.save_pretrained(snapshot)
+    tok.save_pretrained(snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text(sha)
+    start = time.monotonic()
+    model, _ = models.load_model("someone/cached-model", cache_dir=cache)
+    assert time.monotonic() - start < 10
+    assert torch.equal(model.lm_head.weight, saved.lm_head.weight)
+    with pytest.raises(models.ModelOfflineError, match=r"offline \(127.0.0.1:9 cannot be reached"):
+        models.load_model("someone/other-model", cache_dir=cache)
