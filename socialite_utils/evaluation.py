@@ -82,6 +82,7 @@ class EvalParams:
     max_eval_per_task: int | None = None  # a seeded random subset per task (None: all rows of the split)
     batch_size: int = 8
     max_new_tokens: int = 20  # generate mode: the paper's limit
+    max_length: int | None = None  # prompt + answer tokens; longer texts are cut (None: the model's context)
     lenient: bool = False  # generate mode: also accept an answer that STARTS with a label word
     normalize: str = "sum"  # score mode: label log-prob summed ("sum") or averaged ("mean") over tokens
     score_eos: bool = False  # score mode: also score the end marker after the label (see scoring.py)
@@ -103,6 +104,7 @@ class EvalParams:
             "max_eval_per_task": self.max_eval_per_task is None or self.max_eval_per_task >= 1,
             "batch_size": self.batch_size >= 1,
             "max_new_tokens": self.max_new_tokens >= 1,
+            "max_length": self.max_length is None or self.max_length >= 2,
             "bootstrap_samples": self.bootstrap_samples >= 1,
             "variant": self.variant is None or self.variant >= 0,
         }
@@ -137,6 +139,7 @@ class EvalItem:
     answers: list[str]  # the words offered to the model (a variant may rename labels)
     to_label: dict[str, str]  # answer word -> the task's canonical label
     few_shot_k: int
+    truncated_tokens: int = 0  # tokens cut from the example's own text to fit max_length
 
 
 @dataclass
@@ -436,6 +439,49 @@ def load_eval_model(plan: EvalPlan, *, precision: Any | None = None) -> tuple[An
     return model.eval(), load_run_tokenizer(plan.train_run_dir)
 
 
+def fit_eval_items(
+    items: Sequence[EvalItem],
+    tokenizer: Any,
+    max_length: int | None,
+    *,
+    mode: str,
+    max_new_tokens: int = 20,
+    score_eos: bool = False,
+) -> list[EvalItem]:
+    """The items with every prompt fitted into ``max_length`` tokens together with its answer.
+
+    Only the example's own text (and ``text_b``) is cut, never the instruction, the shots or the answer cue
+    (:func:`socialite_utils.truncation.fit_prompt`, the rule analysis re-scoring follows too); a cut item
+    records how many tokens it lost in ``truncated_tokens``. ``max_length=None`` leaves every item as it is.
+    """
+    from .scoring import _is_chat
+    from .truncation import answer_reserve, fit_prompt
+
+    if max_length is None:
+        return list(items)
+    reserves: dict[tuple, int] = {}
+    out = []
+    for it in items:
+        chat = _is_chat(it.prompt)
+        key = (tuple(it.answers), chat)
+        if key not in reserves:
+            reserves[key] = answer_reserve(
+                tokenizer, it.answers, chat=chat, mode=mode, max_new_tokens=max_new_tokens, eos=score_eos
+            )
+        budget = max_length - reserves[key]
+        row = it.row
+        prompt, cut = fit_prompt(
+            tokenizer,
+            it.prompt,
+            row["text"],
+            row.get("text_b"),
+            budget,
+            name=f"example {row['id']} (max_length {max_length}, {reserves[key]} tokens kept for the answer)",
+        )
+        out.append(replace(it, prompt=prompt, truncated_tokens=cut) if cut else it)
+    return out
+
+
 def _argmax_label(probs: dict[str, float]) -> str:
     # Ties go to the first label in the task's canonical order (max returns the first maximum).
     return max(probs, key=probs.__getitem__)
@@ -528,6 +574,7 @@ def _prediction_row(
         "variant": variant,
         "text": r["text"],
         "text_b": r.get("text_b"),
+        "truncated_tokens": it.truncated_tokens,
         "gold": r["label"],
         "gold_score": r.get("score"),
         "raw_output": raw if mode == "generate" else None,
@@ -728,6 +775,8 @@ def build_metrics(
                 }
             )
         entry["n"] = entry["models"][model_names[0]]["n"]
+        # examples whose text was cut to fit max_length (the same examples for every model)
+        entry["n_truncated"] = sum(1 for r in grouped[(task, model_names[0])] if r.get("truncated_tokens"))
         if TUNED in model_names and BASE in model_names:
             entry["comparison"] = score_comparison(
                 grouped[(task, TUNED)],
@@ -822,6 +871,14 @@ def evaluate_run(
     plan = plan or build_eval_plan(params)
     p = plan.params
     model, tokenizer = model_and_tokenizer or load_eval_model(plan)
+    from .truncation import model_context_length
+
+    max_length = p.max_length or model_context_length(model, tokenizer)
+    items = fit_eval_items(
+        plan.items, tokenizer, max_length, mode=p.mode, max_new_tokens=p.max_new_tokens, score_eos=p.score_eos
+    )
+    if n_cut := sum(1 for it in items if it.truncated_tokens):
+        say(f"{n_cut} of {len(items)} example texts cut to fit max_length {max_length} tokens")
     kwargs = {
         "mode": p.mode,
         "batch_size": p.batch_size,
@@ -838,16 +895,16 @@ def evaluate_run(
         start = time.perf_counter()
         if name == BASE and plan.train_run_dir is not None:
             with model.disable_adapter():  # same weights as a fresh base model (tested)
-                predictions += score_examples(model, tokenizer, plan.items, model_name=name, **kwargs)
+                predictions += score_examples(model, tokenizer, items, model_name=name, **kwargs)
         else:
-            predictions += score_examples(model, tokenizer, plan.items, model_name=name, **kwargs)
+            predictions += score_examples(model, tokenizer, items, model_name=name, **kwargs)
         seconds[name] = time.perf_counter() - start
         say(f"{name}: {len(plan.items)} examples in {seconds[name]:.1f} s")
 
     metrics = build_metrics(
         predictions,
         plan.tasks,
-        settings=_settings(plan),
+        settings={**_settings(plan), "max_length": max_length},
         run_name=p.run_name,
         bootstrap_samples=p.bootstrap_samples,
         seed=p.seed,
@@ -889,6 +946,7 @@ __all__ = [
     "build_eval_plan",
     "build_metrics",
     "evaluate_run",
+    "fit_eval_items",
     "load_eval_model",
     "load_eval_run",
     "score_comparison",

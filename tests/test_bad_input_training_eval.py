@@ -297,3 +297,126 @@ def test_no_network_is_detected_quickly_and_cached_ids_still_load(tmp_path, monk
     assert torch.equal(model.lm_head.weight, saved.lm_head.weight)
     with pytest.raises(models.ModelOfflineError, match=r"offline \(127.0.0.1:9 cannot be reached"):
         models.load_model("someone/other-model", cache_dir=cache)
+
+
+# ---------------------------------------------------------------- 6. over-long test texts
+
+HUGE = 100_000  # characters: ~50k tokens, a prompt far beyond tiny-random's 1,024 positions
+
+
+def write_long_data_run(root: Path, bundle_dir: Path) -> tuple[str, str]:
+    """Data run "long": tweet_irony and tweet_stance, 3 test rows each; one irony text of HUGE characters and one
+    stance pair whose text (HUGE) and target (3,000 characters) are both too long. Returns their ids."""
+    from socialite_utils.assembly import write_data_run
+    from socialite_utils.prompts import render_prompt
+    from socialite_utils.registry import select_tasks
+
+    registry = load_registry("local")
+    tasks = select_tasks(registry, ["tweet_irony", "tweet_stance"])
+    data = build_data(tasks, data_dir=bundle_dir, max_train_per_task=8, max_eval_per_task=3)
+    test = data.splits["test"]
+    irony = next(r for r in test if r["task"] == "tweet_irony")
+    stance = next(r for r in test if r["task"] == "tweet_stance")
+    irony["text"] = ("All good, said nobody ever. " * 4000)[:HUGE]
+    stance["text"] = ("Another long rant about the target. " * 3000)[:HUGE]
+    stance["text_b"] = ("Target words " * 300)[:3000]
+    for row in (irony, stance):
+        row["prompt"] = render_prompt(registry[row["task"]], row["text"], row.get("text_b"))
+    write_data_run(root / "long", data, params={"suite": "local"})
+    return irony["id"], stance["id"]
+
+
+@pytest.mark.parametrize("mode", ["score", "generate"])
+def test_long_texts_are_cut_to_the_context_and_counted(eval_runs, runs_dir, bundle_dir, mode):
+    from socialite_utils.evaluation import EvalParams, evaluate_run, load_eval_run
+    from socialite_utils.truncation import report_truncation
+
+    copy_runs(eval_runs, runs_dir)
+    long_ids = write_long_data_run(runs_dir, bundle_dir)
+    params = EvalParams(
+        run_name="ev", data_run="long", train_run="train", mode=mode, max_new_tokens=4, bootstrap_samples=20
+    )
+    evaluate_run(params, verbose=False)
+    metrics, preds = load_eval_run("ev")
+    assert metrics["settings"]["max_length"] == 1024  # tiny-random's context length, the default
+    assert {t: e["n_truncated"] for t, e in metrics["tasks"].items()} == {"tweet_irony": 1, "tweet_stance": 1}
+    assert report_truncation(metrics) == (
+        "texts cut to fit max_length 1024 tokens: tweet_irony 1 of 3, tweet_stance 1 of 3"
+    )
+    for p in preds:
+        assert (p["truncated_tokens"] > 40_000) == (p["id"] in long_ids), p["id"]
+        if p["id"] in long_ids:
+            assert len(p["text"]) == HUGE  # predictions keep the example's whole text
+
+
+def test_only_the_examples_own_text_is_cut(eval_runs, runs_dir, bundle_dir):
+    """Instruction and answer cue stay whole; a pair's longer text is cut first; prompt + answer fit max_length."""
+    from socialite_utils import scoring
+    from socialite_utils.evaluation import EvalParams, build_eval_plan, fit_eval_items
+    from socialite_utils.training import load_run_tokenizer
+
+    copy_runs(eval_runs, runs_dir)
+    irony_id, stance_id = write_long_data_run(runs_dir, bundle_dir)
+    plan = build_eval_plan(EvalParams(run_name="ev", data_run="long", train_run="train"))
+    tokenizer = load_run_tokenizer(runs_dir / "train")
+    fitted = fit_eval_items(plan.items, tokenizer, 300, mode="generate", max_new_tokens=20)
+    by_id = {it.row["id"]: (before, it) for before, it in zip(plan.items, fitted, strict=True)}
+    for before, it in by_id.values():
+        assert len(scoring.encode_prompt(tokenizer, it.prompt)) <= 300 - 20
+        if it.row["id"] not in (irony_id, stance_id):
+            assert it.prompt is before.prompt and it.truncated_tokens == 0
+    before, it = by_id[irony_id]
+    head = before.prompt.split("\nInput: ")[0] + "\nInput: "
+    assert it.prompt.startswith(head) and it.prompt.endswith("\nOutput:")
+    kept = it.prompt[len(head) : -len("\nOutput:")]
+    assert 100 < len(kept) < 2000 and it.row["text"].startswith(kept)
+    before, it = by_id[stance_id]
+    text_part, target_part = it.prompt[len(before.prompt.split("\nInput: ")[0] + "\nInput: ") :].split(
+        "\nTarget: "
+    )
+    assert it.row["text"].startswith(text_part) and it.row["text_b"].startswith(
+        target_part[: -len("\nOutput:")]
+    )
+    n_text = len(tokenizer(text_part, add_special_tokens=False)["input_ids"])
+    n_target = len(tokenizer(target_part[: -len("\nOutput:")], add_special_tokens=False)["input_ids"])
+    assert abs(n_text - n_target) <= 3  # longest first: both cut down to about the same length
+
+
+def test_max_length_without_room_for_the_text_is_refused_and_nothing_written(eval_runs, runs_dir, bundle_dir):
+    from socialite_utils.evaluation import EvalParams, evaluate_run
+
+    copy_runs(eval_runs, runs_dir)
+    write_long_data_run(runs_dir, bundle_dir)
+    before = tree(runs_dir)
+    with pytest.raises(
+        ValueError, match=r"example tweet_\w+:test:\d+ \(max_length 40, 20 tokens kept for the ans"
+    ):
+        evaluate_run(
+            EvalParams(run_name="ev", data_run="long", train_run="train", mode="generate", max_length=40),
+            verbose=False,
+        )
+    assert tree(runs_dir) == before
+    with pytest.raises(ValueError, match=r"EvalParams.max_length = 1 is out of range"):
+        evaluate_run(EvalParams(run_name="ev", data_run="long", train_run="train", max_length=1))
+
+
+def test_analysis_rescoring_cuts_the_same_way(eval_runs, runs_dir, bundle_dir):
+    from socialite_utils import analysis
+    from socialite_utils.evaluation import EvalParams, evaluate_run
+
+    copy_runs(eval_runs, runs_dir)
+    long_ids = write_long_data_run(runs_dir, bundle_dir)
+    evaluate_run(
+        EvalParams(run_name="ev", data_run="long", train_run="train", mode="score", bootstrap_samples=20),
+        verbose=False,
+    )
+    ev = analysis.load_eval_run("ev")
+    rows, _ = analysis.score_sensitivity(ev, max_per_task=3, variants=[0], progress=False)
+    evaluated = {(p["id"], p["model"]): p for p in ev.predictions}
+    main = [r for r in rows if r["variant"] is None]
+    assert {r["id"] for r in main if r["truncated_tokens"]} == set(long_ids)
+    for r in main:  # the main prompt re-scored = the evaluation's scores, long examples included
+        p = evaluated[(r["id"], r["model"])]
+        assert r["truncated_tokens"] == p["truncated_tokens"]
+        assert r["logprobs"] == pytest.approx(p["logprobs"], abs=1e-4)
+    assert all(r["truncated_tokens"] > 0 for r in rows if r["id"] in long_ids)  # variants too
