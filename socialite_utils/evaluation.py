@@ -775,7 +775,6 @@ def build_metrics(
                 }
             )
         entry["n"] = entry["models"][model_names[0]]["n"]
-        # examples whose text was cut to fit max_length (the same examples for every model)
         entry["n_truncated"] = sum(1 for r in grouped[(task, model_names[0])] if r.get("truncated_tokens"))
         if TUNED in model_names and BASE in model_names:
             entry["comparison"] = score_comparison(

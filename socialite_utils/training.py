@@ -362,6 +362,18 @@ def build_lora_config(
     )
 
 
+def lora_config_for(params: TrainParams) -> LoraConfig:
+    """The run's LoraConfig, with ``modules_to_save="auto"`` resolved for its base model."""
+    modules_to_save = params.modules_to_save
+    if modules_to_save == "auto":
+        modules_to_save = models.recommended_lora_kwargs(params.base_model).get("modules_to_save")
+    elif isinstance(modules_to_save, str):
+        modules_to_save = target_modules_list(modules_to_save)
+    return build_lora_config(
+        params.lora_r, params.lora_alpha, params.lora_dropout, params.lora_target_modules, modules_to_save
+    )
+
+
 def _device_type(precision: Any | None) -> str:
     if precision is not None:
         return precision.device
@@ -828,14 +840,7 @@ def train_lora(
         f"training on {len(kept)} examples from {len(by_task)} task(s); {sup_tokens} trained tokens per epoch"
     )
 
-    modules_to_save = params.modules_to_save
-    if modules_to_save == "auto":
-        modules_to_save = models.recommended_lora_kwargs(params.base_model).get("modules_to_save")
-    elif isinstance(modules_to_save, str):
-        modules_to_save = target_modules_list(modules_to_save)
-    lora_config = build_lora_config(
-        params.lora_r, params.lora_alpha, params.lora_dropout, params.lora_target_modules, modules_to_save
-    )
+    lora_config = lora_config_for(params)
 
     # All checks passed: from here on files are written (checkpoints in the .partial directory).
     partial.mkdir(parents=True, exist_ok=True)

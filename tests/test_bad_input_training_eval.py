@@ -115,6 +115,58 @@ def test_resume_skips_a_checkpoint_killed_while_saving(rows, runs_dir, monkeypat
     )
 
 
+KILL_DURING_SAVE = """
+import io, json, os, signal, sys
+import torch
+from socialite_utils.training import TrainParams, train_lora
+
+rows, params = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+real_save = torch.save
+
+def save(obj, f, *args, **kwargs):  # SIGKILL half-way through writing checkpoint-6's optimizer.pt
+    if str(f).endswith("checkpoint-6/optimizer.pt"):
+        buf = io.BytesIO()
+        real_save(obj, buf, *args, **kwargs)
+        with open(f, "wb") as out:
+            out.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(obj, f, *args, **kwargs)
+
+torch.save = save
+train_lora(TrainParams(**params), rows, verbose=False)
+"""
+
+
+def test_a_process_killed_while_saving_resumes_from_the_previous_checkpoint(rows, runs_dir, tmp_path, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    (tmp_path / "params.json").write_text(json.dumps(tiny(run_name="killed").to_dict()))
+    env = {**os.environ, "SOCIALITE_RUNS_DIR": str(runs_dir)}
+    child = subprocess.run(
+        [sys.executable, "-c", KILL_DURING_SAVE, str(tmp_path / "rows.json"), str(tmp_path / "params.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    partial6 = runs_dir / "killed.partial" / "checkpoints" / "checkpoint-6"
+    assert (partial6 / "adapter_model.safetensors").is_file() and (partial6 / "optimizer.pt").is_file()
+    assert not (partial6 / "scheduler.pt").exists() and not (partial6 / "trainer_state.json").exists()
+
+    capsys.readouterr()
+    result = train_lora(tiny(run_name="killed", resume=True), rows, verbose=True)
+    out = capsys.readouterr().out
+    assert "skipping incomplete checkpoint-6 (optimizer.pt is truncated" in out
+    assert result.resumed_from.endswith("checkpoint-3") and result.global_step == 9
+    straight = train_lora(tiny(run_name="straight"), rows, verbose=False)
+    assert result.train_loss == pytest.approx(straight.train_loss, rel=1e-6)
+
+
 def test_empty_checkpoint_dirs_only_is_a_clear_error_and_changes_nothing(rows, runs_dir):
     with pytest.raises(RuntimeError, match="crash"):
         train_lora(tiny(run_name="empty", max_steps=9), rows, verbose=False, callbacks=[_Crash(2)])
