@@ -248,7 +248,7 @@ def _check_train_run(params: EvalParams) -> tuple[Path | None, str]:
 
 
 def _check_model_name(name: str, resolve_model: Any) -> None:
-    from .models import check_model_available
+    from .offline import check_model_available
 
     try:
         resolve_model(name)

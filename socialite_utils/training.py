@@ -56,6 +56,7 @@ from trl import SFTConfig, SFTTrainer
 
 from . import models
 from .checkpoints import adapter_problem, describe_skipped, find_resume_checkpoint, whole_run_train_loss
+from .offline import check_model_available
 from .prompts import prompt_text
 from .runs import RunExistsError, RunWriter, provenance, read_json, read_jsonl, resolve_run_dir, write_json
 from .runs import write_jsonl as _write_jsonl
@@ -615,7 +616,7 @@ def check_base_model_name(name: str) -> None:
         models.resolve_model(name)
     except ValueError as e:
         raise ValueError(f"base_model: {e}") from None
-    models.check_model_available(name)  # a hub id while offline: say so now, not after a minute of retries
+    check_model_available(name)  # a hub id while offline: say so now, not after a minute of retries
 
 
 def partial_dir_for(run_dir: Path) -> Path:

@@ -285,13 +285,13 @@ def _no_model_load(*args, **kwargs):
 
 @pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
 def test_offline_hub_id_not_in_cache_fails_at_once(tmp_path, monkeypatch, variable):
-    from socialite_utils import models
+    from socialite_utils import models, offline
 
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv(variable, "1")
     start = time.monotonic()
-    with pytest.raises(models.ModelOfflineError) as err:
+    with pytest.raises(offline.ModelOfflineError) as err:
         models.load_model("nobody/not-cached", cache_dir=tmp_path / "hf")
     assert time.monotonic() - start < 3
     msg = str(err.value)
@@ -302,7 +302,7 @@ def test_offline_hub_id_not_in_cache_fails_at_once(tmp_path, monkeypatch, variab
 
 
 def test_offline_hub_id_is_refused_by_the_training_and_evaluation_checks(eval_runs, runs_dir, monkeypatch):
-    from socialite_utils import models
+    from socialite_utils import models, offline
     from socialite_utils.evaluation import EvalParams, evaluate_run
 
     copy_runs(eval_runs, runs_dir)
@@ -310,9 +310,9 @@ def test_offline_hub_id_is_refused_by_the_training_and_evaluation_checks(eval_ru
     monkeypatch.setattr(models, "load_model", _no_model_load)
     before = tree(runs_dir)
     start = time.monotonic()
-    with pytest.raises(models.ModelOfflineError, match="'nobody/not-cached' is not in the local cache"):
+    with pytest.raises(offline.ModelOfflineError, match="'nobody/not-cached' is not in the local cache"):
         train_lora(tiny(run_name="hub", data_run="data", base_model="nobody/not-cached"), verbose=False)
-    with pytest.raises(models.ModelOfflineError, match="'nobody/not-cached' is not in the local cache"):
+    with pytest.raises(offline.ModelOfflineError, match="'nobody/not-cached' is not in the local cache"):
         evaluate_run(
             EvalParams(run_name="ev", data_run="data", train_run=None, base_model="nobody/not-cached"),
             verbose=False,
@@ -325,14 +325,16 @@ def test_no_network_is_detected_quickly_and_cached_ids_still_load(tmp_path, monk
     """No offline variable, but the hub endpoint cannot be reached: a cached id loads, an uncached one fails fast."""
     import huggingface_hub.constants as hub_constants
 
-    from socialite_utils import models
+    from socialite_utils import models, offline
 
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub_constants, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused at once
-    monkeypatch.setattr(models, "_NETWORK_PROBE", {})
-    assert models.hub_offline_reason().startswith("127.0.0.1:9 cannot be reached")
+    monkeypatch.setattr(offline, "_NETWORK_PROBE", {})
+    assert offline.hub_offline_reason().startswith("127.0.0.1:9 cannot be reached")
 
     cache = tmp_path / "hf"
     tok = models.build_tiny_tokenizer(None)
@@ -347,7 +349,7 @@ def test_no_network_is_detected_quickly_and_cached_ids_still_load(tmp_path, monk
     model, _ = models.load_model("someone/cached-model", cache_dir=cache)
     assert time.monotonic() - start < 10
     assert torch.equal(model.lm_head.weight, saved.lm_head.weight)
-    with pytest.raises(models.ModelOfflineError, match=r"offline \(127.0.0.1:9 cannot be reached"):
+    with pytest.raises(offline.ModelOfflineError, match=r"offline \(127.0.0.1:9 cannot be reached"):
         models.load_model("someone/other-model", cache_dir=cache)
 
 
