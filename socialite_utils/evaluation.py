@@ -439,49 +439,6 @@ def load_eval_model(plan: EvalPlan, *, precision: Any | None = None) -> tuple[An
     return model.eval(), load_run_tokenizer(plan.train_run_dir)
 
 
-def fit_eval_items(
-    items: Sequence[EvalItem],
-    tokenizer: Any,
-    max_length: int | None,
-    *,
-    mode: str,
-    max_new_tokens: int = 20,
-    score_eos: bool = False,
-) -> list[EvalItem]:
-    """The items with every prompt fitted into ``max_length`` tokens together with its answer.
-
-    Only the example's own text (and ``text_b``) is cut, never the instruction, the shots or the answer cue
-    (:func:`socialite_utils.truncation.fit_prompt`, the rule analysis re-scoring follows too); a cut item
-    records how many tokens it lost in ``truncated_tokens``. ``max_length=None`` leaves every item as it is.
-    """
-    from .scoring import _is_chat
-    from .truncation import answer_reserve, fit_prompt
-
-    if max_length is None:
-        return list(items)
-    reserves: dict[tuple, int] = {}
-    out = []
-    for it in items:
-        chat = _is_chat(it.prompt)
-        key = (tuple(it.answers), chat)
-        if key not in reserves:
-            reserves[key] = answer_reserve(
-                tokenizer, it.answers, chat=chat, mode=mode, max_new_tokens=max_new_tokens, eos=score_eos
-            )
-        budget = max_length - reserves[key]
-        row = it.row
-        prompt, cut = fit_prompt(
-            tokenizer,
-            it.prompt,
-            row["text"],
-            row.get("text_b"),
-            budget,
-            name=f"example {row['id']} (max_length {max_length}, {reserves[key]} tokens kept for the answer)",
-        )
-        out.append(replace(it, prompt=prompt, truncated_tokens=cut) if cut else it)
-    return out
-
-
 def _argmax_label(probs: dict[str, float]) -> str:
     # Ties go to the first label in the task's canonical order (max returns the first maximum).
     return max(probs, key=probs.__getitem__)
@@ -870,7 +827,7 @@ def evaluate_run(
     plan = plan or build_eval_plan(params)
     p = plan.params
     model, tokenizer = model_and_tokenizer or load_eval_model(plan)
-    from .truncation import model_context_length
+    from .truncation import fit_eval_items, model_context_length
 
     max_length = p.max_length or model_context_length(model, tokenizer)
     items = fit_eval_items(
@@ -945,7 +902,6 @@ __all__ = [
     "build_eval_plan",
     "build_metrics",
     "evaluate_run",
-    "fit_eval_items",
     "load_eval_model",
     "load_eval_run",
     "score_comparison",

@@ -11,9 +11,10 @@ how many tokens were cut per example (``truncated_tokens``) so evaluation can co
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
-from .scoring import Prompt, encode_completion, encode_prompt
+from .scoring import Prompt, _is_chat, encode_completion, encode_prompt
 
 Render = Callable[[str, "str | None"], Prompt]
 # Tokenizers report a huge sentinel (1e30) when they do not know the context length.
@@ -155,6 +156,46 @@ def substitute_renderer(
     return render
 
 
+def fit_eval_items(
+    items: Sequence[Any],
+    tokenizer: Any,
+    max_length: int | None,
+    *,
+    mode: str,
+    max_new_tokens: int = 20,
+    score_eos: bool = False,
+) -> list[Any]:
+    """Evaluation items (``evaluation.EvalItem``) with every prompt and its answer fitted into ``max_length``.
+
+    Only the example's own text (and ``text_b``) is cut, never the instruction, the shots or the answer cue
+    (:func:`fit_prompt`, the rule analysis re-scoring follows too); a cut item records how many tokens it lost in
+    ``truncated_tokens``. ``max_length=None`` leaves every item as it is.
+    """
+    if max_length is None:
+        return list(items)
+    reserves: dict[tuple, int] = {}
+    out = []
+    for it in items:
+        chat = _is_chat(it.prompt)
+        key = (tuple(it.answers), chat)
+        if key not in reserves:
+            reserves[key] = answer_reserve(
+                tokenizer, it.answers, chat=chat, mode=mode, max_new_tokens=max_new_tokens, eos=score_eos
+            )
+        budget = max_length - reserves[key]
+        row = it.row
+        prompt, cut = fit_prompt(
+            tokenizer,
+            it.prompt,
+            row["text"],
+            row.get("text_b"),
+            budget,
+            name=f"example {row['id']} (max_length {max_length}, {reserves[key]} tokens kept for the answer)",
+        )
+        out.append(replace(it, prompt=prompt, truncated_tokens=cut) if cut else it)
+    return out
+
+
 def report_truncation(metrics: dict) -> str:
     """One line: how many examples per task had their text cut to fit ``max_length`` (from metrics.json)."""
     max_length = (metrics.get("settings") or {}).get("max_length")
@@ -169,6 +210,7 @@ def report_truncation(metrics: dict) -> str:
 
 __all__ = [
     "answer_reserve",
+    "fit_eval_items",
     "fit_prompt",
     "model_context_length",
     "report_truncation",

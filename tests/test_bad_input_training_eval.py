@@ -406,8 +406,9 @@ def test_long_texts_are_cut_to_the_context_and_counted(eval_runs, runs_dir, bund
 def test_only_the_examples_own_text_is_cut(eval_runs, runs_dir, bundle_dir):
     """Instruction and answer cue stay whole; a pair's longer text is cut first; prompt + answer fit max_length."""
     from socialite_utils import scoring
-    from socialite_utils.evaluation import EvalParams, build_eval_plan, fit_eval_items
+    from socialite_utils.evaluation import EvalParams, build_eval_plan
     from socialite_utils.training import load_run_tokenizer
+    from socialite_utils.truncation import fit_eval_items
 
     copy_runs(eval_runs, runs_dir)
     irony_id, stance_id = write_long_data_run(runs_dir, bundle_dir)
