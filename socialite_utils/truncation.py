@@ -199,6 +199,8 @@ def fit_eval_items(
 def report_truncation(metrics: dict) -> str:
     """One line: how many examples per task had their text cut to fit ``max_length`` (from metrics.json)."""
     max_length = (metrics.get("settings") or {}).get("max_length")
+    if max_length is None:
+        return "texts were not fitted to a max_length (run evaluated before truncation was recorded)"
     counts = {t: e.get("n_truncated", 0) for t, e in metrics.get("tasks", {}).items()}
     cut = {t: n for t, n in counts.items() if n}
     head = f"texts cut to fit max_length {max_length} tokens"

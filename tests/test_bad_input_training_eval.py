@@ -475,3 +475,25 @@ def test_analysis_rescoring_cuts_the_same_way(eval_runs, runs_dir, bundle_dir):
         assert r["truncated_tokens"] == p["truncated_tokens"]
         assert r["logprobs"] == pytest.approx(p["logprobs"], abs=1e-4)
     assert all(r["truncated_tokens"] > 0 for r in rows if r["id"] in long_ids)  # variants too
+
+
+@pytest.mark.parametrize("fmt", ["paper", "chat"])
+def test_chat_prompts_and_collapsed_whitespace_are_cut_in_place(fmt):
+    """The text is found in the rendered prompt (last user message for chat, whitespace collapsed or verbatim)."""
+    from socialite_utils import models, scoring
+    from socialite_utils.prompts import render_prompt
+    from socialite_utils.registry import get_task
+    from socialite_utils.truncation import fit_prompt
+
+    task = get_task("tweet_irony", "local")
+    tokenizer = models.build_tiny_tokenizer(None)
+    text = "so   much\tfun " * 500  # runs of whitespace: rendered collapsed or verbatim, both are found
+    prompt = render_prompt(task, text, fmt=fmt)
+    fitted, cut = fit_prompt(tokenizer, prompt, text, None, 400)
+    assert cut > 0 and len(scoring.encode_prompt(tokenizer, fitted)) <= 400
+    content, original = (fitted, prompt) if fmt == "paper" else (fitted[-1]["content"], prompt[-1]["content"])
+    head, tail = original.split("Input: ")[0] + "Input: ", original.rsplit("\n", 1)[1]
+    assert content.startswith(head) and content.endswith("\n" + tail)  # instruction and answer cue intact
+    kept = content[len(head) : -len(tail) - 1]
+    assert " ".join(text.split()).startswith(kept) or text.startswith(kept)
+    assert len(kept) > 50
