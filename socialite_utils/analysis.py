@@ -952,6 +952,56 @@ def load_eval_tokenizer(ev: EvalRun) -> Any:
     return load_eval_models(ev).tokenizer
 
 
+def _plan_variant_prompts(
+    tokenizer: Any,
+    examples: dict[str, list[dict]],
+    tasks: dict[str, Task],
+    *,
+    variants: Sequence[int] | None,
+    fmt: str,
+    shots: dict[str, list[dict]] | None,
+    eos: bool,
+    max_length: int | None,
+) -> tuple[list[tuple[dict, int | None, dict[str, str], int]], list, list[list[str]]]:
+    """(plan, prompts, label sets) for every example x prompt; plan rows are (example, variant, words, tokens cut).
+
+    Each prompt is fitted into ``max_length`` by cutting the example's own text (evaluation's rule)."""
+    from .truncation import answer_reserve, fit_prompt
+
+    plan: list[tuple[dict, int | None, dict[str, str], int]] = []
+    prompts, label_sets = [], []
+    for name, exs in examples.items():
+        task = tasks[name]
+        indices = list(range(len(task.variants))) if variants is None else list(variants)
+        for v in [None, *indices]:
+            words = variant_label_words(task, v)
+            reserve = answer_reserve(
+                tokenizer, list(words.values()), chat=fmt == "chat", mode="score", max_new_tokens=0, eos=eos
+            )
+
+            def render(text, text_b, task=task, v=v, name=name):
+                return render_variant_prompt(
+                    task, text, text_b, variant=v, fmt=fmt, shots=(shots or {}).get(name)
+                )
+
+            for ex in exs:
+                prompt, cut = render(ex["text"], ex.get("text_b")), 0
+                if max_length is not None:
+                    prompt, cut = fit_prompt(
+                        tokenizer,
+                        prompt,
+                        ex["text"],
+                        ex.get("text_b"),
+                        max_length - reserve,
+                        render=render,
+                        name=f"example {ex['id']} (max_length {max_length})",
+                    )
+                prompts.append(prompt)
+                label_sets.append(list(words.values()))
+                plan.append((ex, v, words, cut))
+    return plan, prompts, label_sets
+
+
 def score_prompt_variants(
     model: Any,
     tokenizer: Any,
@@ -965,31 +1015,26 @@ def score_prompt_variants(
     batch_size: int = 16,
     normalize: str = "sum",
     eos: bool = False,
+    max_length: int | None = None,
     progress: bool = False,
 ) -> list[dict]:
     """Score every example with the main prompt and each variant (score mode); rows in the predictions schema.
+
+    Prompts are fitted into ``max_length`` tokens (None: the model's context length) by cutting the example's own
+    text, exactly as evaluation does (:func:`socialite_utils.truncation.fit_prompt`); rows record the tokens cut
+    in ``truncated_tokens``.
 
     ``variants``: indices into each task's ``variants`` (None: all of them). A variant that renames labels is
     scored on its own words; the probabilities are mapped back to the canonical labels before anything else, so
     ``parsed``/``gold`` are always canonical. Rows add ``label_words`` (canonical -> word shown in the prompt).
     """
     from .scoring import score_label_logprobs
+    from .truncation import model_context_length
 
-    plan: list[tuple[dict, int | None, dict[str, str]]] = []
-    prompts, label_sets = [], []
-    for name, exs in examples.items():
-        task = tasks[name]
-        indices = list(range(len(task.variants))) if variants is None else list(variants)
-        for v in [None, *indices]:
-            words = variant_label_words(task, v)
-            for ex in exs:
-                prompts.append(
-                    render_variant_prompt(
-                        task, ex["text"], ex.get("text_b"), variant=v, fmt=fmt, shots=(shots or {}).get(name)
-                    )
-                )
-                label_sets.append(list(words.values()))
-                plan.append((ex, v, words))
+    max_length = max_length or model_context_length(model, tokenizer)
+    plan, prompts, label_sets = _plan_variant_prompts(
+        tokenizer, examples, tasks, variants=variants, fmt=fmt, shots=shots, eos=eos, max_length=max_length
+    )
     if not prompts:
         return []
     logprobs = score_label_logprobs(
@@ -1003,7 +1048,7 @@ def score_prompt_variants(
         progress=progress,
     )
     rows = []
-    for (ex, v, words), lp in zip(plan, logprobs, strict=True):
+    for (ex, v, words, cut), lp in zip(plan, logprobs, strict=True):
         canonical_lp = {lab: lp[word] for lab, word in words.items()}  # back to canonical labels
         probs = label_probabilities(canonical_lp)
         parsed = max(probs, key=probs.get)
@@ -1021,6 +1066,7 @@ def score_prompt_variants(
                 "label_words": words,
                 "text": ex["text"],
                 "text_b": ex.get("text_b"),
+                "truncated_tokens": cut,
                 "gold": ex["gold"],
                 "gold_score": ex.get("gold_score"),
                 "raw_output": None,
@@ -1111,6 +1157,7 @@ def score_sensitivity(
                 batch_size=batch_size,
                 normalize=ev.settings.get("normalize") or "sum",
                 eos=bool(ev.settings.get("score_eos", ev.settings.get("eos", False))),
+                max_length=ev.settings.get("max_length"),  # the evaluation's: same prompts, same cuts
                 progress=progress,
             )
     return rows, report_sensitivity(rows, tasks)

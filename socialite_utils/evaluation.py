@@ -41,6 +41,7 @@ import numpy as np
 
 from . import metrics as M
 from .assembly import load_data_run
+from .checkpoints import adapter_problem
 from .prompts import draw_shots, render_variant_prompt, variant_label_words
 from .registry import Task, load_all_suites, load_registry, task_names
 from .runs import (
@@ -81,6 +82,7 @@ class EvalParams:
     max_eval_per_task: int | None = None  # a seeded random subset per task (None: all rows of the split)
     batch_size: int = 8
     max_new_tokens: int = 20  # generate mode: the paper's limit
+    max_length: int | None = None  # prompt + answer tokens; longer texts are cut (None: the model's context)
     lenient: bool = False  # generate mode: also accept an answer that STARTS with a label word
     normalize: str = "sum"  # score mode: label log-prob summed ("sum") or averaged ("mean") over tokens
     score_eos: bool = False  # score mode: also score the end marker after the label (see scoring.py)
@@ -104,6 +106,7 @@ class EvalParams:
             "max_eval_per_task": self.max_eval_per_task is None or self.max_eval_per_task >= 1,
             "batch_size": self.batch_size >= 1,
             "max_new_tokens": self.max_new_tokens >= 1,
+            "max_length": self.max_length is None or self.max_length >= 2,
             "bootstrap_samples": self.bootstrap_samples >= 1,
             "variant": self.variant is None or self.variant >= 0,
         }
@@ -140,6 +143,7 @@ class EvalItem:
     answers: list[str]  # the words offered to the model (a variant may rename labels)
     to_label: dict[str, str]  # answer word -> the task's canonical label
     few_shot_k: int
+    truncated_tokens: int = 0  # tokens cut from the example's own text to fit max_length
 
 
 @dataclass
@@ -224,6 +228,8 @@ def _check_train_run(params: EvalParams) -> tuple[Path | None, str]:
             f"train run {train_dir} has no LoRA adapter: {adapter / 'adapter_config.json'} is missing "
             "(an interrupted training run? its checkpoints are in <run>.partial/)"
         )
+    if problem := adapter_problem(adapter):
+        raise FileNotFoundError(f"train run {train_dir} has an incomplete LoRA adapter: {problem}")
     params_path = train_dir / "params.json"
     if not params_path.is_file():
         raise FileNotFoundError(f"train run {train_dir} has no params.json (it names the base model)")
@@ -246,10 +252,13 @@ def _check_train_run(params: EvalParams) -> tuple[Path | None, str]:
 
 
 def _check_model_name(name: str, resolve_model: Any) -> None:
+    from .offline import check_model_available
+
     try:
         resolve_model(name)
     except ValueError as e:
         raise ValueError(f"base_model: {e}") from None
+    check_model_available(name)  # a hub id while offline and not cached: say so before anything loads
 
 
 def _select_rows(rows: list[dict], params: EvalParams, source: Path) -> dict[str, list[dict]]:
@@ -528,6 +537,7 @@ def _prediction_row(
         "variant": variant,
         "text": r["text"],
         "text_b": r.get("text_b"),
+        "truncated_tokens": it.truncated_tokens,
         "gold": r["label"],
         "gold_score": r.get("score"),
         "raw_output": raw if mode == "generate" else None,
@@ -729,6 +739,7 @@ def build_metrics(
                 }
             )
         entry["n"] = entry["models"][model_names[0]]["n"]
+        entry["n_truncated"] = sum(1 for r in grouped[(task, model_names[0])] if r.get("truncated_tokens"))
         if TUNED in model_names and BASE in model_names:
             entry["comparison"] = score_comparison(
                 grouped[(task, TUNED)],
@@ -854,6 +865,14 @@ def evaluate_run(
     plan = plan or build_eval_plan(params)
     p = plan.params
     model, tokenizer = model_and_tokenizer or load_eval_model(plan)
+    from .truncation import fit_eval_items, model_context_length
+
+    max_length = p.max_length or model_context_length(model, tokenizer)
+    items = fit_eval_items(
+        plan.items, tokenizer, max_length, mode=p.mode, max_new_tokens=p.max_new_tokens, score_eos=p.score_eos
+    )
+    if n_cut := sum(1 for it in items if it.truncated_tokens):
+        say(f"{n_cut} of {len(items)} example texts cut to fit max_length {max_length} tokens")
     kwargs = {
         "mode": p.mode,
         "batch_size": p.batch_size,
@@ -870,16 +889,16 @@ def evaluate_run(
         start = time.perf_counter()
         if name == BASE and plan.train_run_dir is not None:
             with model.disable_adapter():  # same weights as a fresh base model (tested)
-                predictions += score_examples(model, tokenizer, plan.items, model_name=name, **kwargs)
+                predictions += score_examples(model, tokenizer, items, model_name=name, **kwargs)
         else:
-            predictions += score_examples(model, tokenizer, plan.items, model_name=name, **kwargs)
+            predictions += score_examples(model, tokenizer, items, model_name=name, **kwargs)
         seconds[name] = time.perf_counter() - start
         say(f"{name}: {len(plan.items)} examples in {seconds[name]:.1f} s")
 
     metrics = build_metrics(
         predictions,
         plan.tasks,
-        settings=_settings(plan),
+        settings={**_settings(plan), "max_length": max_length},
         run_name=p.run_name,
         bootstrap_samples=p.bootstrap_samples,
         seed=p.seed,

@@ -654,7 +654,10 @@ def load_model(
         model = model.to(device=precision.device, dtype=precision.dtype)
         max_length = model.config.max_position_embeddings
     else:
-        model, tokenizer = _load_pretrained(spec.source, precision, cache_dir, trust_remote_code)
+        from .offline import check_model_available
+
+        source = check_model_available(name, cache_dir) or spec.source  # offline: the cached snapshot
+        model, tokenizer = _load_pretrained(source, precision, cache_dir, trust_remote_code)
         max_length = getattr(model.config, "max_position_embeddings", None)
 
     if precision.load_in_4bit and spec.kind in ("tiny", "gguf"):

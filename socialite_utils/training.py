@@ -50,11 +50,12 @@ from peft import LoraConfig, PeftModel
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, ProgressCallback, TrainerCallback, set_seed
 from transformers.trainer_pt_utils import BatchRebalanceSampler
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as hf_logging
 from trl import SFTConfig, SFTTrainer
 
 from . import models
+from .checkpoints import adapter_problem, describe_skipped, find_resume_checkpoint, whole_run_train_loss
+from .offline import check_model_available
 from .prompts import prompt_text
 from .runs import (
     RunWriter,
@@ -367,6 +368,18 @@ def build_lora_config(
     )
 
 
+def lora_config_for(params: TrainParams) -> LoraConfig:
+    """The run's LoraConfig, with ``modules_to_save="auto"`` resolved for its base model."""
+    modules_to_save = params.modules_to_save
+    if modules_to_save == "auto":
+        modules_to_save = models.recommended_lora_kwargs(params.base_model).get("modules_to_save")
+    elif isinstance(modules_to_save, str):
+        modules_to_save = target_modules_list(modules_to_save)
+    return build_lora_config(
+        params.lora_r, params.lora_alpha, params.lora_dropout, params.lora_target_modules, modules_to_save
+    )
+
+
 def _device_type(precision: Any | None) -> str:
     if precision is not None:
         return precision.device
@@ -435,6 +448,9 @@ class KitSFTTrainer(SFTTrainer):
       with a label are projected: the same loss, a fraction of the work for short completions.
     * the ``batch_rebalance`` sampler gets the run's seed (transformers builds it with its own
       default seed, 42, whatever ``args.seed`` says).
+
+    Resuming: the loss is logged at every checkpoint step (so a checkpoint's log covers every step
+    before it), and the final ``train_loss`` is the whole run's mean, not only the resumed steps'.
     """
 
     def __init__(self, *args: Any, compact_lm_head: bool = True, **kwargs: Any):
@@ -454,6 +470,15 @@ class KitSFTTrainer(SFTTrainer):
             and not self.aux_loss_enabled
             and not self.padding_free
         )
+        self.add_callback(_LogAtSaveCallback())
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:  # noqa: D102
+        if "train_loss" in logs and getattr(self, "_initial_global_step", 0) > 0:
+            # transformers averages over the steps of this call only; the history holds every step's loss
+            whole = whole_run_train_loss(self.state.log_history)
+            if whole is not None:
+                logs = {**logs, "train_loss": whole}
+        super().log(logs, start_time)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         sampler = super()._get_train_sampler(train_dataset)
@@ -493,6 +518,14 @@ class KitSFTTrainer(SFTTrainer):
             self._total_train_tokens += int(inputs["attention_mask"].sum()) // self._tp_size
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         return loss
+
+
+class _LogAtSaveCallback(TrainerCallback):
+    """Log the loss on every step that saves a checkpoint, so the checkpoint's history covers all its steps."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            control.should_log = True
 
 
 def _interactive_progress() -> bool:
@@ -588,6 +621,7 @@ def check_base_model_name(name: str) -> None:
         models.resolve_model(name)
     except ValueError as e:
         raise ValueError(f"base_model: {e}") from None
+    check_model_available(name)  # a hub id while offline: say so now, not after a minute of retries
 
 
 def partial_dir_for(run_dir: Path) -> Path:
@@ -601,19 +635,26 @@ def data_fingerprint(rows: list[dict]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-def resolve_resume(params: TrainParams, partial_dir: Path, fingerprint: str | None = None) -> str | None:
+def resolve_resume(
+    params: TrainParams, partial_dir: Path, fingerprint: str | None = None, *, say: Any = print
+) -> str | None:
     """The checkpoint to resume from (None for a fresh start); errors for every inconsistent case.
 
-    Resuming needs a checkpoint, the same params (except the ``_RESUME_FREE_FIELDS``) and, when
-    ``fingerprint`` is given, the same training rows.
+    Resuming needs a complete checkpoint, the same params (except the ``_RESUME_FREE_FIELDS``) and, when
+    ``fingerprint`` is given, the same training rows. A newer checkpoint left incomplete by a kill during
+    its save is skipped, and ``say`` names it with the missing or truncated file.
     """
     checkpoint_dir = partial_dir / "checkpoints"
-    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    found, skipped = find_resume_checkpoint(checkpoint_dir)
+    last = str(found) if found else None
     if params.resume:
         if last is None:
+            what = f"no checkpoint in {checkpoint_dir}"
+            if skipped:
+                what = f"no complete checkpoint in {checkpoint_dir}: incomplete {describe_skipped(skipped)}"
             raise ValueError(
-                f"resume=True but there is no checkpoint in {checkpoint_dir} (nothing to resume for run "
-                f"'{params.run_name}'); set resume=False to start a fresh run"
+                f"resume=True but there is {what} (nothing to resume "
+                f"for run '{params.run_name}'); set resume=False to start a fresh run"
             )
         saved = partial_dir / "params.json"
         if saved.exists():
@@ -633,9 +674,15 @@ def resolve_resume(params: TrainParams, partial_dir: Path, fingerprint: str | No
                 "resume=True but the training rows differ from the interrupted run's (was the data run rebuilt?); "
                 "set resume=False and delete the .partial directory to start over"
             )
+        if skipped:
+            say(
+                f"skipping incomplete {describe_skipped(skipped)}: the run was stopped while saving it; "
+                f"resuming from {found.name}, the newest complete checkpoint"
+            )
         return last
     if partial_dir.exists():
-        hint = f"{len(list(checkpoint_dir.glob('checkpoint-*')))} checkpoint(s)" if last else "no checkpoint"
+        n_saved = len(list(checkpoint_dir.glob("checkpoint-*")))
+        hint = f"{n_saved} checkpoint(s)" if n_saved else "no checkpoint"
         raise FileExistsError(
             f"an interrupted run left {partial_dir} ({hint}); set resume=True to continue it, "
             "or delete that directory to start over"
@@ -681,6 +728,7 @@ class TrainResult:
     n_dropped: int
     first_loss: float | None
     last_loss: float | None
+    train_loss: float | None  # mean loss per optimizer step over the whole run (resumed runs included)
     trainable_params: int
     total_params: int
     peak_memory_mb: float
@@ -699,7 +747,8 @@ class TrainResult:
             [
                 f"run: {self.run_dir}",
                 f"examples trained on: {self.n_train} ({self.n_dropped} dropped: no trained token after truncation)",
-                f"steps: {self.global_step}  loss: first {fl} -> last {ll}",
+                f"steps: {self.global_step}  loss: first {fl} -> last {ll}"
+                + ("" if self.train_loss is None else f" (mean over the run {self.train_loss:.4f})"),
                 f"trainable params: {self.trainable_params:,} of {self.total_params:,} "
                 f"({100 * self.trainable_params / max(1, self.total_params):.2f} %)",
                 f"time: {self.train_seconds:.1f} s  peak memory: {self.peak_memory_mb:.0f} MB",
@@ -770,7 +819,7 @@ def train_lora(
         validate_rows(data_rows)
     rows = sample_rows(data_rows, params.max_train_examples, params.seed)
     fingerprint = data_fingerprint(rows)
-    resume_from = resolve_resume(params, partial, fingerprint)
+    resume_from = resolve_resume(params, partial, fingerprint, say=say)
     check_base_model_name(params.base_model)
 
     if params.torch_threads:
@@ -795,14 +844,7 @@ def train_lora(
         f"training on {len(kept)} examples from {len(by_task)} task(s); {sup_tokens} trained tokens per epoch"
     )
 
-    modules_to_save = params.modules_to_save
-    if modules_to_save == "auto":
-        modules_to_save = models.recommended_lora_kwargs(params.base_model).get("modules_to_save")
-    elif isinstance(modules_to_save, str):
-        modules_to_save = target_modules_list(modules_to_save)
-    lora_config = build_lora_config(
-        params.lora_r, params.lora_alpha, params.lora_dropout, params.lora_target_modules, modules_to_save
-    )
+    lora_config = lora_config_for(params)
 
     # All checks passed: from here on files are written (checkpoints in the .partial directory).
     partial.mkdir(parents=True, exist_ok=True)
@@ -851,6 +893,7 @@ def train_lora(
         n_dropped=dropped,
         first_loss=losses[0][1] if losses else None,
         last_loss=losses[-1][1] if losses else None,
+        train_loss=next((h["train_loss"] for h in reversed(history) if "train_loss" in h), None),
         trainable_params=trainable,
         total_params=total,
         peak_memory_mb=peak,
@@ -928,6 +971,8 @@ def load_adapter(
     adapter_dir = run_dir / "adapter"
     if not adapter_dir.is_dir():
         raise FileNotFoundError(f"{run_dir} has no adapter/ (is it a training run from notebook 02?)")
+    if problem := adapter_problem(adapter_dir):
+        raise FileNotFoundError(f"{run_dir} has an incomplete LoRA adapter: {problem}")
     params = read_json(run_dir / "params.json") if (run_dir / "params.json").exists() else {}
     name = base_model or params.get("base_model")
     if not name:

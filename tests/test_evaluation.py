@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from safetensors.torch import save_file
 
 from socialite_utils import metrics as M
 from socialite_utils import scoring
@@ -347,6 +348,8 @@ def test_build_eval_items_rejects_a_missing_variant():
 def _fake_train_run(path, **params):
     (path / "adapter").mkdir(parents=True)
     (path / "adapter" / "adapter_config.json").write_text("{}")
+    (path / "adapter" / "tokenizer.json").write_text("{}")
+    save_file({}, path / "adapter" / "adapter_model.safetensors")  # a complete (empty) safetensors file
     write_json(path / "params.json", {"base_model": "smollm2-135m", **params})
     return path
 

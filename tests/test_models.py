@@ -19,7 +19,7 @@ import torch
 import transformers
 from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
-from socialite_utils import models
+from socialite_utils import models, offline
 from socialite_utils.models import (
     DEFAULT_CHAT_TEMPLATE,
     PRESETS,
@@ -315,7 +315,7 @@ def test_hub_id_loads_from_hf_cache_layout_offline(tmp_path, monkeypatch):
 
 def test_hub_load_passes_dtype_and_no_remote_code(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    _write_hub_cache(tmp_path / "hf", "meta-llama/Llama-2-7b-hf")
+    _, snapshot = _write_hub_cache(tmp_path / "hf", "meta-llama/Llama-2-7b-hf")
     calls = []
     real = transformers.AutoModelForCausalLM.from_pretrained
 
@@ -327,7 +327,8 @@ def test_hub_load_passes_dtype_and_no_remote_code(tmp_path, monkeypatch):
     bf16_cpu = Precision("cpu", torch.bfloat16, True, False, False, "test")
     model, _ = load_model("llama2-7b", precision=bf16_cpu, cache_dir=tmp_path / "hf")
     source, kwargs = calls[0]
-    assert source == "meta-llama/Llama-2-7b-hf" and kwargs["dtype"] is torch.bfloat16
+    # offline, the cached snapshot directory is loaded (an id would make transformers query the hub)
+    assert source == str(snapshot) and kwargs["dtype"] is torch.bfloat16
     assert kwargs["trust_remote_code"] is False and "quantization_config" not in kwargs
     assert model.dtype == torch.bfloat16
 
@@ -340,6 +341,8 @@ def _gated() -> GatedRepoError:
 
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_gated_repo_error_explains_login(monkeypatch, wrapped):
+    monkeypatch.setattr(offline, "hub_offline_reason", lambda **kw: None)  # pretend the hub is reachable
+
     def raise_gated(*args, **kwargs):
         if not wrapped:
             raise _gated()
@@ -359,6 +362,7 @@ def test_gated_repo_error_explains_login(monkeypatch, wrapped):
 
 
 def test_not_found_and_other_errors(monkeypatch):
+    monkeypatch.setattr(offline, "hub_offline_reason", lambda **kw: None)  # pretend the hub is reachable
     url = "https://huggingface.co/api/models/nobody/nothing"
     not_found = RepositoryNotFoundError(
         "404 Client Error. Repository Not Found",

@@ -395,6 +395,9 @@ def test_resume_continues_from_the_last_checkpoint(rows, runs_dir):
     assert [s for s, _ in loss_points(result.log_history)] == [1, 2, 3, 4, 5, 6]
     resumed_losses = [v for _, v in loss_points(result.log_history)]
     assert resumed_losses == pytest.approx([v for _, v in loss_points(straight.log_history)], abs=1e-6)
+    # ...and reports the whole run's mean loss, not the mean of the resumed steps 4-6 only
+    assert result.train_loss == pytest.approx(straight.train_loss, rel=1e-6)
+    assert result.train_loss == pytest.approx(sum(resumed_losses) / 6, rel=1e-6)
 
 
 # ---------------------------------------------------------------- bad input, before training
