@@ -18,6 +18,7 @@ from transformers import TrainerCallback
 
 from socialite_utils.assembly import build_data
 from socialite_utils.registry import load_registry
+from socialite_utils.runs import runs_root_at
 from socialite_utils.training import KitSFTTrainer, TrainParams, loss_points, train_lora
 
 TASKS = ("tweet_emotion", "tweet_irony", "emobank_valence", "tweet_stance")
@@ -230,7 +231,8 @@ def eval_runs(tmp_path_factory, bundle_dir) -> Path:
     root = tmp_path_factory.mktemp("eval-runs")
     tasks = select_tasks(load_registry("local"), ["tweet_irony", "tweet_stance"])
     data = build_data(tasks, data_dir=bundle_dir, max_train_per_task=8, max_eval_per_task=3)
-    write_data_run(root / "data", data, params={"suite": "local"})
+    with runs_root_at(root):
+        write_data_run("data", data, params={"suite": "local"})
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SOCIALITE_RUNS_DIR", str(root))
         train_lora(tiny(run_name="train", data_run="data", max_steps=2, save_steps=100), verbose=False)
@@ -376,7 +378,8 @@ def write_long_data_run(root: Path, bundle_dir: Path) -> tuple[str, str]:
     stance["text_b"] = ("Target words " * 300)[:3000]
     for row in (irony, stance):
         row["prompt"] = render_prompt(registry[row["task"]], row["text"], row.get("text_b"))
-    write_data_run(root / "long", data, params={"suite": "local"})
+    with runs_root_at(root):
+        write_data_run("long", data, params={"suite": "local"})
     return irony["id"], stance["id"]
 
 
