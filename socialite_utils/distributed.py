@@ -103,11 +103,22 @@ def accelerate_config_path(name: str = "deepspeed") -> Path:
     return Path(str(resources.files("socialite_utils") / "accelerate_configs" / ACCELERATE_CONFIGS[name]))
 
 
+def launch_args(name: str = "deepspeed") -> list[str]:
+    """``accelerate launch`` arguments for a shipped config (DeepSpeed: its JSON by absolute path, since
+    accelerate reads a relative ``deepspeed_config_file`` from the current directory)."""
+    path = accelerate_config_path(name)
+    args = ["--config_file", str(path)]
+    if name == "deepspeed":
+        args += ["--deepspeed_config_file", str(path.parent / DEEPSPEED_JSON)]
+    return args
+
+
 __all__ = [
     "ACCELERATE_CONFIGS",
     "accelerate_config_path",
     "batch_layout",
     "is_main_process",
+    "launch_args",
     "process_state",
     "wait_for_everyone",
     "world_gradient_accumulation",

@@ -5,7 +5,7 @@ The same parameters (:class:`socialite_utils.training.TrainParams`, every field 
 and the same function (:func:`socialite_utils.training.train_lora`) as the notebook. It runs under
 ``accelerate launch`` unchanged::
 
-    accelerate launch --config_file $(python -m socialite_utils.train --print-config deepspeed) \\
+    accelerate launch $(python -m socialite_utils.train --print-config deepspeed) \\
         -m socialite_utils.train --data-run data-demo --run-name train-7b --set base_model=llama2-7b
 
 The effective batch stays ``per_device_train_batch_size x gradient_accumulation_steps`` whatever the
@@ -20,7 +20,7 @@ from dataclasses import fields
 
 import yaml
 
-from .distributed import ACCELERATE_CONFIGS, accelerate_config_path
+from .distributed import ACCELERATE_CONFIGS, accelerate_config_path, launch_args
 from .training import TrainParams
 
 
@@ -79,8 +79,8 @@ def build_params(argv: list[str] | None = None) -> tuple[TrainParams, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--print-config"]:  # the path of a shipped accelerate config, for --config_file
-        print(accelerate_config_path(argv[1] if len(argv) > 1 else "deepspeed"))
+    if argv[:1] == ["--print-config"]:  # `accelerate launch` arguments for a shipped config
+        print(" ".join(launch_args(argv[1] if len(argv) > 1 else "deepspeed")))
         return 0
     if argv[:1] == ["--list-configs"]:
         for name in ACCELERATE_CONFIGS:
