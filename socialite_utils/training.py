@@ -866,11 +866,18 @@ def train_lora(
         model=trainer.model.eval(),
         tokenizer=tokenizer,
     )
+    if distributed.world_size() > 1:  # every rank takes part: DeepSpeed/FSDP gather the adapter's weights
+        trainer.save_model(str(partial / "adapter"))
     if not distributed.is_main_process():
         distributed.wait_for_everyone()  # the main process writes the run; return once it is complete
         return result
     with RunWriter(run_dir, overwrite=params.overwrite) as tmp, _quiet_progress():
-        trainer.model.save_pretrained(tmp / "adapter")
+        if distributed.world_size() > 1:
+            shutil.copytree(
+                partial / "adapter", tmp / "adapter", ignore=shutil.ignore_patterns("training_args.bin")
+            )
+        else:
+            trainer.model.save_pretrained(tmp / "adapter")
         tokenizer.save_pretrained(tmp / "adapter")
         if (partial / "base_model").exists():
             shutil.copytree(partial / "base_model", tmp / "base_model")

