@@ -82,6 +82,14 @@ class CrashAt(TrainerCallback):
             raise RuntimeError("simulated crash")
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """torch_threads=1 is process-wide: give the rest of the session its thread count back."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture()
 def data_run(runs_dir, bundle_dir):
     registry = load_registry("local")
