@@ -34,6 +34,7 @@ import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ import numpy as np
 
 from . import metrics as M
 from .assembly import load_data_run
+from .backends import VLLMModel, backend_info, check_backend, load_vllm_model
 from .checkpoints import adapter_problem
 from .prompts import draw_shots, render_variant_prompt, variant_label_words
 from .registry import Task, load_all_suites, load_registry, task_names
@@ -87,6 +89,7 @@ class EvalParams:
     normalize: str = "sum"  # score mode: label log-prob summed ("sum") or averaged ("mean") over tokens
     score_eos: bool = False  # score mode: also score the end marker after the label (see scoring.py)
     variant: int | None = None  # None: the registry's main prompt; i: task.variants[i] (notebook 04)
+    backend: str = "hf"  # generate mode: "hf" (transformers) or "vllm" (optional; see backends.py)
     bootstrap_samples: int = 1000  # resamples for every CI and the paired bootstrap
     seed: int = 0  # subsampling, few-shot draws, bootstrap
     overwrite: bool = False  # replace an existing evaluation run of the same name
@@ -113,6 +116,7 @@ class EvalParams:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"EvalParams.{name} = {getattr(self, name)!r} is out of range")
+        check_backend(self.backend, self.mode)
         if not self.data_run:
             raise ValueError("EvalParams.data_run is empty: name the data run written by notebook 01")
         if not self.train_run and not self.base_model:
@@ -478,8 +482,11 @@ def score_examples(
     prompts = [it.prompt for it in items]
     out: list[dict] = []
     if mode == "generate":
-        raws = generate_answers(
-            model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress
+        generate = (
+            model.generate_answers if isinstance(model, VLLMModel) else partial(generate_answers, model)
+        )
+        raws = generate(
+            tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress
         )
         for it, raw in zip(items, raws, strict=True):
             word = parse_answer(raw or "", it.answers, lenient=lenient)
@@ -843,6 +850,7 @@ def _settings(plan: EvalPlan) -> dict:
         "score_eos": p.score_eos,
         "max_new_tokens": p.max_new_tokens,
         "variant": p.variant,
+        "backend": backend_info(p.backend),
     }
 
 
@@ -864,7 +872,8 @@ def evaluate_run(
     say = print if verbose else (lambda *a, **k: None)
     plan = plan or build_eval_plan(params)
     p = plan.params
-    model, tokenizer = model_and_tokenizer or load_eval_model(plan)
+    load = load_vllm_model if p.backend == "vllm" else load_eval_model
+    model, tokenizer = model_and_tokenizer or load(plan)
     from .truncation import fit_eval_items, model_context_length
 
     max_length = p.max_length or model_context_length(model, tokenizer)

@@ -53,7 +53,7 @@ from transformers.trainer_pt_utils import BatchRebalanceSampler
 from transformers.utils import logging as hf_logging
 from trl import SFTConfig, SFTTrainer
 
-from . import models
+from . import distributed, models
 from .checkpoints import adapter_problem, describe_skipped, find_resume_checkpoint, whole_run_train_loss
 from .offline import check_model_available
 from .prompts import prompt_text
@@ -417,7 +417,10 @@ def build_sft_config(
         num_train_epochs=params.num_train_epochs,
         max_steps=params.max_steps,
         per_device_train_batch_size=params.per_device_train_batch_size,
-        gradient_accumulation_steps=params.gradient_accumulation_steps,
+        # Per rank: the same effective batch on any number of processes (see socialite_utils.distributed).
+        gradient_accumulation_steps=distributed.world_gradient_accumulation(
+            params.per_device_train_batch_size, params.gradient_accumulation_steps, distributed.world_size()
+        ),
         bf16=bool(precision.bf16) if precision is not None else False,
         fp16=bool(precision.fp16) if precision is not None else False,
         use_cpu=device == "cpu",
@@ -469,6 +472,7 @@ class KitSFTTrainer(SFTTrainer):
             and self.compute_loss_func is None
             and not self.aux_loss_enabled
             and not self.padding_free
+            and self.accelerator.num_processes == 1  # the compact path bypasses the DDP/DeepSpeed wrapper
         )
         self.add_callback(_LogAtSaveCallback())
 
@@ -804,8 +808,9 @@ def train_lora(
     that name unless ``overwrite``), ``resume`` (a checkpoint exists, same params), the base model
     name, and ``max_length`` (every kept example keeps a trained token).
     """
-    say = print if verbose else (lambda *a, **k: None)
+    say = print if verbose and distributed.is_main_process() else (lambda *a, **k: None)
     params.validate()
+    layout = distributed.batch_layout(params.per_device_train_batch_size, params.gradient_accumulation_steps)
     run_dir = new_run_dir(params.run_name, overwrite=params.overwrite)
     partial = partial_dir_for(run_dir)
     data_source = (
@@ -847,13 +852,16 @@ def train_lora(
     lora_config = lora_config_for(params)
 
     # All checks passed: from here on files are written (checkpoints in the .partial directory).
-    partial.mkdir(parents=True, exist_ok=True)
-    write_json(partial / "params.json", params.to_dict())
-    (partial / "data_fingerprint.txt").write_text(fingerprint + "\n")
-    if params.base_model in IN_PROCESS_PRESETS and not (partial / "base_model").exists():
-        with _quiet_progress():
-            model.save_pretrained(partial / "base_model")
-            tokenizer.save_pretrained(partial / "base_model")
+    distributed.wait_for_everyone()  # every rank has checked .partial before the main process writes it
+    if distributed.is_main_process():
+        partial.mkdir(parents=True, exist_ok=True)
+        write_json(partial / "params.json", params.to_dict())
+        (partial / "data_fingerprint.txt").write_text(fingerprint + "\n")
+        if params.base_model in IN_PROCESS_PRESETS and not (partial / "base_model").exists():
+            with _quiet_progress():
+                model.save_pretrained(partial / "base_model")
+                tokenizer.save_pretrained(partial / "base_model")
+    distributed.wait_for_everyone()
     sft_config = build_sft_config(params, partial / "checkpoints", precision=precision, n_examples=len(kept))
     with _quiet_progress():  # TRL's five preparation passes would each draw a progress bar
         trainer = KitSFTTrainer(
@@ -904,8 +912,18 @@ def train_lora(
         model=trainer.model.eval(),
         tokenizer=tokenizer,
     )
+    if distributed.world_size() > 1:  # every rank takes part: DeepSpeed/FSDP gather the adapter's weights
+        trainer.save_model(str(partial / "adapter"))
+    if not distributed.is_main_process():
+        distributed.wait_for_everyone()  # the main process writes the run; return once it is complete
+        return result
     with RunWriter(run_dir, overwrite=params.overwrite) as tmp, _quiet_progress():
-        trainer.model.save_pretrained(tmp / "adapter")
+        if distributed.world_size() > 1:
+            shutil.copytree(
+                partial / "adapter", tmp / "adapter", ignore=shutil.ignore_patterns("training_args.bin")
+            )
+        else:
+            trainer.model.save_pretrained(tmp / "adapter")
         tokenizer.save_pretrained(tmp / "adapter")
         if (partial / "base_model").exists():
             shutil.copytree(partial / "base_model", tmp / "base_model")
@@ -916,6 +934,7 @@ def train_lora(
             "precision": precision.describe(),
             "device_detail": models.describe_device(),
             "resumed_from": resume_from,
+            "batch": layout,
         }
         write_json(tmp / "provenance.json", provenance(extra))
         _write_jsonl(tmp / "train_log.jsonl", history)
@@ -930,6 +949,7 @@ def train_lora(
             "target_modules": lora_config.target_modules,
             "modules_to_save": lora_config.modules_to_save,
             "effective_batch_size": params.effective_batch_size,
+            **layout,
             "logging_steps": sft_config.logging_steps,
             "save_steps": sft_config.save_steps,
             "gradient_checkpointing": bool(sft_config.gradient_checkpointing),
@@ -942,6 +962,7 @@ def train_lora(
         fig.savefig(tmp / "loss_curve.png", dpi=120, bbox_inches="tight")
         _close(fig)
     shutil.rmtree(partial, ignore_errors=True)
+    distributed.wait_for_everyone()
     return result
 
 

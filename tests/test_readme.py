@@ -40,6 +40,16 @@ RUN = {
 SKIP = {
     r"^make setup": "CI's own first two steps (.ci/run runs `make setup` then `make test`); make test is this suite",
     r"^make demo": "23 min; the same pipeline runs in CI with the smoke profile (tests/test_pipeline.py)",
+    r"--profile smoke-mixing": "the smoke-mixing profile runs in tests/test_pipeline_mixing.py; cpu-mixing takes ~1 h, "
+    "gpu-mixing needs a GPU",
+    r"--profile smoke-writing": "the smoke-writing profile runs in tests/test_pipeline_writing.py; cpu-writing takes "
+    "~40 min",
+    r"socialite_utils\.train --data-run data-demo": "needs notebook 01's data-demo run; the same CLI trains the tiny "
+    "model in tests/test_multiprocess.py",
+    r"^accelerate launch": "needs GPUs and Llama-2-7B; the configs resolve in tests/test_accelerate_configs.py and "
+    "two CPU processes train in tests/test_multiprocess.py",
+    r"^lm_eval ": "needs the hub model and an exported run; the harness's parity with score mode is "
+    "tests/test_lmeval_export.py",
 }
 
 
