@@ -30,8 +30,9 @@ from socialite_utils import sample
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-# imported by the kit only on a GPU (the `gpu` extra) or only on Colab: not installed by the base package
-OPTIONAL_IMPORTS = {"bitsandbytes", "google"}
+# imported by the kit only on a GPU (the `gpu` and `vllm` extras, imported lazily) or only on Colab: not installed
+# by the base package
+OPTIONAL_IMPORTS = {"bitsandbytes", "google", "vllm"}
 
 
 def _requirements(lines: list[str]) -> dict[str, str]:
