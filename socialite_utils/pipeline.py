@@ -355,7 +355,11 @@ def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> lis
     pipe_dir, dest = Path(pipe_dir), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     copied = []
-    for src, name in PUBLISHED_FIGURES.items():
+    # notebook 07 draws one figure per metric: published as writing_<metric>
+    writing = {
+        f"writing/figures/{p.stem}": f"writing_{p.stem}" for p in pipe_dir.glob("writing/figures/*.png")
+    }
+    for src, name in {**PUBLISHED_FIGURES, **writing}.items():
         for ext in (".png", ".pdf"):
             path = pipe_dir / (src + ext)
             if path.exists():
@@ -367,9 +371,13 @@ def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> lis
         report_aggregate_table(metrics).to_csv(dest / "eval_aggregates.csv", index=False)
         report_claims(metrics).to_csv(dest / "eval_claims.csv", index=False)
     mixing = [f"mixing/{n}" for n in ("results.csv", "aggregates.csv", "gains.csv", "findings.txt")]
-    for extra in ("baselines/comparison.csv", "summary.txt", "pipeline_steps.json", *mixing):
+    writing = {f"writing/{n}": f"writing_{n}" for n in ("table.csv", "claims.csv", "examples.html")}
+    extras = {
+        e: Path(e).name for e in ("baselines/comparison.csv", "summary.txt", "pipeline_steps.json", *mixing)
+    }
+    for extra, name in {**extras, **writing}.items():
         if (pipe_dir / extra).exists():
-            shutil.copyfile(pipe_dir / extra, dest / Path(extra).name)
+            shutil.copyfile(pipe_dir / extra, dest / name)
     return copied
 
 

@@ -37,3 +37,9 @@ def test_smoke_writing_profile_runs_only_notebook_07(tmp_path, monkeypatch, writ
     assert (
         summary.startswith("writing assistance (notebook 07):") and summary.count("every writing task") == 3
     )
+    # --publish copies the writing figures (one per metric) and the numbers behind them
+    published = {p.name for p in pipeline.publish_figures(root, tmp_path / "pub")}
+    assert {"writing_sari.png", "writing_sari.pdf"} <= published
+    assert {"writing_table.csv", "writing_claims.csv", "writing_examples.html"} <= {
+        p.name for p in (tmp_path / "pub").iterdir()
+    }
