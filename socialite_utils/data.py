@@ -128,6 +128,11 @@ def load_local_split(task: Task, split: str, data_dir: str | os.PathLike | None 
         for key in ("text", "label") + (("text_b",) if task.pair else ()):
             if key not in obj:
                 raise DataError(f"{path}: line {lineno}: missing field '{key}'")
+        if not task.pair and obj.get("text_b") is not None:  # a second text would vanish from the prompt
+            raise DataError(
+                f"{path}: line {lineno}: field 'text_b' is set, but task '{task.name}' is not a pair task; add "
+                "`pair: true` (and `text_b_name`) to its YAML so the prompt shows it, or remove the field"
+            )
         for key in ("text", "text_b") if task.pair else ("text",):
             if not isinstance(obj[key], str):
                 raise DataError(

@@ -125,6 +125,25 @@ def test_text_b_that_is_not_a_string_is_an_error(make_bundle, runs_dir):
         load_task_split(pair, "test", data_dir=bundle)
 
 
+def test_text_b_in_a_task_without_pair_true_is_an_error_not_dropped(make_bundle, runs_dir):
+    """A second text would silently vanish from the prompt of a task not declared ``pair: true``."""
+    rows = [*VAL, {"text": "the remark", "text_b": "its target", "label": "yes"}]
+    bundle = make_bundle({"toy": {"train": GOOD, "validation": VAL, "test": rows}})
+    with pytest.raises(DataError) as exc:
+        _assemble([_task()], bundle)
+    path = bundle / "toy" / "test.jsonl"
+    assert str(exc.value).startswith(
+        f"{path}: line 3: field 'text_b' is set, but task 'toy' is not a pair task"
+    )
+    assert "pair: true" in str(exc.value)
+    assert _nothing_written(runs_dir)
+    # declared as a pair task, the same rows load (the other rows then need a text_b too)
+    paired = [{**r, "text_b": "t"} for r in rows[:2]] + rows[2:]
+    ok = make_bundle({"toy": {"train": [{**r, "text_b": "t"} for r in GOOD], "validation": paired[:2],
+                              "test": paired}})  # fmt: skip
+    assert load_task_split(_task(pair=True), "test", data_dir=ok)[2]["text_b"] == "its target"
+
+
 # ------------------------------------------------------------------ 11. empty splits
 
 

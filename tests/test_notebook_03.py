@@ -43,6 +43,7 @@ def test_notebook_03_smoke(tmp_path, inputs):
         data_run="data",
         train_run="train",
         mode="score",
+        max_length=4096,
         smoke=True,
     )
     run = inputs / "nb03"
@@ -50,6 +51,8 @@ def test_notebook_03_smoke(tmp_path, inputs):
     assert metrics["schema_version"] == 1 and metrics["models"] == ["base", "tuned"]
     assert sorted(metrics["tasks"]) == sorted(TASKS)
     assert metrics["settings"]["max_eval_per_task"] == 4 and metrics["settings"]["bootstrap_samples"] == 200
+    assert metrics["settings"]["max_length"] == 4096  # the notebook parameter reaches the truncation rule
+    assert all(t["n_truncated"] == 0 for t in metrics["tasks"].values())
     preds = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 4 * 4 * 2  # smoke: 4 examples per task x 4 tasks x (base, tuned)
     assert {c["claim"][:30] for c in metrics["claims"]} and len(metrics["claims"]) == 2
