@@ -68,8 +68,13 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def load_manifest(data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The bundle's MANIFEST.json (``{}`` if the bundle has none)."""
-    path = resolve_data_dir(data_dir) / "MANIFEST.json"
+    """The social bundle's MANIFEST.json (``{}`` if the bundle has none)."""
+    return read_manifest(resolve_data_dir(data_dir))
+
+
+def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
+    """``root/MANIFEST.json`` of any data bundle (``{}`` if it has none); invalid JSON names file and line."""
+    path = Path(root) / "MANIFEST.json"
     if not path.exists():
         return {}
     try:

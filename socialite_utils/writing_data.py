@@ -9,14 +9,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from .data import DataError, default_data_dir
+from .data import DataError, default_data_dir, read_manifest
 from .registry import Task
 from .runs import iter_jsonl
 
@@ -55,16 +54,6 @@ def _resolve(path: str | os.PathLike | None, default: Path, env: str, layout: st
     return root.resolve()
 
 
-def _read_manifest(root: Path) -> dict[str, Any]:
-    path = root / "MANIFEST.json"
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
-
-
 def writing_task_status(data_dir: str | os.PathLike | None = None) -> dict[str, str]:
     """Every task the writing bundle's MANIFEST names, with its status: ``"ok"`` or why there is no data.
 
@@ -72,7 +61,7 @@ def writing_task_status(data_dir: str | os.PathLike | None = None) -> dict[str, 
     "no data" for them instead of dropping them. Without a MANIFEST: the task folders, each ``"ok"``.
     """
     root = _resolve(data_dir, default_writing_dir(), WRITING_DIR_ENV, "<dir>/<task>/<split>.jsonl")
-    manifest = _read_manifest(root)
+    manifest = read_manifest(root)
     if not manifest:
         return {p.name: "ok" for p in sorted(root.iterdir()) if p.is_dir()}
     out = {}
@@ -155,7 +144,7 @@ def general_source_licences(data_dir: str | os.PathLike | None = None) -> dict[s
     ``alpaca_libre``).
     """
     root = _resolve(data_dir, default_general_dir(), GENERAL_DIR_ENV, "<dir>/train.jsonl")
-    manifest = _read_manifest(root)
+    manifest = read_manifest(root)
     out = {}
     for i, comp in enumerate(manifest.get("components", [])):
         try:
