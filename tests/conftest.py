@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from socialite_utils.data import default_data_dir
+from socialite_utils.registry import Task
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,6 +70,38 @@ def write_bundle(root: Path, tasks: dict[str, dict[str, list]]) -> Path:
 def make_bundle(tmp_path):
     """Factory: make_bundle({"task": {"train": [...], ...}}) -> bundle dir."""
     return lambda tasks: write_bundle(tmp_path / "bundle", tasks)
+
+
+def toy_task(**kw) -> Task:
+    """A small classification task ``toy`` (labels no/yes, local dir ``toy``); keyword arguments override fields."""
+    base = dict(
+        name="toy",
+        suite="t",
+        category="offensive",
+        type="classification",
+        group="seen",
+        labels=["no", "yes"],
+        instruction="Answer with one of: no, yes.",
+        sources={"local": {"dir": "toy"}},
+    )
+    base.update(kw)
+    return Task(**base)
+
+
+TRAIN_TASKS = ("tweet_emotion", "tweet_irony", "emobank_valence", "tweet_stance")
+
+
+@pytest.fixture(scope="session")
+def train_rows(bundle_dir) -> list[dict]:
+    """~40 real train rows (paper format) from four seen bundle tasks: a pair task and a regression task included."""
+    from socialite_utils.assembly import build_data
+    from socialite_utils.registry import load_registry
+
+    registry = load_registry("local")
+    data = build_data(
+        [registry[t] for t in TRAIN_TASKS], data_dir=bundle_dir, max_train_per_task=10, max_eval_per_task=1
+    )
+    return data.splits["train"]
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+from conftest import toy_task
 
 from socialite_utils.assembly import (
     _cap_balanced,
@@ -16,25 +17,13 @@ from socialite_utils.assembly import (
     write_data_run,
 )
 from socialite_utils.data import DataError
-from socialite_utils.registry import Task, load_registry, select_tasks
+from socialite_utils.registry import load_registry, select_tasks
 from socialite_utils.runs import RunExistsError, RunWriter
 
 REG = load_registry("local")
 
 
-def _task(**kw) -> Task:
-    base = dict(
-        name="toy",
-        suite="t",
-        category="offensive",
-        type="classification",
-        group="seen",
-        labels=["no", "yes"],
-        instruction="Answer with one of: no, yes.",
-        sources={"local": {"dir": "toy"}},
-    )
-    base.update(kw)
-    return Task(**base)
+_task = toy_task
 
 
 def test_real_bundle_all_tasks(bundle_dir):

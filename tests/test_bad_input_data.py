@@ -13,30 +13,19 @@ import re
 import warnings
 
 import pytest
+from conftest import toy_task
 
 from socialite_utils import sources
 from socialite_utils.assembly import build_data, load_data_card, write_data_run
 from socialite_utils.data import DataError, DataWarning, load_task_split
 from socialite_utils.prompts import render_prompt, render_variant_prompt
-from socialite_utils.registry import SOURCE_FIELDS, SOURCE_KINDS, RegistryError, Task, load_registry
+from socialite_utils.registry import SOURCE_FIELDS, SOURCE_KINDS, RegistryError, load_registry
 from socialite_utils.runs import read_jsonl
 
 REG = load_registry("local")
 
 
-def _task(**kw) -> Task:
-    base = dict(
-        name="toy",
-        suite="t",
-        category="offensive",
-        type="classification",
-        group="seen",
-        labels=["no", "yes"],
-        instruction="Answer with one of: no, yes.",
-        sources={"local": {"dir": "toy"}},
-    )
-    base.update(kw)
-    return Task(**base)
+_task = toy_task
 
 
 def _rows(split: str) -> list[dict]:

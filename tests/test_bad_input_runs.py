@@ -13,31 +13,19 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import toy_task
 
 from socialite_utils import pipeline
 from socialite_utils.analysis import analyze_eval_run, write_analysis_run
 from socialite_utils.assembly import build_data, load_data_run, write_data_run
 from socialite_utils.baselines import write_baselines_run
 from socialite_utils.evaluation import EvalParams, build_eval_plan
-from socialite_utils.registry import Task, load_registry, select_tasks
+from socialite_utils.registry import load_registry, select_tasks
 from socialite_utils.runs import RunExistsError, new_run_dir, resolve_run_dir
 from socialite_utils.training import TrainParams
 
 REPO = Path(__file__).resolve().parent.parent
 BAD_NAMES = ["../escape", "sub/dir", "/abs/run", ".hidden", "x.partial", "", "a b"]
-
-
-def _toy_task(name: str = "toy") -> Task:
-    return Task(
-        name=name,
-        suite="t",
-        category="offensive",
-        type="classification",
-        group="seen",
-        labels=["no", "yes"],
-        instruction="Answer with one of: no, yes.",
-        sources={"local": {"dir": name}},
-    )
 
 
 def _toy_data(make_bundle, n_train: int = 4, **kw):
@@ -51,7 +39,7 @@ def _toy_data(make_bundle, n_train: int = 4, **kw):
             }
         }
     )
-    return build_data([_toy_task()], data_dir=bundle, **kw)
+    return build_data([toy_task()], data_dir=bundle, **kw)
 
 
 def _tree(root: Path) -> dict[str, bytes | None]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TRAIN_TASKS
 from transformers import TrainerCallback
 
 from socialite_utils.assembly import build_data
@@ -21,17 +22,12 @@ from socialite_utils.registry import load_registry
 from socialite_utils.runs import runs_root_at
 from socialite_utils.training import KitSFTTrainer, TrainParams, loss_points, train_lora
 
-TASKS = ("tweet_emotion", "tweet_irony", "emobank_valence", "tweet_stance")
+TASKS = TRAIN_TASKS
 
 
 @pytest.fixture(scope="module")
-def rows(bundle_dir) -> list[dict]:
-    """40 real train rows (paper format) from four bundle tasks."""
-    registry = load_registry("local")
-    data = build_data(
-        [registry[t] for t in TASKS], data_dir=bundle_dir, max_train_per_task=10, max_eval_per_task=1
-    )
-    return data.splits["train"]
+def rows(train_rows) -> list[dict]:
+    return [dict(r) for r in train_rows]  # a copy per module: a test may change its rows
 
 
 def tiny(**overrides) -> TrainParams:

@@ -12,6 +12,7 @@ import json
 
 import pytest
 import torch
+from conftest import TRAIN_TASKS
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
@@ -38,18 +39,12 @@ from socialite_utils.training import (
     train_lora,
 )
 
-TASKS = ("tweet_emotion", "tweet_irony", "emobank_valence", "tweet_stance")
+TASKS = TRAIN_TASKS
 
 
 @pytest.fixture(scope="module")
-def rows(bundle_dir) -> list[dict]:
-    """~40 real train rows (paper format) from four seen bundle tasks: a pair task and a regression task included."""
-    registry = load_registry("local")
-    data = build_data(
-        [registry[t] for t in TASKS], data_dir=bundle_dir, max_train_per_task=10, max_eval_per_task=1
-    )
-    assert len(data.splits["train"]) == 40
-    return data.splits["train"]
+def rows(train_rows) -> list[dict]:
+    return [dict(r) for r in train_rows]  # a copy per module: a test may change its rows
 
 
 def tiny(**overrides) -> TrainParams:
