@@ -1,0 +1,131 @@
+"""Contextual calibration (Zhao et al. 2021): content-free prompts, the prior, calibrated rows beside the old ones."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from conftest import toy_task
+
+from socialite_utils import calibration as C
+from socialite_utils.prompts import render_prompt
+
+
+def _row(task, text, text_b=None, fmt="paper", shots=None, **kw):
+    return {
+        "id": kw.get("id", "t-1"),
+        "task": task.name,
+        "text": text,
+        "text_b": text_b,
+        "labels": list(task.labels),
+        "prompt": render_prompt(task, text, text_b, fmt=fmt, shots=shots),
+    }
+
+
+def test_content_free_prompt_is_the_prompt_of_the_filler_text():
+    task = toy_task(labels=["negative", "positive"])
+    # The shot repeats the example's text: only the example's own (last) occurrence is replaced.
+    shot = {"text": "great day", "label": "positive"}
+    row = _row(task, "great day", shots=[shot])
+    assert C.content_free_prompt(row, "N/A") == render_prompt(task, "N/A", shots=[shot])
+    assert C.content_free_prompt(row, "") == render_prompt(task, "", shots=[shot])
+
+
+def test_content_free_prompt_pair_and_chat():
+    task = toy_task(labels=["against", "favor", "none"], pair=True, text_b_name="Target")
+    row = _row(task, "I love it", "atheism")
+    assert C.content_free_prompt(row, "[MASK]") == render_prompt(task, "[MASK]", "[MASK]")
+    chat = _row(toy_task(), "so so", fmt="chat")
+    assert C.content_free_prompt(chat, "N/A") == render_prompt(toy_task(), "N/A", fmt="chat")
+    assert chat["prompt"] != C.content_free_prompt(chat, "N/A")  # the row's prompt is not modified
+
+
+def test_content_free_prompt_names_the_row_when_the_text_is_missing():
+    row = {**_row(toy_task(), "hello"), "text": "not in the prompt", "id": "tweet_irony-7"}
+    with pytest.raises(ValueError, match="tweet_irony-7.*does not appear in its prompt"):
+        C.content_free_prompt(row, "N/A")
+
+
+def test_calibrate_probs_by_hand():
+    # p = (0.6, 0.4), prior = (0.8, 0.2): weights 0.75 and 2.0, normalised 0.75/2.75 and 2/2.75.
+    out = C.calibrate_probs({"a": 0.6, "b": 0.4}, {"a": 0.8, "b": 0.2})
+    assert out["a"] == pytest.approx(0.75 / 2.75) and out["b"] == pytest.approx(2 / 2.75)
+    assert list(out) == ["a", "b"]
+    # a prior equal to the prediction gives the uniform distribution
+    assert C.calibrate_probs({"a": 0.7, "b": 0.3}, {"a": 0.7, "b": 0.3}) == pytest.approx(
+        {"a": 0.5, "b": 0.5}
+    )
+    with pytest.raises(ValueError, match="differ"):
+        C.calibrate_probs({"a": 1.0}, {"b": 1.0})
+
+
+def test_calibrate_predictions_flips_the_prior_label_and_keeps_the_old_answer():
+    rows = [
+        {
+            "id": "x",
+            "task": "t",
+            "model": "tuned",
+            "task_type": "classification",
+            "gold": "b",
+            "parsed": "a",
+            "probs": {"a": 0.6, "b": 0.4},
+            "expected_score": None,
+            "correct": False,
+        },
+        {
+            "id": "x",
+            "task": "t",
+            "model": "base",
+            "task_type": "classification",
+            "gold": "b",
+            "parsed": "a",
+            "probs": {"a": 0.6, "b": 0.4},
+            "expected_score": None,
+            "correct": False,
+        },
+        {
+            "id": "y",
+            "task": "r",
+            "model": "tuned",
+            "task_type": "regression",
+            "gold": "high",
+            "parsed": "low",
+            "probs": {"low": 0.55, "high": 0.45},
+            "expected_score": 0.45,
+            "correct": False,
+        },
+    ]
+    priors = {"tuned": {"t": {"a": 0.8, "b": 0.2}, "r": {"low": 0.9, "high": 0.1}}}
+    out = C.calibrate_predictions(rows, priors)
+    assert out[0]["parsed"] == "b" and out[0]["correct"] is True and out[0]["calibration"] == "contextual"
+    assert out[0]["uncalibrated"] == {
+        "parsed": "a",
+        "probs": {"a": 0.6, "b": 0.4},
+        "expected_score": None,
+        "correct": False,
+    }
+    assert out[1] == rows[1]  # no prior for the base model: unchanged
+    # regression: 0.45/0.1 = 4.5 vs 0.55/0.9 = 0.611 -> P(high) = 4.5 / 5.111
+    assert out[2]["expected_score"] == pytest.approx(4.5 / (4.5 + 0.55 / 0.9))
+    assert out[2]["parsed"] == "high"
+    assert rows[0]["parsed"] == "a"  # the input rows are not modified
+
+
+def test_priors_from_the_tiny_model_are_distributions_per_task():
+    from socialite_utils.models import load_model
+
+    model, tok = load_model("tiny-random", train_texts=["good fun", "bad day", "N/A [MASK]"] * 4)
+    task = toy_task(labels=["negative", "positive"])
+    rows = {"toy": [_row(task, "good fun")]}
+    priors = C.score_content_free_priors(model, tok, rows)
+    assert set(priors) == {"toy"} and list(priors["toy"]) == ["negative", "positive"]
+    assert math.isclose(sum(priors["toy"].values()), 1.0, rel_tol=1e-9)
+    # by hand: the mean of the three fillers' label distributions
+    from socialite_utils.scoring import label_probabilities, score_label_logprobs
+
+    prompts = [C.content_free_prompt(rows["toy"][0], f) for f in C.CONTENT_FREE_FILLERS]
+    dists = [
+        label_probabilities(lp)
+        for lp in score_label_logprobs(model, tok, prompts, task.labels, progress=False)
+    ]
+    assert priors["toy"]["positive"] == pytest.approx(sum(d["positive"] for d in dists) / 3)
