@@ -204,3 +204,19 @@ def build_calibrated_metrics(
     )
     out["calibration"] = {"method": "contextual", "fillers": list(CONTENT_FREE_FILLERS), "priors": priors}
     return out, rows
+
+
+def score_item_priors(
+    model: Any, tokenizer: Any, items: Sequence[Any], models: Sequence[str], **kwargs: Any
+) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`score_model_priors` for an evaluation plan's items (``EvalItem``): each task's first item gives the
+    prompt (as the model sees it, variant and shots included); priors are keyed by the task's canonical labels."""
+    firsts: dict[str, Any] = {}
+    for it in items:
+        firsts.setdefault(it.row["task"], it)
+    rows = {t: [{**it.row, "prompt": it.prompt, "labels": list(it.answers)}] for t, it in firsts.items()}
+    by_word = score_model_priors(model, tokenizer, rows, models, **kwargs)
+    return {
+        m: {t: {firsts[t].to_label[w]: p for w, p in dist.items()} for t, dist in tasks.items()}
+        for m, tasks in by_word.items()
+    }

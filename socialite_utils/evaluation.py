@@ -43,6 +43,7 @@ import numpy as np
 from . import metrics as M
 from .assembly import load_data_run
 from .backends import VLLMModel, backend_info, check_backend, load_vllm_model
+from .calibration import CALIBRATIONS
 from .checkpoints import adapter_problem
 from .prompts import draw_shots, render_variant_prompt, variant_label_words
 from .registry import Task, load_all_suites, load_registry, task_names
@@ -89,6 +90,7 @@ class EvalParams:
     normalize: str = "sum"  # score mode: label log-prob summed ("sum") or averaged ("mean") over tokens
     score_eos: bool = False  # score mode: also score the end marker after the label (see scoring.py)
     variant: int | None = None  # None: the registry's main prompt; i: task.variants[i] (notebook 04)
+    calibration: str = "none"  # score mode: "contextual" also writes calibrated/ beside (see calibration.py)
     backend: str = "hf"  # generate mode: "hf" (transformers) or "vllm" (optional; see backends.py)
     bootstrap_samples: int = 1000  # resamples for every CI and the paired bootstrap
     seed: int = 0  # subsampling, few-shot draws, bootstrap
@@ -100,7 +102,12 @@ class EvalParams:
     def validate(self) -> EvalParams:
         """Raise ValueError naming the first bad field; return self."""
         check_run_name(self.run_name)
-        choices = {"mode": MODES, "split": EVAL_SPLITS, "normalize": NORMALIZATIONS}
+        choices = {
+            "mode": MODES,
+            "split": EVAL_SPLITS,
+            "normalize": NORMALIZATIONS,
+            "calibration": CALIBRATIONS,
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"EvalParams.{name} = {getattr(self, name)!r}; expected one of {allowed}")
@@ -117,6 +124,10 @@ class EvalParams:
             if not ok:
                 raise ValueError(f"EvalParams.{name} = {getattr(self, name)!r} is out of range")
         check_backend(self.backend, self.mode)
+        if self.calibration != "none" and self.mode != "score":
+            raise ValueError(
+                f"EvalParams.calibration = {self.calibration!r} needs mode='score' (label probabilities)"
+            )
         if not self.data_run:
             raise ValueError("EvalParams.data_run is empty: name the data run written by notebook 01")
         if not self.train_run and not self.base_model:
@@ -822,6 +833,7 @@ class EvalResult:
     predictions: list[dict] = field(repr=False)
     seconds: dict[str, float]
     figures: list[Path]
+    calibrated_metrics: dict | None = field(default=None, repr=False)  # calibration="contextual": beside
 
     def timing(self) -> str:
         """Seconds per model and per example."""
@@ -912,9 +924,26 @@ def evaluate_run(
         bootstrap_samples=p.bootstrap_samples,
         seed=p.seed,
     )
+    calibrated = None
+    if p.calibration == "contextual":
+        from .calibration import build_calibrated_metrics, score_item_priors
+
+        priors = score_item_priors(
+            model,
+            tokenizer,
+            plan.items,
+            plan.models,
+            normalize=p.normalize,
+            score_eos=p.score_eos,
+            batch_size=p.batch_size,
+        )
+        calibrated = build_calibrated_metrics(metrics, predictions, priors)
     with RunWriter(plan.run_dir, overwrite=p.overwrite) as tmp:
         _write_jsonl(tmp / "predictions.jsonl", predictions)
         write_json(tmp / "metrics.json", metrics)
+        if calibrated is not None:  # beside the uncalibrated run, never instead of it
+            _write_jsonl(tmp / "calibrated" / "predictions.jsonl", calibrated[1])
+            write_json(tmp / "calibrated" / "metrics.json", calibrated[0])
         write_json(tmp / "params.json", p.to_dict())
         report_paper_comparison(metrics).to_csv(tmp / "paper_comparison.csv", index=False)
         figures = plot_all(metrics, tmp / "figures")
@@ -928,7 +957,14 @@ def evaluate_run(
         }
         write_json(tmp / "provenance.json", provenance(extra))
     figures = [plan.run_dir / "figures" / f.name for f in figures]
-    return EvalResult(plan.run_dir, metrics, predictions, seconds, figures)
+    return EvalResult(
+        plan.run_dir,
+        metrics,
+        predictions,
+        seconds,
+        figures,
+        calibrated[0] if calibrated is not None else None,
+    )
 
 
 def load_eval_run(run: str | os.PathLike) -> tuple[dict, list[dict]]:

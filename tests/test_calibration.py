@@ -6,6 +6,7 @@ import math
 
 import pytest
 from conftest import toy_task
+from test_evaluation import trained  # noqa: F401, F811  (fixture: a data run and a 4-step tiny training run)
 
 from socialite_utils import calibration as C
 from socialite_utils.prompts import render_prompt
@@ -129,3 +130,40 @@ def test_priors_from_the_tiny_model_are_distributions_per_task():
         for lp in score_label_logprobs(model, tok, prompts, task.labels, progress=False)
     ]
     assert priors["toy"]["positive"] == pytest.approx(sum(d["positive"] for d in dists) / 3)
+
+
+@pytest.mark.slow
+def test_evaluate_run_writes_calibrated_beside_and_leaves_the_run_unchanged(trained, tmp_path, monkeypatch):  # noqa: F811
+    import json
+
+    from socialite_utils.evaluation import EvalParams, evaluate_run
+
+    monkeypatch.setenv("SOCIALITE_RUNS_DIR", str(tmp_path))
+    common = dict(
+        data_run=str(trained / "data"), train_run=str(trained / "train"), mode="score", bootstrap_samples=50
+    )
+    plain = evaluate_run(EvalParams(run_name="plain", **common), verbose=False)
+    cal = evaluate_run(EvalParams(run_name="cal", calibration="contextual", **common), verbose=False)
+    # the uncalibrated run is what it is without calibration (only the run name differs)
+    name = "predictions.jsonl"
+    assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "cal" / name).read_bytes()
+    assert {**plain.metrics, "run_name": "cal"} == cal.metrics
+    assert not (tmp_path / "plain" / "calibrated").exists() and plain.calibrated_metrics is None
+    written = json.loads((tmp_path / "cal" / "calibrated" / "metrics.json").read_text())
+    assert written["settings"]["calibration"] == "contextual"
+    priors = written["calibration"]["priors"]
+    assert set(priors) == {"base", "tuned"} and set(priors["tuned"]) == set(written["tasks"])
+    rows = [json.loads(x) for x in (tmp_path / "cal" / "calibrated" / "predictions.jsonl").open()]
+    for r in rows:  # each answer is the argmax of p / prior, the old one kept
+        expect = C.calibrate_probs(r["uncalibrated"]["probs"], priors[r["model"]][r["task"]])
+        assert r["probs"] == pytest.approx(expect) and r["parsed"] == max(expect, key=expect.get)
+    assert cal.calibrated_metrics["tasks"].keys() == written["tasks"].keys()
+
+
+def test_calibration_needs_score_mode():
+    from socialite_utils.evaluation import EvalParams
+
+    with pytest.raises(ValueError, match="calibration = 'contextual' needs mode='score'"):
+        EvalParams(run_name="x", mode="generate", calibration="contextual").validate()
+    with pytest.raises(ValueError, match="calibration"):
+        EvalParams(run_name="x", mode="score", calibration="zhao").validate()
