@@ -8,7 +8,7 @@ optimizer steps, wall times, seen / related mean macro-F1 of the base and tuned 
 model against the best floor (paired 95% CI over test examples) and the collapsed seen tasks (one answer for
 more than 90% of a task's examples). The same table with contextual calibration (Zhao et al. 2021) follows;
 calibration is computed from the saved predictions plus one content-free prompt per task and model
-(``socialite_utils.calibration``), beside the uncalibrated numbers, never instead of them.
+(``socialite_utils.contextual_calibration``), beside the uncalibrated numbers, never instead of them.
 
     python benchmarks/bench_levers.py                       # every configuration below, in order
     python benchmarks/bench_levers.py --configs 160-bal     # only some (comma-separated names)
@@ -52,6 +52,15 @@ CONFIGS: dict[str, tuple[str, dict[str, object]]] = {
             "train.lora_target_modules": "all-linear",
         },
     ),
+    "160-bal-chat": (
+        "as 160-bal, prompts in the instruct model's chat template",
+        {
+            "data.max_train_per_task": 160,
+            "data.balance_train": True,
+            "data.prompt_format": "chat",
+            "train.num_train_epochs": 1,
+        },
+    ),
     "320-bal": (
         "twice the rows again, one pass, label-balanced",
         {"data.max_train_per_task": 320, "data.balance_train": True, "train.num_train_epochs": 1},
@@ -67,12 +76,19 @@ def _set_args(overrides: dict[str, object]) -> list[str]:
     return out
 
 
-def _finished(run_dir: Path) -> bool:
+def _missing_steps(run_dir: Path) -> list[str]:
+    """The table's steps that have not finished yet, in order (all of them for a new run)."""
     steps_file = run_dir / "pipeline_steps.json"
-    if not steps_file.exists():
-        return False
-    done = {s["step"] for s in json.loads(steps_file.read_text()) if s["ok"]}
-    return set(STEPS.split(",")) <= done
+    done = (
+        {s["step"] for s in json.loads(steps_file.read_text()) if s["ok"]} if steps_file.exists() else set()
+    )
+    missing = [s for s in STEPS.split(",") if s not in done]
+    # a step reruns everything after it (a new data run needs a new adapter, and so on)
+    return STEPS.split(",")[STEPS.split(",").index(missing[0]) :] if missing else []
+
+
+def _finished(run_dir: Path) -> bool:
+    return not _missing_steps(run_dir)
 
 
 def run_config(name: str, runs_dir: Path) -> None:
@@ -90,9 +106,9 @@ def run_config(name: str, runs_dir: Path) -> None:
         "--run-name",
         run_dir.name,
     ]
-    cmd += ["--runs-dir", str(runs_dir), *_set_args(CONFIGS[name][1])]
-    if run_dir.exists():
-        cmd += ["--only", STEPS]  # an interrupted run: its steps again, each replaced atomically
+    # --only: the steps this table needs (an interrupted run reruns the unfinished ones, each replaced atomically)
+    only = ",".join(_missing_steps(run_dir))
+    cmd += ["--runs-dir", str(runs_dir), "--only", only, *_set_args(CONFIGS[name][1])]
     print(f"[{name}] {' '.join(cmd[1:])}", flush=True)
     t0 = time.time()
     subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
@@ -107,7 +123,7 @@ def _fmt_ci(value: float, ci: list[float] | None) -> str:
 
 def _priors(run_dir: Path, metrics: dict) -> dict:
     """Content-free label priors of the run's base and tuned models (cached in the run directory)."""
-    from socialite_utils import calibration
+    from socialite_utils import contextual_calibration as calibration
     from socialite_utils.runs import read_json, read_jsonl, write_json_atomic
     from socialite_utils.training import load_adapter, load_run_tokenizer
 
@@ -134,7 +150,7 @@ def _priors(run_dir: Path, metrics: dict) -> dict:
 
 def lever_row(run_dir: Path, *, name: str, calibrated: bool) -> dict[str, str]:
     """One table row from a finished run's files (calibrated: contextual calibration of the same predictions)."""
-    from socialite_utils.calibration import build_calibrated_metrics
+    from socialite_utils.contextual_calibration import build_calibrated_metrics
     from socialite_utils.evaluation import load_eval_run
     from socialite_utils.reporting import build_floor_claim, collapsed_tasks
     from socialite_utils.runs import read_json, read_jsonl

@@ -43,8 +43,8 @@ import numpy as np
 from . import metrics as M
 from .assembly import load_data_run
 from .backends import VLLMModel, backend_info, check_backend, load_vllm_model
-from .calibration import CALIBRATIONS
 from .checkpoints import adapter_problem
+from .contextual_calibration import CALIBRATIONS
 from .prompts import draw_shots, render_variant_prompt, variant_label_words
 from .registry import Task, load_all_suites, load_registry, task_names
 from .runs import (
@@ -90,7 +90,9 @@ class EvalParams:
     normalize: str = "sum"  # score mode: label log-prob summed ("sum") or averaged ("mean") over tokens
     score_eos: bool = False  # score mode: also score the end marker after the label (see scoring.py)
     variant: int | None = None  # None: the registry's main prompt; i: task.variants[i] (notebook 04)
-    calibration: str = "none"  # score mode: "contextual" also writes calibrated/ beside (see calibration.py)
+    calibration: str = (
+        "none"  # score mode: "contextual" also writes calibrated/ beside (see contextual_calibration.py)
+    )
     backend: str = "hf"  # generate mode: "hf" (transformers) or "vllm" (optional; see backends.py)
     bootstrap_samples: int = 1000  # resamples for every CI and the paired bootstrap
     seed: int = 0  # subsampling, few-shot draws, bootstrap
@@ -926,7 +928,7 @@ def evaluate_run(
     )
     calibrated = None
     if p.calibration == "contextual":
-        from .calibration import build_calibrated_metrics, score_item_priors
+        from .contextual_calibration import build_calibrated_metrics, score_item_priors
 
         priors = score_item_priors(
             model,

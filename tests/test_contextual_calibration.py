@@ -8,7 +8,7 @@ import pytest
 from conftest import toy_task
 from test_evaluation import trained  # noqa: F401, F811  (fixture: a data run and a 4-step tiny training run)
 
-from socialite_utils import calibration as C
+from socialite_utils import contextual_calibration as C
 from socialite_utils.prompts import render_prompt
 
 
