@@ -97,10 +97,10 @@ def check_label_scoring(
     prompts: Sequence[Any],
     labels: Sequence[str],
 ) -> bool:
-    """00.3: ``fn(prompt, labels) -> {label: log P(label | prompt)}`` against the kit's score mode."""
+    """00.4: ``fn(prompt, labels) -> {label: log P(label | prompt)}`` against the kit's score mode."""
     from .scoring import score_label_logprobs
 
-    ex = "Exercise 00.3"
+    ex = "Exercise 00.4"
     expected = score_label_logprobs(model, tokenizer, list(prompts), list(labels), progress=False)
     for prompt, exp in zip(prompts, expected, strict=True):
         got = fn(prompt, list(labels))
@@ -115,6 +115,42 @@ def check_label_scoring(
                     "every token of the label; the logits at position t predict token t+1 (section 5).",
                 )
     return _correct(ex, "you reimplemented score mode: one forward pass, the label's token log-probs summed.")
+
+
+def lora_trainable_parameters(model: Any, r: int, target_modules: str | Sequence[str]) -> int:
+    """Trainable parameters of a fresh LoRA (rank ``r`` on ``target_modules``) on ``model``'s base weights.
+
+    ``model`` may already carry an adapter (a PeftModel): a copy is unloaded first, so ``model`` is untouched.
+    """
+    from peft import PeftModel, get_peft_model
+
+    from .models import count_parameters
+    from .training import build_lora_config
+
+    base = copy.deepcopy(model)
+    if isinstance(base, PeftModel):
+        base = base.unload()
+    peft_model = get_peft_model(base, build_lora_config(r=r, alpha=2 * r, target_modules=target_modules))
+    return count_parameters(peft_model)[0]
+
+
+def check_lora_parameters(answer: Any, model: Any, r: int, target_modules: Sequence[str]) -> bool:
+    """00.3: the LoRA parameters of rank ``r`` on ``target_modules``, worked out from the layer shapes."""
+    ex = "Exercise 00.3"
+    _require(answer, ex, "the number of LoRA parameters")
+    expected = lora_trainable_parameters(model, r, list(target_modules))
+    if answer == expected:
+        paper = lora_trainable_parameters(model, 8, ["q_proj", "v_proj"])
+        return _correct(
+            ex,
+            f"{expected:,} parameters, {expected / paper:.1f}x the paper's r=8 on q_proj/v_proj ({paper:,}).",
+        )
+    if answer == lora_trainable_parameters(model, 8, ["q_proj", "v_proj"]):
+        _fail(ex, f"that is the paper's r=8 on q_proj/v_proj; use r={r} on {list(target_modules)}.")
+    if answer * 2 == expected or answer == 2 * expected:
+        _fail(ex, "a factor of 2 off: A is r x in and B is out x r, so a layer adds r * (in + out).")
+    _fail(ex, "sum r * (in_features + out_features) over every layer named like a target, in every block.")
+    return False
 
 
 # ---------------------------------------------------------------- notebook 01: data assembly
@@ -166,10 +202,13 @@ def check_own_task(yaml_text: Any, data_dir: str | Path | None = None) -> bool:
             ex,
             f'the answer words must be yes and no (quoted in YAML: ["yes", "no"]); you have {task.labels}.',
         )
-    raw = {
-        str(r["label"])
-        for r in load_task_split(load_registry("local")["clickbait"], "train", data_dir=data_dir)
-    }
+    try:
+        rows = load_task_split(load_registry("local")["clickbait"], "train", data_dir=data_dir)
+    except (
+        FileNotFoundError
+    ) as e:  # no local bundle here (a GPU machine on hub data): the registry part passed
+        return _correct(ex, f"the registry accepts your task (its data could not be tried: {e}).")
+    raw = {str(r["label"]) for r in rows}
     wrong = {
         r: task.verbalize(r)
         for r in sorted(raw)
@@ -214,39 +253,23 @@ def check_planned_steps(
     return False
 
 
-def lora_trainable_parameters(model: Any, r: int, target_modules: str | Sequence[str]) -> int:
-    """Trainable parameters of a fresh LoRA (rank ``r`` on ``target_modules``) on ``model``'s base weights.
+def check_trained_token_total(answer: Any, rows: Sequence[dict], tokenizer: Any, max_length: int) -> bool:
+    """02.2: the tokens one pass over ``rows`` computes the loss on (answer + EOS, after cutting at ``max_length``)."""
+    from .training import supervised_token_count, tokenize_like_trl
 
-    ``model`` may already carry an adapter (a PeftModel): a copy is unloaded first, so ``model`` is untouched.
-    """
-    from peft import PeftModel, get_peft_model
-
-    from .models import count_parameters
-    from .training import build_lora_config
-
-    base = copy.deepcopy(model)
-    if isinstance(base, PeftModel):
-        base = base.unload()
-    peft_model = get_peft_model(base, build_lora_config(r=r, alpha=2 * r, target_modules=target_modules))
-    return count_parameters(peft_model)[0]
-
-
-def check_lora_parameters(answer: Any, model: Any, r: int, target_modules: Sequence[str]) -> bool:
-    """02.2: the LoRA parameters of rank ``r`` on ``target_modules``, worked out from the layer shapes."""
     ex = "Exercise 02.2"
-    _require(answer, ex, "the number of LoRA parameters")
-    expected = lora_trainable_parameters(model, r, list(target_modules))
+    _require(answer, ex, "the number of trained tokens")
+    expected = supervised_token_count(list(rows), tokenizer, max_length)
     if answer == expected:
-        paper = lora_trainable_parameters(model, 8, ["q_proj", "v_proj"])
-        return _correct(
-            ex,
-            f"{expected:,} parameters, {expected / paper:.1f}x the paper's r=8 on q_proj/v_proj ({paper:,}).",
+        total = sum(
+            min(len(tokenize_like_trl(tokenizer, r["prompt"], r["completion"])[0]), max_length) for r in rows
         )
-    if answer == lora_trainable_parameters(model, 8, ["q_proj", "v_proj"]):
-        _fail(ex, f"that is the paper's r=8 on q_proj/v_proj; use r={r} on {list(target_modules)}.")
-    if answer * 2 == expected or answer == 2 * expected:
-        _fail(ex, "a factor of 2 off: A is r x in and B is out x r, so a layer adds r * (in + out).")
-    _fail(ex, "sum r * (in_features + out_features) over every layer named like a target, in every block.")
+        return _correct(
+            ex, f"{expected:,} of {total:,} tokens ({100 * expected / total:.1f} %) carry the loss."
+        )
+    if answer == expected - len(rows):
+        _fail(ex, "one token short per example: the EOS token after each answer is trained too.")
+    _fail(ex, "per example: min(len(ids), max_length) - n_prompt tokens (never below 0); sum over rows.")
     return False
 
 
@@ -342,6 +365,7 @@ __all__ = [
     "check_planned_steps",
     "check_rendered_prompt",
     "check_task_accuracy",
+    "check_trained_token_total",
     "check_trained_tokens",
     "lora_trainable_parameters",
 ]

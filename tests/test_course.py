@@ -116,12 +116,12 @@ def test_student_notebook_00_checks_fail_on_the_stubs_with_hints(tmp_path, runs_
         )
     assert err.value.ename == "ExerciseNotSolved" and "not yet. Hint:" in err.value.evalue
     errors = _errors(nbformat.read(tmp_path / "out" / "00_inside_the_pipeline.ipynb", as_version=4))
-    assert [e["ename"] for e in errors] == ["ExerciseNotSolved"] * 3  # every check, and nothing else, fails
-    assert [e["evalue"][:13] for e in errors] == ["Exercise 00.1", "Exercise 00.2", "Exercise 00.3"]
+    assert [e["ename"] for e in errors] == ["ExerciseNotSolved"] * 4  # every check, and nothing else, fails
+    assert [e["evalue"][:13] for e in errors] == [f"Exercise 00.{i}" for i in (1, 2, 3, 4)]
     assert all("Hint:" in e["evalue"] for e in errors)
     assert (
         "`answer` is still None" in errors[0]["evalue"]
-        and "my_label_logprobs returned None" in errors[2]["evalue"]
+        and "my_label_logprobs returned None" in errors[3]["evalue"]
     )
 
 
@@ -131,11 +131,7 @@ def test_full_notebook_00_passes_every_check(tmp_path, runs_dir, bundle_dir):
     text = "".join(
         o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])
     )
-    assert [m for m in re.findall(r"(Exercise 00\.\d): Correct!", text)] == [
-        "Exercise 00.1",
-        "Exercise 00.2",
-        "Exercise 00.3",
-    ]
+    assert re.findall(r"(Exercise 00\.\d): Correct!", text) == [f"Exercise 00.{i}" for i in (1, 2, 3, 4)]
 
 
 # ---------------------------------------------------------------- site

@@ -19,6 +19,7 @@ from socialite_utils.exercises import (
     check_planned_steps,
     check_rendered_prompt,
     check_task_accuracy,
+    check_trained_token_total,
     check_trained_tokens,
 )
 from socialite_utils.models import load_model
@@ -50,6 +51,19 @@ def test_trained_tokens(tiny):
     assert check_trained_tokens(n_answer + 1, tokenizer, row)  # the answer's tokens and EOS
     with pytest.raises(ExerciseNotSolved, match="end-of-sequence token is trained too"):
         check_trained_tokens(n_answer, tokenizer, row)
+
+
+def test_trained_token_total_cuts_at_max_length(tiny):
+    _, tokenizer, prompts = tiny
+    rows = [{"prompt": p, "completion": render_completion("clickbait")} for p in prompts]
+    n_prompt = [len(tokenizer(p)["input_ids"]) for p in prompts]
+    n_answer = len(tokenizer(prompts[0] + " clickbait")["input_ids"]) - n_prompt[0] + 1  # + EOS
+    assert check_trained_token_total(2 * n_answer, rows, tokenizer, 512)
+    with pytest.raises(ExerciseNotSolved, match="EOS token after each answer"):
+        check_trained_token_total(2 * n_answer - 2, rows, tokenizer, 512)
+    cut = n_prompt[0] + 1  # the first example keeps one answer token, the second none if its prompt is longer
+    expected = 1 + max(0, min(n_prompt[1] + n_answer, cut) - n_prompt[1])
+    assert check_trained_token_total(expected, rows, tokenizer, cut)
 
 
 def test_label_probabilities():
@@ -166,3 +180,8 @@ def test_constant_floor():
     assert check_constant_floor(300 / 7, PREDICTIONS, "t", ["a", "b"])
     with pytest.raises(ExerciseNotSolved, match="most frequent gold label"):
         check_constant_floor(75.0, PREDICTIONS, "t", ["a", "b"])  # the accuracy, not macro-F1
+
+
+def test_own_task_without_a_local_bundle_checks_the_registry_only(tmp_path, capsys):
+    assert check_own_task(OWN.format(labels='"yes", "no"', other="no"), tmp_path / "no-bundle")
+    assert "its data could not be tried" in capsys.readouterr().out
