@@ -1,6 +1,6 @@
 """Check functions for the notebooks' exercises: each recomputes the answer with the kit's own functions.
 
-Every exercise in notebooks 00-03 ends with a cell calling one ``check_*`` function on the student's answer.
+Every exercise in notebooks 00-05 ends with a cell calling one ``check_*`` function on the student's answer.
 A wrong (or still empty) answer raises :class:`ExerciseNotSolved` with a hint that says what to look at; a right
 one prints ``Correct: ...`` and what it shows. The expected values are computed here from the same objects the
 notebook uses (model, tokenizer, task, metrics), so a copied constant from another run does not pass.
@@ -354,13 +354,135 @@ def check_constant_floor(answer: Any, predictions: Sequence[dict], task: str, la
     return False
 
 
+# ---------------------------------------------------------------- notebook 04: error analysis
+
+
+def check_label_recall(
+    answer: Any, predictions: Sequence[dict], task: str, model: str, labels: Sequence[str]
+) -> bool:
+    """04.1: ``{label: recall in percent}`` of ``model`` on ``task``: the share of each gold label answered right."""
+    from .metrics import score_classification
+
+    ex = "Exercise 04.1"
+    _require(answer, ex, "a dict {label: recall in percent}")
+    rows = [r for r in predictions if r["task"] == task and r["model"] == model]
+    per_label = score_classification([r["gold"] for r in rows], [r["parsed"] for r in rows], list(labels))[
+        "per_label"
+    ]
+    if not isinstance(answer, dict) or set(answer) != set(per_label):
+        _fail(ex, f"answer with a dict whose keys are the task's labels {list(per_label)}.")
+    for lab, entry in per_label.items():
+        if entry["support"] and not _close(answer[lab], entry["recall"], 1e-6):
+            if _close(answer[lab], entry["precision"], 1e-6):
+                _fail(
+                    ex,
+                    f"for {lab!r} that is the precision (divided by the answers {lab!r}); divide by the gold ones.",
+                )
+            _fail(
+                ex, f"for {lab!r}: of the rows whose gold label is {lab!r}, the percentage answered {lab!r}."
+            )
+    low = min(
+        (lab for lab in per_label if per_label[lab]["support"]), key=lambda lab: per_label[lab]["recall"]
+    )
+    return _correct(
+        ex,
+        f"the weakest label is {low!r} ({per_label[low]['recall']:.0f} %): errors are rarely spread evenly.",
+    )
+
+
+def _answer_confidence(row: dict) -> float:
+    probs = row["probs"]
+    return float(probs[row["parsed"]]) if row.get("parsed") in probs else float(max(probs.values()))
+
+
+def check_ece(answer: Any, predictions: Sequence[dict], model: str, n_bins: int = 10) -> bool:
+    """04.2: expected calibration error (a fraction) of ``model``'s score-mode answers over ``n_bins`` bins."""
+    from .metrics import expected_calibration_error
+
+    ex = "Exercise 04.2"
+    rows = [r for r in predictions if r["model"] == model and r.get("probs")]
+    if not rows:
+        print(f"{ex}: this evaluation ran in generate mode (no probabilities): nothing to calibrate; rerun notebook "
+              "03 with mode='score' to try this exercise.")  # fmt: skip
+        return False
+    _require(answer, ex, "the ECE as a fraction")
+    conf = [_answer_confidence(r) for r in rows]
+    expected = expected_calibration_error(conf, [bool(r["correct"]) for r in rows], n_bins)
+    if _close(answer, expected, 1e-6):
+        acc, mean_conf = sum(r["correct"] for r in rows) / len(rows), sum(conf) / len(conf)
+        return _correct(
+            ex, f"ECE {expected:.3f}: mean confidence {mean_conf:.2f} against accuracy {acc:.2f}."
+        )
+    if _close(answer, 100 * expected, 1e-6):
+        _fail(ex, "the ECE here is a fraction (0-1), not a percentage.")
+    _fail(ex, f"{n_bins} equal-width bins on [0, 1], each (lo, hi]; ECE = sum over bins of count / N x "
+          "|accuracy - mean confidence|; confidence = the probability of the answer given.")  # fmt: skip
+    return False
+
+
+# ---------------------------------------------------------------- notebook 05: baselines
+
+
+def _task_labels(data: dict, split: str, task: str) -> list[str]:
+    labels = [r["label"] for r in data.get(split, []) if r["task"] == task]
+    if not labels:
+        raise ValueError(f"the data run has no {split} rows of task {task!r}")
+    return labels
+
+
+def check_majority_floor(answer: Any, data: dict, task: str) -> bool:
+    """05.1: macro-F1 (percent) on ``task``'s test rows of always answering its most frequent train label."""
+    from collections import Counter
+
+    from .metrics import macro_f1
+
+    ex = "Exercise 05.1"
+    _require(answer, ex, "the macro-F1 in percent")
+    train, test = _task_labels(data, "train", task), _task_labels(data, "test", task)
+    labels = next(r["labels"] for r in data["test"] if r["task"] == task)
+    counts = Counter(train)
+    tops = [lab for lab in labels if counts[lab] == max(counts.values())]  # a tie: any of them is the floor
+    for top in tops:
+        expected = macro_f1(test, [top] * len(test), labels)
+        if _close(answer, expected, 1e-6):
+            return _correct(ex, f"always {top!r}: macro-F1 {expected:.1f}, the majority row of the comparison table.")
+    test_top = Counter(test).most_common(1)[0][0]
+    if test_top not in tops and _close(answer, macro_f1(test, [test_top] * len(test), labels), 1e-6):
+        _fail(
+            ex, "take the most frequent label of the train split: the floor may not peek at the test labels."
+        )
+    _fail(ex, "the most frequent train label, predicted for every test row; macro-F1 over the task's labels.")
+    return False
+
+
+def check_guessing_accuracy(answer: Any, data: dict, task: str) -> bool:
+    """05.2: expected accuracy (percent) of guessing each test label from the train label distribution."""
+    from collections import Counter
+
+    ex = "Exercise 05.2"
+    _require(answer, ex, "the expected accuracy in percent")
+    train, test = Counter(_task_labels(data, "train", task)), Counter(_task_labels(data, "test", task))
+    n_train, n_test = sum(train.values()), sum(test.values())
+    expected = 100 * sum(train[lab] / n_train * test[lab] / n_test for lab in test)
+    if _close(answer, expected, 1e-6):
+        return _correct(ex, f"{expected:.1f} %, not 1/{len(train)}: a guess that follows the label shares.")
+    if _close(answer, 100 / len(set(train) | set(test)), 1e-6):
+        _fail(ex, "1/K is a uniform guess; this one draws each label with its train share.")
+    _fail(ex, "P(right) = sum over labels of P(guess = label) x P(gold = label): train shares x test shares.")
+    return False
+
+
 __all__ = [
     "ExerciseNotSolved",
     "check_constant_floor",
+    "check_ece",
+    "check_guessing_accuracy",
     "check_label_probabilities",
+    "check_label_recall",
     "check_label_scoring",
     "check_lora_parameters",
     "check_macro_f1",
+    "check_majority_floor",
     "check_own_task",
     "check_planned_steps",
     "check_rendered_prompt",

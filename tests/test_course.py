@@ -18,7 +18,14 @@ from nbrun import NOTEBOOKS, run_notebook
 from socialite_utils import exercises
 from socialite_utils.course import CourseError, build_site, build_student_notebooks, main, strip_solutions
 
-WITH_EXERCISES = ["00_inside_the_pipeline", "01_data_assembly", "02_instruction_tuning", "03_evaluation"]
+WITH_EXERCISES = [
+    "00_inside_the_pipeline",
+    "01_data_assembly",
+    "02_instruction_tuning",
+    "03_evaluation",
+    "04_error_analysis",
+    "05_baselines",
+]
 
 
 def _tags(cell) -> list[str]:

@@ -11,10 +11,14 @@ import torch
 from socialite_utils.exercises import (
     ExerciseNotSolved,
     check_constant_floor,
+    check_ece,
+    check_guessing_accuracy,
     check_label_probabilities,
+    check_label_recall,
     check_label_scoring,
     check_lora_parameters,
     check_macro_f1,
+    check_majority_floor,
     check_own_task,
     check_planned_steps,
     check_rendered_prompt,
@@ -185,3 +189,55 @@ def test_constant_floor():
 def test_own_task_without_a_local_bundle_checks_the_registry_only(tmp_path, capsys):
     assert check_own_task(OWN.format(labels='"yes", "no"', other="no"), tmp_path / "no-bundle")
     assert "its data could not be tried" in capsys.readouterr().out
+
+
+def test_label_recall():
+    # gold a: 2 of 3 answered a; gold b: 0 of 1 -> recall a 66.7, b 0; precision a = 2/3 too, so use b's 0
+    assert check_label_recall({"a": 200 / 3, "b": 0.0}, PREDICTIONS, "t", "base", ["a", "b"])
+    with pytest.raises(ExerciseNotSolved, match="of the rows whose gold label is 'a'"):
+        check_label_recall({"a": 50.0, "b": 0.0}, PREDICTIONS, "t", "base", ["a", "b"])
+    rows = [
+        {"task": "t", "model": "m", "gold": g, "parsed": p} for g, p in [("a", "a"), ("b", "a"), ("b", "a")]
+    ]
+    with pytest.raises(ExerciseNotSolved, match="that is the precision"):
+        check_label_recall({"a": 100 / 3, "b": 0.0}, rows, "t", "m", ["a", "b"])  # 1 right of 3 answered a
+
+
+SCORED = [
+    {"model": "m", "probs": {"a": 0.9, "b": 0.1}, "parsed": "a", "correct": True},
+    {"model": "m", "probs": {"a": 0.95, "b": 0.05}, "parsed": "a", "correct": False},
+    {"model": "m", "probs": {"a": 0.35, "b": 0.65}, "parsed": "b", "correct": True},
+]
+
+
+def test_ece_by_hand(capsys):
+    # bin (0.8, 0.9]: conf 0.9, acc 1; bin (0.9, 1]: 0.95, acc 0; bin (0.6, 0.7]: 0.65, acc 1
+    ece = (abs(1 - 0.9) + abs(0 - 0.95) + abs(1 - 0.65)) / 3
+    assert check_ece(ece, SCORED, "m")
+    with pytest.raises(ExerciseNotSolved, match="a fraction"):
+        check_ece(100 * ece, SCORED, "m")
+    with pytest.raises(ExerciseNotSolved, match="equal-width bins"):
+        check_ece(abs(2 / 3 - (0.9 + 0.95 + 0.65) / 3), SCORED, "m")  # one bin for everything
+    assert not check_ece(
+        None, [{**r, "probs": None} for r in SCORED], "m"
+    )  # generate mode: says so, no error
+    assert "generate mode" in capsys.readouterr().out
+
+
+DATA = {
+    "train": [{"task": "t", "label": lab} for lab in ["a"] * 6 + ["b"] * 2],
+    "test": [{"task": "t", "label": lab, "labels": ["a", "b"]} for lab in ["a"] * 1 + ["b"] * 3],
+}
+
+
+def test_majority_floor_is_learned_from_train():
+    # always "a": F1(a) = 2*1 / (2*1 + 3) = 0.4, F1(b) = 0 -> 20
+    assert check_majority_floor(20.0, DATA, "t")
+    with pytest.raises(ExerciseNotSolved, match="may not peek at the test labels"):
+        check_majority_floor(100 * (6 / 7) / 2, DATA, "t")  # always "b", the test majority: F1(b) = 6/7
+
+
+def test_guessing_accuracy():
+    assert check_guessing_accuracy(100 * (0.75 * 0.25 + 0.25 * 0.75), DATA, "t")
+    with pytest.raises(ExerciseNotSolved, match="uniform guess"):
+        check_guessing_accuracy(50.0, DATA, "t")
