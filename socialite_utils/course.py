@@ -185,9 +185,21 @@ window.addEventListener("load", () => {
 """
 
 
-def _index_html(pages: list[tuple[str, str]], source: Path) -> str:
+def notebook_purpose(nb: nbformat.NotebookNode) -> str:
+    """The first sentence after ``**Purpose.**`` in the notebook's first cell (the kit's header), or ""."""
+    head = nb.cells[0].source if nb.cells and nb.cells[0].cell_type == "markdown" else ""
+    if "**Purpose.**" not in head:
+        return ""
+    text = " ".join(head.split("**Purpose.**", 1)[1].split("\n\n", 1)[0].split())
+    return text.split(". ", 1)[0].rstrip(".") + "."
+
+
+def _index_html(pages: list[tuple[str, str, str]], source: Path) -> str:
     items = "\n".join(
-        f'  <li><a href="{html.escape(href)}">{html.escape(title)}</a></li>' for href, title in pages
+        f'  <li><a href="{html.escape(href)}">{html.escape(title)}</a>'
+        + (f"<br><small>{html.escape(purpose)}</small>" if purpose else "")
+        + "</li>"
+        for href, title, purpose in pages
     )
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>socialite: executed notebooks</title>\n'
@@ -232,9 +244,13 @@ def build_site(src_dir: str | os.PathLike, out_dir: str | os.PathLike, *, force:
             head, end, tail = body.rpartition("</body>")
             body = head + _FIGURE_CHECK + end + tail if end else body + _FIGURE_CHECK
             _write_atomic(build / f"{path.stem}.html", body)
-            pages.append((f"{path.stem}.html", title))
+            pages.append((f"{path.stem}.html", title, notebook_purpose(nb)))
         _write_atomic(build / "index.html", _index_html(pages, src))
-        record = {"written_by": "socialite_utils.course.build_site", "source": str(src), "pages": dict(pages)}
+        record = {
+            "written_by": "socialite_utils.course.build_site",
+            "source": str(src),
+            "pages": {href: title for href, title, _ in pages},
+        }
         _write_atomic(build / SITE_MANIFEST, json.dumps(record, indent=1) + "\n")
     except BaseException:
         if replace:

@@ -445,7 +445,9 @@ def check_majority_floor(answer: Any, data: dict, task: str) -> bool:
     for top in tops:
         expected = macro_f1(test, [top] * len(test), labels)
         if _close(answer, expected, 1e-6):
-            return _correct(ex, f"always {top!r}: macro-F1 {expected:.1f}, the majority row of the comparison table.")
+            return _correct(
+                ex, f"always {top!r}: macro-F1 {expected:.1f}, the majority row of the comparison table."
+            )
     test_top = Counter(test).most_common(1)[0][0]
     if test_top not in tops and _close(answer, macro_f1(test, [test_top] * len(test), labels), 1e-6):
         _fail(

@@ -133,6 +133,23 @@ def test_student_notebook_00_checks_fail_on_the_stubs_with_hints(tmp_path, runs_
 
 
 @pytest.mark.slow
+def test_student_notebook_01_checks_fail_on_the_stubs_with_hints(tmp_path, runs_dir, bundle_dir):
+    student = tmp_path / "student"
+    build_student_notebooks(NOTEBOOKS, student)
+    with pytest.raises(pm.PapermillExecutionError):
+        run_notebook(
+            "01_data_assembly.ipynb", tmp_path / "out", src_dir=student, allow_errors=True, smoke=True,
+            tasks=["clickbait", "tweet_irony"],
+        )  # fmt: skip
+    errors = _errors(nbformat.read(tmp_path / "out" / "01_data_assembly.ipynb", as_version=4))
+    assert [(e["ename"], e["evalue"][:13]) for e in errors] == [
+        ("ExerciseNotSolved", "Exercise 01.1"),
+        ("ExerciseNotSolved", "Exercise 01.2"),
+    ]
+    assert (runs_dir / "data-demo" / "data_card.json").is_file()  # the notebook's own work ran to the end
+
+
+@pytest.mark.slow
 def test_full_notebook_00_passes_every_check(tmp_path, runs_dir, bundle_dir):
     out = run_notebook("00_inside_the_pipeline.ipynb", tmp_path, smoke=True)
     text = "".join(
@@ -153,7 +170,7 @@ def _executed_notebooks(folder):
         nb = nbformat.v4.new_notebook()
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nb.cells = [
-            nbformat.v4.new_markdown_cell(f"# {title}\nSome text."),
+            nbformat.v4.new_markdown_cell(f"# {title}\n\n**Purpose.** Page {name[1]}. More text."),
             nbformat.v4.new_code_cell(  # as the notebooks show their figures: display(Image(...)) of a PNG
                 "import io\nimport matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n"
                 "from IPython.display import Image, display\nfig = plt.figure(figsize=(2, 1))\nplt.plot([0, 1])\n"
@@ -202,7 +219,7 @@ def test_site_pages_open_in_headless_chromium_with_their_figures(tmp_path):
         return res.stdout
 
     home = dom(index)
-    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', home)
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a><br><small>Page \d\.</small>', home)
     assert links == [("01_first.html", "01 · First page"), ("02_second.html", "02 · Second &lt;page&gt;")]
     for href, title in links:
         page = dom(index.parent / href)
