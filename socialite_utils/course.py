@@ -271,8 +271,9 @@ def _site_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     from .runs import resolve_run_dir
 
     if args.src:
-        src = Path(args.src)
-        return src, Path(args.out) if args.out else src.parent / "site"
+        if not args.out:
+            raise CourseError("--src needs --out: the folder to write the site to")
+        return Path(args.src), Path(args.out)
     run_dir = resolve_run_dir(args.run)
     if not run_dir.is_dir():
         raise CourseError(f"run {args.run!r} does not exist ({run_dir}); run `make demo` first or pass --src")
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     site = sub.add_parser("site", help="executed notebooks rendered to HTML, with an index page")
     site.add_argument("--run", default="demo", help="run whose notebooks/ to render (default: demo)")
     site.add_argument("--src", default=None, help="a folder of executed notebooks instead of a run")
-    site.add_argument("--out", default=None, help="output folder (default: <run>/site)")
+    site.add_argument("--out", default=None, help="output folder (default: <run>/site; required with --src)")
     for p in (student, site):
         p.add_argument("--force", action="store_true", help="write into a folder the kit did not create")
     args = parser.parse_args(argv)

@@ -195,6 +195,7 @@ def test_site_refuses_a_folder_it_did_not_write(tmp_path):
     with pytest.raises(CourseError, match="outside the source folder"):
         build_site(src, src / "site")
     assert main(["site", "--run", "no-such-run"]) == 2
+    assert main(["site", "--src", str(src)]) == 2  # where to? --out is required with --src
     assert (theirs / "a.html").read_text() == "mine"
 
 
