@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo lab lint strip
+.PHONY: setup test demo lab student site lint strip
 
 setup:  ## create .venv and install torch (CPU wheel if none), the pinned requirements and the kit
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,13 @@ demo:  ## the main job: SmolLM2-135M on the 15 real local tasks, notebooks 01-05
 lab:  ## JupyterLab from the repository root, on the kit's kernel "socialite" (extra options: LAB_ARGS="--no-browser")
 	$(BIN)/python -m ipykernel install --sys-prefix --name socialite --display-name "Python (socialite)" >/dev/null
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --MappingKernelManager.default_kernel_name=socialite $(LAB_ARGS)
+
+student:  ## student copies of the notebooks in student/ (git-ignored), the exercise solutions removed
+	$(BIN)/python -m socialite_utils.course student --src notebooks --out student
+
+RUN ?= demo
+site:  ## the executed notebooks of runs/$(RUN)/notebooks rendered to HTML in runs/$(RUN)/site (make site RUN=demo)
+	$(BIN)/python -m socialite_utils.course site --run $(RUN)
 
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/nbstripout --verify notebooks/*.ipynb

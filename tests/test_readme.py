@@ -31,7 +31,9 @@ README = (REPO / "README.md").read_text()
 LAB = r"^make lab"
 PAPERMILL = r"papermill 01_data_assembly\.ipynb \.\./runs/01_data\.ipynb"
 OWN_TASK = r"SOCIALITE_TASKS_DIR=\$PWD/my_tasks"
+COURSE = r"^make student"
 RUN = {
+    COURSE: "test_make_student_and_make_site_run_on_a_fresh_clone",
     LAB: "test_make_lab_serves_the_repository_on_the_socialite_kernel",
     PAPERMILL: "test_papermill_example_runs_on_a_fresh_clone",
     OWN_TASK: "test_add_your_own_task_runs_on_a_fresh_clone",
@@ -157,6 +159,40 @@ def test_add_your_own_task_runs_on_a_fresh_clone(clone, bundle_dir):
     assert params["suite"] == "mine" and params["tasks"] == ["politeness_toy"]
     card = json.loads((clone / "runs" / "mine-data" / "data_card.json").read_text())
     assert card["totals"]["test"] > 0
+
+
+def test_make_student_and_make_site_run_on_a_fresh_clone(clone, bundle_dir):
+    """The teachers' block as written; `make demo`'s executed notebooks stood in for by one with a figure."""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+    import nbformat
+
+    fig = plt.figure(figsize=(2, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    nb = nbformat.v4.new_notebook()
+    png = base64.b64encode(buf.getvalue()).decode()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 01 · Data assembly"), nbformat.v4.new_code_cell("plot()")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={"image/png": png})]
+    (clone / "runs" / "demo" / "notebooks").mkdir(parents=True)
+    nbformat.write(nb, clone / "runs" / "demo" / "notebooks" / "01_data_assembly.ipynb")
+
+    run_block(_block(COURSE), clone, _env(clone, bundle_dir))
+    student = sorted(p.name for p in (clone / "student").glob("*.ipynb"))
+    assert student == sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert '"solution"' not in (clone / "student" / "00_inside_the_pipeline.ipynb").read_text()
+    page = (clone / "runs" / "demo" / "site" / "01_data_assembly.html").read_text()
+    assert f"data:image/png;base64,{png[:40]}" in page
+    assert (
+        '<a href="01_data_assembly.html">01 · Data assembly</a>'
+        in (clone / "runs/demo/site/index.html").read_text()
+    )
 
 
 def test_every_task_yaml_in_the_readme_loads(tmp_path):
