@@ -1265,202 +1265,6 @@ def report_caveats(ev: EvalRun, analysis: dict) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Figures
-# ----------------------------------------------------------------------------------------------------------------
-
-MODEL_COLORS = {"base": "#999999", "tuned": "#0072b2"}
-
-
-def _grid(n: int, ncols: int = 4) -> tuple[int, int]:
-    ncols = max(1, min(ncols, n))
-    return math.ceil(n / ncols), ncols
-
-
-def plot_confusion_matrices(analysis: dict, model: str):
-    """Row-normalised confusion matrix of every task for one model (gold rows, predicted columns)."""
-    from matplotlib import pyplot as plt
-
-    tasks = [t for t, v in analysis["tasks"].items() if model in v["models"]]
-    if not tasks:
-        raise ValueError(f"no task has predictions for model {model!r}")
-    nrows, ncols = _grid(len(tasks), 3)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.2 * nrows), squeeze=False)
-    for ax, task in zip(axes.flat, tasks, strict=False):
-        cm = analysis["tasks"][task]["models"][model]["confusion"]
-        mat = np.array(
-            [[np.nan if v is None else v for v in row] for row in cm["row_normalized"]], dtype=float
-        )
-        ax.imshow(mat, vmin=0, vmax=1, cmap="Blues")
-        short = [c if len(c) <= 14 else c[:13] + "…" for c in cm["columns"]]
-        ax.set_xticks(range(len(short)), short, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(range(len(cm["labels"])), short[:-1], fontsize=7)
-        if len(cm["labels"]) <= 8:
-            for i, row in enumerate(mat):
-                for j, v in enumerate(row):
-                    if not np.isnan(v) and v > 0:
-                        ax.text(
-                            j,
-                            i,
-                            f"{v:.2f}",
-                            ha="center",
-                            va="center",
-                            fontsize=7,
-                            color="white" if v > 0.5 else "black",
-                        )
-        ax.set_title(f"{task} (n={sum(cm['support'])})", fontsize=9)
-        ax.set_xlabel("predicted", fontsize=8)
-        ax.set_ylabel("gold", fontsize=8)
-    for ax in list(axes.flat)[len(tasks) :]:
-        ax.axis("off")
-    fig.suptitle(f"Confusion matrices, {model} model (rows sum to 1; empty rows: no gold example)")
-    fig.tight_layout()
-    return fig
-
-
-def plot_reliability(analysis: dict):
-    """Reliability diagram per category (score mode): accuracy against mean confidence per bin, per model."""
-    from matplotlib import pyplot as plt
-
-    cal = analysis.get("calibration")
-    if not cal:
-        raise ValueError("no calibration data: the evaluation run has no score-mode probabilities")
-    panels = [*cal["by_category"].items(), ("overall", cal["overall"])]
-    nrows, ncols = _grid(len(panels), 3)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.8 * nrows), squeeze=False)
-    for ax, (cat, per_model) in zip(axes.flat, panels, strict=False):
-        ax.plot([0, 1], [0, 1], ls="--", color="#cccccc", lw=1)
-        for model, c in per_model.items():
-            pts = [(b["mean_confidence"], b["accuracy"], b["count"]) for b in c["bins"] if b["count"]]
-            ax.plot(
-                [p[0] for p in pts],
-                [p[1] for p in pts],
-                marker="o",
-                color=MODEL_COLORS.get(model),
-                label=f"{model}: ECE {c['ece']:.3f} (n={c['n']})",
-            )
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("mean confidence in bin")
-        ax.set_ylabel("accuracy in bin")
-        ax.set_title(cat, fontsize=10)
-        ax.legend(fontsize=7, loc="upper left")
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    fig.suptitle(f"Reliability diagrams ({cal['n_bins']} equal-width bins; diagonal = perfectly calibrated)")
-    fig.tight_layout()
-    return fig
-
-
-def plot_sensitivity(summary: dict):
-    """Per-task range bars: min-max macro-F1 over prompts, main prompt marked, base and tuned side by side."""
-    from matplotlib import pyplot as plt
-
-    tasks = sorted(summary)
-    if not tasks:
-        raise ValueError("empty sensitivity summary")
-    models = sorted({m for t in tasks for m in summary[t]}, key=lambda m: (m != "base", m))
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(tasks) * max(1, len(models)) + 1.5))
-    step = 0.8 / max(1, len(models))
-    for j, model in enumerate(models):
-        for i, task in enumerate(tasks):
-            s = summary[task].get(model)
-            if s is None:
-                continue
-            y = i + (j - (len(models) - 1) / 2) * step
-            color = MODEL_COLORS.get(model, f"C{j}")
-            ax.plot(
-                [s["min"], s["max"]],
-                [y, y],
-                color=color,
-                lw=4,
-                alpha=0.6,
-                solid_capstyle="butt",
-                label=model if i == 0 else None,
-            )
-            others = [v for k, v in s["macro_f1"].items() if k != MAIN]
-            ax.plot(others, [y] * len(others), "|", color=color, ms=10)
-            if MAIN in s["macro_f1"]:
-                ax.plot(s["macro_f1"][MAIN], y, "D", color=color, ms=5, markeredgecolor="black")
-    ax.set_yticks(range(len(tasks)), tasks)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("macro-F1 (%) over prompt wordings; ◆ main prompt, | variants, bar = min-max")
-    ax.set_title("Prompt sensitivity (score mode, same examples for every prompt)")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_invalid_kinds(analysis: dict):
-    """Stacked bars of invalid-answer kinds per task, one panel per model (generate mode)."""
-    from matplotlib import pyplot as plt
-
-    if analysis.get("invalid_summary") is None:
-        raise ValueError("no invalid-answer data: the evaluation run is not in generate mode")
-    models = analysis["models"]
-    tasks = list(analysis["tasks"])
-    fig, axes = plt.subplots(
-        1, len(models), figsize=(6 * len(models), 0.35 * len(tasks) + 1.8), squeeze=False, sharey=True
-    )
-    kinds = [*INVALID_KINDS, "parser_mismatch"]
-    for ax, model in zip(axes.flat, models, strict=True):
-        left = np.zeros(len(tasks))
-        for k, kind in enumerate(kinds):
-            vals = []
-            for t in tasks:
-                entry = analysis["tasks"][t]["models"].get(model)
-                inv = entry["invalid"] if entry else None
-                vals.append(100.0 * inv["counts"].get(kind, 0) / inv["n"] if inv and inv["n"] else 0.0)
-            if any(vals):
-                ax.barh(tasks, vals, left=left, color=f"C{k}", label=kind)
-            left += np.array(vals)
-        ax.invert_yaxis()
-        ax.set_xlabel("% of answers that are invalid")
-        ax.set_title(f"{model}: invalid answers by kind")
-        if ax.get_legend_handles_labels()[0]:  # a model without invalid answers has no bars to name
-            ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
-
-
-def plot_slices(analysis: dict):
-    """Pooled accuracy by length bin and by gold-label frequency, per model, with Wilson 95% intervals."""
-    from matplotlib import pyplot as plt
-
-    sl = analysis["slices"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    models = list(sl["length"])
-    width = 0.8 / max(1, len(models))
-    for j, model in enumerate(models):
-        color = MODEL_COLORS.get(model, f"C{j}")
-        for ax, items in (
-            (ax1, [(f"bin {b['bin'] + 1}", b) for b in sl["length"][model]]),
-            (ax2, list(sl["frequency"][model].items())),
-        ):
-            xs = np.arange(len(items)) + (j - (len(models) - 1) / 2) * width
-            acc = [s["accuracy"] if s["accuracy"] is not None else 0 for _, s in items]
-            err = np.array(
-                [
-                    [a - s["accuracy_ci"][0], s["accuracy_ci"][1] - a] if s["accuracy_ci"] else [0, 0]
-                    for a, (_, s) in zip(acc, items, strict=True)
-                ]
-            ).T
-            ax.bar(xs, acc, width, yerr=err if len(items) else None, color=color, label=model, capsize=3)
-            ax.set_xticks(np.arange(len(items)), [name for name, _ in items])
-    ax1.set_title(
-        f"Accuracy by input length ({analysis.get('length_unit', 'words')})\nper-task quantile bins, short → long",
-        fontsize=10,
-    )
-    ax2.set_title("Accuracy by gold-label frequency\nrare: share of the task's examples < 1/K", fontsize=10)
-    for ax in (ax1, ax2):
-        ax.set_ylim(0, 100)
-        ax.set_ylabel("accuracy (%)")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Writing the analysis run
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -1489,6 +1293,8 @@ def write_analysis_run(
 ) -> Path:
     """Write ``analysis.json``, ``sensitivity.jsonl``, ``params.json``, ``provenance.json`` and ``figures/<name>.png|pdf``
     atomically (nothing appears at ``runs/<run_name>`` unless everything was written)."""
+    from .plotting import save_figures
+
     run_dir = new_run_dir(run_name, overwrite=overwrite)
     with RunWriter(run_dir, overwrite=overwrite) as tmp:
         write_json(tmp / "analysis.json", _json_safe(analysis))
@@ -1499,9 +1305,7 @@ def write_analysis_run(
             provenance({"stage": "error_analysis", "eval_run": analysis.get("eval_run")}),
         )
         (tmp / "figures").mkdir()
-        for name, fig in (figures or {}).items():
-            fig.savefig(tmp / "figures" / f"{name}.png", dpi=120, bbox_inches="tight")
-            fig.savefig(tmp / "figures" / f"{name}.pdf", bbox_inches="tight")
+        save_figures(figures or {}, tmp / "figures")
     return run_dir
 
 
@@ -1524,11 +1328,6 @@ __all__ = [
     "load_eval_tokenizer",
     "load_sensitivity_shots",
     "per_label_table",
-    "plot_confusion_matrices",
-    "plot_invalid_kinds",
-    "plot_reliability",
-    "plot_sensitivity",
-    "plot_slices",
     "render_variant_prompt",
     "report_calibration",
     "report_caveats",

@@ -72,8 +72,6 @@ __all__ = [
     "load_encoder",
     "load_eval_metrics",
     "multitask_loss",
-    "plot_comparison",
-    "plot_encoder_history",
     "predict_multitask_encoder",
     "prediction_rows",
     "resolve_preset",
@@ -835,24 +833,6 @@ def predict_multitask_encoder(
     return {"multitask_encoder": out}
 
 
-def plot_encoder_history(trained: TrainedEncoder):
-    """Training loss per step (and validation loss per epoch) of the multi-task encoder."""
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    steps = [h for h in trained.history if "loss" in h]
-    ax.plot([h["step"] for h in steps], [h["loss"] for h in steps], lw=1, label="train (batch)")
-    val = [h for h in trained.history if "validation_loss" in h]
-    if val:
-        ax.plot([h["step"] for h in val], [h["validation_loss"] for h in val], "o-", label="validation")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (CE / MSE on z-scores)")
-    ax.set_title(f"Multi-task encoder ({trained.preset.name})")
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
 # --------------------------------------------------------------------------------------------------------
 # Scoring: the metrics.json "models" entry shape of notebook 03
 # --------------------------------------------------------------------------------------------------------
@@ -1261,7 +1241,8 @@ def _aggregate_rows(table):
     return pd.DataFrame(out)
 
 
-def _system_order(systems) -> list[str]:
+def system_order(systems) -> list[str]:
+    """The distinct ``systems`` in display order: the baselines of BASELINE_SYSTEMS first, then the others."""
     systems = list(dict.fromkeys(systems))
     known = [s for s in BASELINE_SYSTEMS if s in systems]
     return known + [s for s in systems if s not in known]
@@ -1271,80 +1252,7 @@ def comparison_pivot(table, level: str = "task", value: str = "macro_f1"):
     """A wide view for display: rows = task/category/group, columns = systems, cells = ``value``."""
     sub = table[table["level"] == level]
     wide = sub.pivot(index="name", columns="system", values=value)
-    return wide.reindex(index=list(dict.fromkeys(sub["name"])), columns=_system_order(sub["system"])).round(3)
-
-
-SYSTEM_COLORS = {
-    "majority": "#999999",
-    "stratified": "#cc79a7",
-    "tfidf_lr": "#e69f00",
-    "multitask_encoder": "#009e73",
-    "llm_base": "#56b4e9",
-    "llm_tuned": "#0072b2",
-}
-
-
-def plot_comparison(table):
-    """Two panels: macro-F1 per task (related tasks marked *), and per category (seen tasks) and group, with CIs."""
-    from matplotlib import pyplot as plt
-
-    from .registry import CATEGORIES
-
-    systems = _system_order(table["system"])
-    tasks = table[table["level"] == "task"].drop_duplicates("name")
-    tasks = tasks.assign(
-        _c=tasks["category"].map(lambda c: CATEGORIES.index(c) if c in CATEGORIES else 99)
-    ).sort_values(["_c", "group", "name"], ascending=[True, False, True])
-    task_names = tasks["name"].tolist()
-    labels = [
-        f"{n}{' *' if g == 'related' else ''}" for n, g in zip(tasks["name"], tasks["group"], strict=True)
-    ]
-    aggs = table[table["level"].isin(["category", "group"])].drop_duplicates(["level", "name"])
-    agg_keys = list(zip(aggs["level"], aggs["name"], strict=True))
-    agg_labels = [f"{n} (seen)" if lvl == "category" else f"all {n}" for lvl, n in agg_keys]
-
-    height = 0.42 * max(len(task_names), len(agg_keys)) + 2
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [3, 2]})
-    width = 0.8 / max(len(systems), 1)
-    for j, system in enumerate(systems):
-        color = SYSTEM_COLORS.get(system, plt.get_cmap("tab10")(j % 10))
-        for ax, keys, level_of in ((ax1, task_names, None), (ax2, agg_keys, "agg")):
-            ys, xs, lo, hi = [], [], [], []
-            for i, key in enumerate(keys):
-                if level_of is None:
-                    sel = table[
-                        (table["level"] == "task") & (table["name"] == key) & (table["system"] == system)
-                    ]
-                else:
-                    sel = table[
-                        (table["level"] == key[0]) & (table["name"] == key[1]) & (table["system"] == system)
-                    ]
-                if sel.empty or np.isnan(sel["macro_f1"].iloc[0]):
-                    continue
-                r = sel.iloc[0]
-                ys.append(i - 0.4 + width * (j + 0.5))
-                xs.append(r["macro_f1"])
-                # t-based CIs over 2-3 tasks can pass 0 or 100; the axis is the metric's range, so clip to it.
-                lo.append(
-                    r["macro_f1"] - max(r["macro_f1_lo"], 0.0) if not np.isnan(r["macro_f1_lo"]) else 0.0
-                )
-                hi.append(
-                    min(r["macro_f1_hi"], 100.0) - r["macro_f1"] if not np.isnan(r["macro_f1_hi"]) else 0.0
-                )
-            ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=4, color=color, ecolor=color, elinewidth=1,
-                        capsize=2, label=system if ax is ax1 else None)  # fmt: skip
-    ax1.set_yticks(range(len(task_names)), labels)
-    ax2.set_yticks(range(len(agg_keys)), agg_labels)
-    for ax, title in ((ax1, "Macro-F1 per task (95% bootstrap CI); * = related, held out"),
-                      (ax2, "Mean macro-F1 over tasks (95% CI over tasks)")):  # fmt: skip
-        ax.invert_yaxis()
-        ax.set_xlim(0, 100)
-        ax.set_xlabel("macro-F1 (%)")
-        ax.set_title(title, fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-    fig.legend(loc="lower center", ncol=len(systems), fontsize=8, bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    return fig
+    return wide.reindex(index=list(dict.fromkeys(sub["name"])), columns=system_order(sub["system"])).round(3)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1364,6 +1272,8 @@ def write_baselines_run(
 ) -> Path:
     """Write ``comparison.csv``, ``baselines_metrics.json`` (with ``claims``), ``predictions.jsonl``, figures
     (PNG + PDF), ``params.json`` and ``provenance.json`` atomically to ``runs/<run_name>/``."""
+    from .plotting import save_figures
+
     run_dir = new_run_dir(run_name, overwrite=overwrite)
     with RunWriter(run_dir, overwrite=overwrite) as tmp:
         table.to_csv(tmp / "comparison.csv", index=False)
@@ -1372,7 +1282,5 @@ def write_baselines_run(
         write_json(tmp / "params.json", {**results.settings, **(params or {})})
         write_json(tmp / "provenance.json", provenance({"stage": "baselines"}))
         (tmp / "figures").mkdir()
-        for name, fig in figures.items():
-            fig.savefig(tmp / "figures" / f"{name}.png", dpi=130, bbox_inches="tight")
-            fig.savefig(tmp / "figures" / f"{name}.pdf", bbox_inches="tight")
+        save_figures(figures, tmp / "figures")
     return run_dir

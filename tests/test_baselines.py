@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from socialite_utils import baselines as B
+from socialite_utils.plotting import plot_comparison, plot_encoder_history
 from socialite_utils.runs import write_json
 
 FILLER = ["the", "a", "today", "really", "so", "my", "friend", "said", "that", "was", "quite", "very"]
@@ -432,7 +433,7 @@ def test_write_run_is_complete(runs_dir):
         views, outputs, bootstrap_samples=20, settings={"data_run": "dr"}, encoder=trained
     )
     table = B.build_comparison(results)
-    figs = {"comparison": B.plot_comparison(table), "encoder_loss": B.plot_encoder_history(trained)}
+    figs = {"comparison": plot_comparison(table), "encoder_loss": plot_encoder_history(trained)}
     run = B.write_baselines_run("bl", results, table, figs)
     assert run == runs_dir / "bl"
     for f in ("comparison.csv", "baselines_metrics.json", "predictions.jsonl", "params.json", "provenance.json",
