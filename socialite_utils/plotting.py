@@ -441,7 +441,7 @@ def plot_reliability(analysis: dict):
 @_styled
 def plot_sensitivity(summary: dict):
     """Per-task range bars: min-max macro-F1 over prompts, main prompt marked, base and tuned side by side."""
-    from .analysis import MAIN
+    from .sensitivity import MAIN
 
     tasks = sorted(summary)
     if not tasks:
@@ -475,7 +475,7 @@ def plot_sensitivity(summary: dict):
 @_styled
 def plot_invalid_kinds(analysis: dict):
     """Stacked bars of invalid-answer kinds per task, one panel per model (generate mode)."""
-    from .analysis import INVALID_KINDS
+    from .invalid_answers import INVALID_KINDS
 
     kinds = [*INVALID_KINDS, "parser_mismatch"]
     if analysis.get("invalid_summary") is None:
