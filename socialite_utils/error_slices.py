@@ -3,12 +3,12 @@ by gold-label frequency."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from . import metrics
 from .calibration import answer_confidence
@@ -85,15 +85,12 @@ def report_confident_errors(rows: Sequence[dict], k: int = 5) -> list[dict]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+def wilson_interval(k: int, n: int) -> tuple[float, float] | None:
     """Wilson 95% interval for k successes in n, in percent (None for n = 0)."""
     if n == 0:
         return None
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half))
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return (100.0 * float(ci.low), 100.0 * float(ci.high))
 
 
 def _slice_stats(rows: Sequence[dict]) -> dict[str, Any]:

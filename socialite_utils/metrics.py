@@ -530,6 +530,21 @@ def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict:
 FEW_TASKS = 5
 
 
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, tuple[float, float]]:
+    """Mean, standard error (sample std with ddof=1 / sqrt(k)) and the t-based CI on k - 1 df of ``values``;
+    se and CI are nan for fewer than 2 values. The one t-interval of the kit (task means, claims over tasks)."""
+    v = np.asarray(values, dtype=float)
+    k = len(v)
+    if k == 0:
+        raise ValueError("t_interval: no values")
+    mean = float(v.mean())
+    if k < 2:
+        return mean, math.nan, (math.nan, math.nan)
+    se = float(v.std(ddof=1) / math.sqrt(k))
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=k - 1) * se)
+    return mean, se, (mean - half, mean + half)
+
+
 def aggregate(task_results: list[dict], by: str) -> dict:
     """Summarise per-task results by a key (``"group"``, ``"category"``; ``"all"`` pools every task).
 
@@ -569,13 +584,8 @@ def aggregate(task_results: list[dict], by: str) -> dict:
         flags: list[str] = []
         f1s = np.array([float(t["macro_f1"]) for t in trs])
         k = len(trs)
-        mean = float(f1s.mean())
-        if k > 1:
-            se = float(f1s.std(ddof=1) / math.sqrt(k))
-            half = float(stats.t.ppf(0.975, df=k - 1) * se)
-            ci = (mean - half, mean + half)
-        else:
-            se, ci = math.nan, (math.nan, math.nan)
+        mean, se, ci = t_interval(f1s)
+        if k == 1:
             flags.append("single_task: standard error and CI undefined (k=1)")
         if 1 < k < FEW_TASKS:
             flags.append(

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from scipy import stats
 
 from . import metrics as M
 from .registry import CATEGORIES
@@ -92,13 +91,8 @@ def compared_tasks(metrics: dict, group: str | None = None) -> list[tuple[str, d
 
 def _mean_delta(deltas: list[float]) -> tuple[float, tuple[float, float]]:
     """Mean of per-task deltas with a t-based 95% CI over tasks (nan CI for one task)."""
-    k = len(deltas)
-    mean = sum(deltas) / k
-    if k < 2:
-        return mean, (math.nan, math.nan)
-    sd = math.sqrt(sum((d - mean) ** 2 for d in deltas) / (k - 1))
-    half = float(stats.t.ppf(0.975, df=k - 1)) * sd / math.sqrt(k)
-    return mean, (mean - half, mean + half)
+    mean, _, ci = M.t_interval(deltas)
+    return mean, ci
 
 
 # ---------------------------------------------------------------- claims
