@@ -234,10 +234,13 @@ def pearson_r(x: Sequence[float], y: Sequence[float]) -> float:
         which = "x" if np.ptp(xa) == 0 else "y"
         warnings.warn(f"pearson_r: constant input ({which}); returning nan", MetricWarning, stacklevel=2)
         return math.nan
-    xc = xa - xa.mean()
-    yc = ya - ya.mean()
-    r = float((xc @ yc) / math.sqrt((xc @ xc) * (yc @ yc)))
-    return max(-1.0, min(1.0, r))  # guard against 1.0000000002 from rounding
+    # scipy's own warnings (near-constant input) come back as MetricWarnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = float(stats.pearsonr(xa, ya).statistic)  # clipped to [-1, 1] by scipy
+    for w in caught:
+        warnings.warn(f"pearson_r: {w.message}", MetricWarning, stacklevel=2)
+    return r
 
 
 def score_regression(

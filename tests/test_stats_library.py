@@ -1,9 +1,10 @@
 """The library-backed statistics (issue 16, item 5) against values worked out by hand: the Wilson interval
-(scipy.stats.binomtest) and the one t-interval."""
+(scipy.stats.binomtest), Pearson's r (scipy.stats.pearsonr inside the kit's warnings) and the one t-interval."""
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 
@@ -27,6 +28,22 @@ def test_wilson_interval_by_hand():
     assert lo == pytest.approx(0.0, abs=1e-12)
     assert hi == pytest.approx(100 * (Z * Z / 5) / (1 + Z * Z / 5))
     assert wilson_interval(0, 0) is None
+
+
+def test_pearson_r_by_hand_and_its_warnings():
+    # x - mean = [-.1, .1, -.2, .2], y - mean = [-1.5, -.5, .5, 1.5]: r = 0.3 / sqrt(0.1 * 5)
+    assert M.pearson_r([0.4, 0.6, 0.3, 0.7], [1, 2, 3, 4]) == pytest.approx(0.3 / math.sqrt(0.5))
+    assert M.pearson_r([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    with pytest.warns(M.MetricWarning, match="constant input"):
+        assert math.isnan(M.pearson_r([1, 1, 1], [1, 2, 3]))
+    with pytest.warns(M.MetricWarning, match="fewer than 2"):
+        assert math.isnan(M.pearson_r([1], [2]))
+    # scipy's own warning comes back as the kit's MetricWarning (so score_regression turns it into a flag)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        M.pearson_r([1e6, 1e6, 1e6, 1e6 + 1e-9], [1, 2, 3, 4])
+    assert [w.category for w in caught] == [M.MetricWarning]
+    assert "nearly constant" in str(caught[0].message)
 
 
 def test_one_t_interval_by_hand():
