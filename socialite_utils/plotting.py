@@ -178,6 +178,8 @@ def plot_composition(data: Any):
     ax2.set_xlim(0, 1)
     ax2.set_xlabel("label share in the test split")
     ax2.set_title("Label distribution")
+    for ax in (ax1, ax2):
+        ax.grid(False, axis="y")
     fig.tight_layout()
     return fig
 
@@ -247,6 +249,7 @@ def _bars(ax: Any, names: list[str], blocks: list[dict], models: list[str]) -> N
         )
     ax.set_xticks(range(len(names)))
     ax.set_ylim(0, 100)
+    ax.grid(False, axis="x")  # grid lines on the value axis only
     ax.set_ylabel("mean macro-F1 over tasks (%)")
 
 
@@ -305,6 +308,7 @@ def plot_task_deltas(metrics: dict):
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in GROUP_COLORS.values()]
     ax.legend(handles, list(GROUP_COLORS), loc="lower right", fontsize=8)
     ax.set_title(f"Per-task change (95% paired-bootstrap CI; * p < {SIGNIFICANCE})")
+    ax.grid(False, axis="y")
     fig.tight_layout()
     return fig
 
@@ -395,13 +399,14 @@ def plot_confusion_matrices(analysis: dict, model: str):
         )
         ax.set_xticklabels(ax.get_xticklabels(), rotation=60, ha="right", fontsize=7)
         ax.set_yticklabels(ax.get_yticklabels(), rotation=0, fontsize=7)
+        ax.grid(False)
         ax.set_title(f"{task} (n={sum(cm['support'])})", fontsize=9)
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("gold", fontsize=8)
     for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")
-    fig.suptitle(f"Confusion matrices, {model} model (rows sum to 1; empty rows: no gold example)")
     fig.tight_layout()
+    fig.suptitle(f"Confusion matrices, {model} model (rows sum to 1; empty rows: no gold example)", y=1.01)
     return fig
 
 
@@ -433,8 +438,10 @@ def plot_reliability(analysis: dict):
         ax.legend(fontsize=7, loc="upper left")
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.suptitle(f"Reliability diagrams ({cal['n_bins']} equal-width bins; diagonal = perfectly calibrated)")
     fig.tight_layout()
+    fig.suptitle(
+        f"Reliability diagrams ({cal['n_bins']} equal-width bins; diagonal = perfectly calibrated)", y=1.01
+    )
     return fig
 
 
@@ -468,6 +475,7 @@ def plot_sensitivity(summary: dict):
     ax.set_xlabel("macro-F1 (%) over prompt wordings; ◆ main prompt, | variants, bar = min-max")
     ax.set_title("Prompt sensitivity (score mode, same examples for every prompt)")
     ax.legend(loc="lower right", fontsize=8)
+    ax.grid(False, axis="y")
     fig.tight_layout()
     return fig
 
@@ -497,6 +505,7 @@ def plot_invalid_kinds(analysis: dict):
                 ax.barh(tasks, vals, left=left, color=color, label=kind)
             left += np.array(vals)
         ax.invert_yaxis()
+        ax.grid(False, axis="y")
         ax.set_xlabel("% of answers that are invalid")
         ax.set_title(f"{model}: invalid answers by kind")
         if ax.get_legend_handles_labels()[0]:  # a model without invalid answers has no bars to name
@@ -537,6 +546,7 @@ def plot_slices(analysis: dict):
         ax.set_ylim(0, 100)
         ax.set_ylabel("accuracy (%)")
         ax.legend(fontsize=8)
+        ax.grid(False, axis="x")
     fig.tight_layout()
     return fig
 
@@ -617,6 +627,7 @@ def plot_comparison(table):
         ax.set_xlim(0, 100)
         ax.set_xlabel("macro-F1 (%)")
         ax.set_title(title, fontsize=10)
+        ax.grid(False, axis="y")
     fig.legend(loc="lower center", ncol=len(systems), fontsize=8, bbox_to_anchor=(0.5, 0.0))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
@@ -742,6 +753,7 @@ def plot_generation_metric(metrics: dict, metric: str):
         title += f"\nno data: {', '.join(missing)}"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(False, axis="x")
     fig.tight_layout()
     return fig
 
