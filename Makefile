@@ -1,9 +1,10 @@
-# Two commands for a newcomer: `make setup` (environment + everything) and `make test`.
+# Two commands for a newcomer: `make setup` (environment + everything) and `make test` (the fast tier);
+# `make test-all` is the whole suite, what CI runs.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo lab student site lint strip
+.PHONY: setup test test-all demo lab student site lint strip
 
 setup:  ## create .venv and install torch (CPU wheel if none), the pinned requirements and the kit
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,7 +19,10 @@ setup:  ## create .venv and install torch (CPU wheel if none), the pinned requir
 	# the venv as a named Jupyter kernel, "Python (socialite)", registered inside the venv (no user-wide files)
 	$(BIN)/python -m ipykernel install --sys-prefix --name socialite --display-name "Python (socialite)" >/dev/null
 
-test:  ## the whole test suite (CPU, offline; notebooks run headless in smoke mode)
+test:  ## the fast tier, 2 processes (pytest-xdist): every test not marked slow (notebooks, pipelines, wheel, launches)
+	$(BIN)/python -m pytest -q -m "not slow" -n 2
+
+test-all:  ## the whole test suite, what CI runs (CPU, offline; notebooks run headless in smoke mode)
 	$(BIN)/python -m pytest -q
 
 demo:  ## the main job: SmolLM2-135M on the 15 real local tasks, notebooks 01-05 headless

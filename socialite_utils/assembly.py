@@ -481,7 +481,7 @@ def write_data_run(
 ) -> Path:
     """Write a complete data run to ``runs/<run_name>/`` atomically (see :func:`socialite_utils.runs.RunWriter`);
     ``run_name`` must be a plain name (:func:`socialite_utils.runs.check_run_name`)."""
-    from .plots import plot_composition
+    from .plotting import plot_composition, save_figure
 
     run_dir = new_run_dir(run_name, overwrite=overwrite)
     with RunWriter(run_dir, overwrite=overwrite) as tmp:
@@ -494,10 +494,7 @@ def write_data_run(
         write_json(tmp / "params.json", {**data.params, **(params or {})})
         write_json(tmp / "provenance.json", provenance({"stage": "data_assembly"}))
         mixture_table(data).to_csv(tmp / "mixture.csv", index=False)
-        fig = plot_composition(data)
-        (tmp / "figures").mkdir()
-        fig.savefig(tmp / "figures" / "composition.png", dpi=120, bbox_inches="tight")
-        fig.savefig(tmp / "figures" / "composition.pdf", bbox_inches="tight")
+        save_figure(plot_composition(data), tmp / "figures" / "composition")
     return run_dir
 
 

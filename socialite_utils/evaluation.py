@@ -881,7 +881,8 @@ def evaluate_run(
     ``model_and_tokenizer`` lets a caller reuse an already loaded model (it must carry the adapter when the
     plan has a train run).
     """
-    from .reporting import plot_all, report_paper_comparison
+    from .plotting import plot_all
+    from .reporting import report_paper_comparison
 
     say = print if verbose else (lambda *a, **k: None)
     plan = plan or build_eval_plan(params)

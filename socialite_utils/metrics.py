@@ -234,10 +234,13 @@ def pearson_r(x: Sequence[float], y: Sequence[float]) -> float:
         which = "x" if np.ptp(xa) == 0 else "y"
         warnings.warn(f"pearson_r: constant input ({which}); returning nan", MetricWarning, stacklevel=2)
         return math.nan
-    xc = xa - xa.mean()
-    yc = ya - ya.mean()
-    r = float((xc @ yc) / math.sqrt((xc @ xc) * (yc @ yc)))
-    return max(-1.0, min(1.0, r))  # guard against 1.0000000002 from rounding
+    # scipy's own warnings (near-constant input) come back as MetricWarnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = float(stats.pearsonr(xa, ya).statistic)  # clipped to [-1, 1] by scipy
+    for w in caught:
+        warnings.warn(f"pearson_r: {w.message}", MetricWarning, stacklevel=2)
+    return r
 
 
 def score_regression(
@@ -530,6 +533,21 @@ def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict:
 FEW_TASKS = 5
 
 
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, tuple[float, float]]:
+    """Mean, standard error (sample std with ddof=1 / sqrt(k)) and the t-based CI on k - 1 df of ``values``;
+    se and CI are nan for fewer than 2 values. The one t-interval of the kit (task means, claims over tasks)."""
+    v = np.asarray(values, dtype=float)
+    k = len(v)
+    if k == 0:
+        raise ValueError("t_interval: no values")
+    mean = float(v.mean())
+    if k < 2:
+        return mean, math.nan, (math.nan, math.nan)
+    se = float(v.std(ddof=1) / math.sqrt(k))
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=k - 1) * se)
+    return mean, se, (mean - half, mean + half)
+
+
 def aggregate(task_results: list[dict], by: str) -> dict:
     """Summarise per-task results by a key (``"group"``, ``"category"``; ``"all"`` pools every task).
 
@@ -569,13 +587,8 @@ def aggregate(task_results: list[dict], by: str) -> dict:
         flags: list[str] = []
         f1s = np.array([float(t["macro_f1"]) for t in trs])
         k = len(trs)
-        mean = float(f1s.mean())
-        if k > 1:
-            se = float(f1s.std(ddof=1) / math.sqrt(k))
-            half = float(stats.t.ppf(0.975, df=k - 1) * se)
-            ci = (mean - half, mean + half)
-        else:
-            se, ci = math.nan, (math.nan, math.nan)
+        mean, se, ci = t_interval(f1s)
+        if k == 1:
             flags.append("single_task: standard error and CI undefined (k=1)")
         if 1 < k < FEW_TASKS:
             flags.append(

@@ -576,8 +576,7 @@ def write_study_outputs(params: MixingStudyParams) -> dict[str, Any]:
     Files: ``results.csv`` (cell x task), ``aggregates.csv`` (cell x scope), ``gains.csv``, ``findings.json``,
     ``findings.txt`` and ``figures/{mixing_curves,mixing_gain,specialisation_vs_retention}.{png,pdf}``.
     """
-    from .plots import plot_mixing_curves, plot_mixing_gain, plot_specialisation_vs_retention
-    from .reporting import save_figure
+    from .plotting import plot_mixing_curves, plot_mixing_gain, plot_specialisation_vs_retention, save_figure
 
     study_dir = resolve_run_dir(params.run_name)
     results, aggregates, predictions = collect_results(params)
@@ -604,10 +603,10 @@ def write_study_outputs(params: MixingStudyParams) -> dict[str, Any]:
         *sorted(aggregates.loc[aggregates["scope_kind"] == "category", "scope"].unique()),
     ]
     scopes = [s for s in scopes if s in set(aggregates["scope"])]
-    paths = save_figure(plot_mixing_curves(aggregates, scopes), figs, "mixing_curves")
+    paths = save_figure(plot_mixing_curves(aggregates, scopes), figs / "mixing_curves")
     if not gains.empty:
-        paths += save_figure(plot_mixing_gain(gains), figs, "mixing_gain")
-    paths += save_figure(plot_specialisation_vs_retention(aggregates), figs, "specialisation_vs_retention")
+        paths += save_figure(plot_mixing_gain(gains), figs / "mixing_gain")
+    paths += save_figure(plot_specialisation_vs_retention(aggregates), figs / "specialisation_vs_retention")
     return {
         "results": results,
         "aggregates": aggregates,

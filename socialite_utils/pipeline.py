@@ -288,7 +288,7 @@ def run_pipeline(
 def report_summary(pipe_dir: str | os.PathLike) -> str:
     """Base vs tuned per category and group (mean macro-F1 over tasks, 95% CI over test examples), claims, and the
     figures."""
-    from .reporting import _fmt, _fmt_ci, example_ci, report_headline
+    from .reporting import example_ci, fmt_ci, fmt_value, report_headline
 
     pipe_dir = Path(pipe_dir)
     metrics_path = pipe_dir / "eval" / "metrics.json"
@@ -313,7 +313,8 @@ def report_summary(pipe_dir: str | os.PathLike) -> str:
     for section in ("categories", "groups"):
         for name, by_model in m[section].items():
             cells = [
-                f"{_fmt(by_model[k]['macro_over_tasks'])} {_fmt_ci(example_ci(by_model[k]))}" for k in models
+                f"{fmt_value(by_model[k]['macro_over_tasks'])} {fmt_ci(example_ci(by_model[k]))}"
+                for k in models
             ]
             lines.append(
                 f"{name:<22}{by_model[models[0]]['n_tasks']:>6}" + "".join(f"{c:>24}" for c in cells)

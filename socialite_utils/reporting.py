@@ -1,7 +1,7 @@
-"""Tables, paper claims and figures for evaluation runs, computed from a metrics dict alone.
+"""Tables and paper claims for evaluation runs, computed from a metrics dict alone (figures: :mod:`.plotting`).
 
 Everything here takes the ``metrics.json`` dict written by :mod:`socialite_utils.evaluation` (or read back
-with ``evaluation.load_eval_run``), so tables and figures can be redrawn without running a model.
+with ``evaluation.load_eval_run``), so tables can be redrawn without running a model.
 Scale: macro-F1 and accuracy in percent (0-100), invalid rates and p-values as fractions.
 """
 
@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from matplotlib import pyplot as plt
-from scipy import stats
 
 from . import metrics as M
-from .plots import CATEGORY_COLORS
 from .registry import CATEGORIES
 
-MODEL_COLORS = {"base": "#999999", "tuned": "#0072b2"}
-GROUP_COLORS = {"seen": "#0072b2", "related": "#e69f00"}
 SIGNIFICANCE = 0.05
 
 # Socialite-Llama's macro-F1 on three SocialiteInstructions test sets (Dey et al., EACL 2024), and the tasks of
@@ -56,23 +50,38 @@ PAPER_RELATED_IMPROVED = (5, 6)
 # ---------------------------------------------------------------- small helpers
 
 
-def _num(x: Any) -> float:
+def as_float(x: Any) -> float:
     """A metrics value as float; None (nan written as null) -> nan."""
     return math.nan if x is None else float(x)
 
 
-def _fmt(x: Any, digits: int = 1) -> str:
-    v = _num(x)
+def fmt_value(x: Any, digits: int = 1) -> str:
+    """A metrics value with ``digits`` decimals; "n/a" for None or nan."""
+    v = as_float(x)
     return "n/a" if math.isnan(v) else f"{v:.{digits}f}"
 
 
-def _fmt_ci(ci: Sequence[Any] | None, digits: int = 1) -> str:
+def fmt_ci(ci: Sequence[Any] | None, digits: int = 1) -> str:
+    """A CI as "[lo, hi]"; "n/a" when there is none."""
     if not ci:
         return "n/a"
-    return f"[{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
+    return f"[{fmt_value(ci[0], digits)}, {fmt_value(ci[1], digits)}]"
 
 
-def _compared_tasks(metrics: dict, group: str | None = None) -> list[tuple[str, dict]]:
+def n_tasks_label(block: dict) -> str:
+    """ "1 task" / "3 tasks" for an aggregate block."""
+    return f"{block['n_tasks']} task" + ("s" if block["n_tasks"] != 1 else "")
+
+
+def example_ci(block: dict) -> Sequence[Any] | None:
+    """An aggregate's 95% CI over test examples (tasks fixed), falling back to the t-CI over tasks for runs
+    written before metrics.json had it."""
+    ci = block.get("macro_over_tasks_example_ci")
+    return ci if ci is not None else block.get("macro_over_tasks_ci")
+
+
+def compared_tasks(metrics: dict, group: str | None = None) -> list[tuple[str, dict]]:
+    """(name, task) of the tasks with a base-vs-tuned comparison, optionally of one group."""
     return [
         (name, t)
         for name, t in metrics["tasks"].items()
@@ -82,13 +91,8 @@ def _compared_tasks(metrics: dict, group: str | None = None) -> list[tuple[str, 
 
 def _mean_delta(deltas: list[float]) -> tuple[float, tuple[float, float]]:
     """Mean of per-task deltas with a t-based 95% CI over tasks (nan CI for one task)."""
-    k = len(deltas)
-    mean = sum(deltas) / k
-    if k < 2:
-        return mean, (math.nan, math.nan)
-    sd = math.sqrt(sum((d - mean) ** 2 for d in deltas) / (k - 1))
-    half = float(stats.t.ppf(0.975, df=k - 1)) * sd / math.sqrt(k)
-    return mean, (mean - half, mean + half)
+    mean, _, ci = M.t_interval(deltas)
+    return mean, ci
 
 
 # ---------------------------------------------------------------- claims
@@ -109,7 +113,7 @@ def build_claims(metrics: dict) -> list[dict]:
         ("seen", "Instruction tuning improves macro-F1 over the base model on seen (trained) tasks"),
         ("related", "Instruction tuning improves the base model on 5 of 6 related (held-out) tasks"),
     ):
-        tasks = _compared_tasks(metrics, group)
+        tasks = compared_tasks(metrics, group)
         if "tuned" not in metrics.get("models", []) or not tasks:
             why = (
                 "no tuned model in this run"
@@ -118,10 +122,14 @@ def build_claims(metrics: dict) -> list[dict]:
             )
             claims.append({"claim": claim, "supported": None, "evidence": why, "details": {}})
             continue
-        deltas = [_num(t["comparison"]["delta_macro_f1"]) for _, t in tasks]
+        deltas = [as_float(t["comparison"]["delta_macro_f1"]) for _, t in tasks]
         improved = [n for (n, _), d in zip(tasks, deltas, strict=True) if d > 0]
-        sig_up = [n for n, t in tasks if _num(t["comparison"]["delta_macro_f1"]) > 0 and _sig(t)]
-        sig_down = [n for n, t in tasks if _num(t["comparison"]["delta_macro_f1"]) < 0 and _sig(t)]
+        sig_up = [
+            n for n, t in tasks if as_float(t["comparison"]["delta_macro_f1"]) > 0 and is_significant(t)
+        ]
+        sig_down = [
+            n for n, t in tasks if as_float(t["comparison"]["delta_macro_f1"]) < 0 and is_significant(t)
+        ]
         mean, ci = _mean_delta(deltas)
         k = len(tasks)
         details = {
@@ -138,16 +146,16 @@ def build_claims(metrics: dict) -> list[dict]:
             f"{len(sig_down)} significantly lower; paired bootstrap p < {SIGNIFICANCE})"
         )
         if group == "seen":
-            base_mean = sum(_num(t["models"]["base"]["macro_f1"]) for _, t in tasks) / k
-            tuned_mean = sum(_num(t["models"]["tuned"]["macro_f1"]) for _, t in tasks) / k
+            base_mean = sum(as_float(t["models"]["base"]["macro_f1"]) for _, t in tasks) / k
+            tuned_mean = sum(as_float(t["models"]["tuned"]["macro_f1"]) for _, t in tasks) / k
             paired = (metrics.get("group_comparisons") or {}).get("seen")
             if paired:  # the evidence that counts: a paired CI over the same test examples that excludes 0
-                supported = _num(paired["ci"][0]) > 0
-                spread = f"paired 95% CI over test examples {_fmt_ci(paired['ci'])}, over tasks {_fmt_ci(ci)}"
+                supported = as_float(paired["ci"][0]) > 0
+                spread = f"paired 95% CI over test examples {fmt_ci(paired['ci'])}, over tasks {fmt_ci(ci)}"
                 details["paired_example_ci"] = paired["ci"]
             else:  # metrics written before paired group comparisons existed
                 supported = mean > 0
-                spread = f"95% CI over tasks {_fmt_ci(ci)}"
+                spread = f"95% CI over tasks {fmt_ci(ci)}"
             collapsed = collapsed_tasks(metrics, "tuned", group)
             details["tuned_collapsed"] = collapsed
             evidence = (
@@ -257,16 +265,16 @@ def build_floor_claim(
         results[floor] = M.paired_bootstrap_task_mean(entries, n_resamples=bootstrap_samples)
     best = max(results, key=lambda f: results[f]["metric_b"])
     res = results[best]
-    supported = _num(res["ci"][0]) > 0
+    supported = as_float(res["ci"][0]) > 0
     k = res["n_tasks"]
     evidence = (
         f"mean macro-F1 over {k} seen task(s): tuned {res['metric_a']:.1f} vs best floor {best} "
         f"{res['metric_b']:.1f} (delta {res['delta']:+.1f}, paired 95% CI over test examples "
-        f"{_fmt_ci(res['ci'])}); "
+        f"{fmt_ci(res['ci'])}); "
         + ", ".join(f"{f} {results[f]['metric_b']:.1f}" for f in FLOORS if f in results)
     )
     prior = [f for f in PRIOR_FLOORS if f in results]
-    beats_priors = all(_num(results[f]["ci"][0]) > 0 for f in prior)
+    beats_priors = all(as_float(results[f]["ci"][0]) > 0 for f in prior)
     collapsed = collapsed_tasks(metrics, "tuned", "seen")
     if collapsed:
         evidence += f"; {_collapse_note(collapsed, len(seen))}"
@@ -284,7 +292,8 @@ def build_floor_claim(
     return {"claim": claim, "supported": bool(supported), "evidence": evidence, "details": details}
 
 
-def _sig(task: dict) -> bool:
+def is_significant(task: dict) -> bool:
+    """Whether a compared task's paired-bootstrap p-value is below SIGNIFICANCE."""
     p = task["comparison"].get("p_value")
     return p is not None and p < SIGNIFICANCE
 
@@ -299,17 +308,17 @@ def report_task_table(metrics: dict) -> pd.DataFrame:
         rec: dict[str, Any] = {"task": name, "category": t["category"], "group": t["group"], "n": t["n"]}
         for m in metrics["models"]:
             mm = t["models"][m]
-            rec[f"{m} F1"] = round(_num(mm["macro_f1"]), 1)
-            rec[f"{m} CI"] = _fmt_ci(mm["macro_f1_ci"])
-            rec[f"{m} invalid"] = round(_num(mm["invalid_rate"]), 3)
+            rec[f"{m} F1"] = round(as_float(mm["macro_f1"]), 1)
+            rec[f"{m} CI"] = fmt_ci(mm["macro_f1_ci"])
+            rec[f"{m} invalid"] = round(as_float(mm["invalid_rate"]), 3)
             if t["type"] == "regression":
-                rec[f"{m} r"] = round(_num(mm.get("pearson_r")), 3)
+                rec[f"{m} r"] = round(as_float(mm.get("pearson_r")), 3)
         if "comparison" in t:
             c = t["comparison"]
-            rec["delta F1"] = round(_num(c["delta_macro_f1"]), 1)
-            rec["delta CI"] = _fmt_ci(c["delta_ci"])
-            rec["p bootstrap"] = round(_num(c["p_value"]), 4)
-            rec["p McNemar"] = round(_num(c["mcnemar"]["p_value"]), 4)
+            rec["delta F1"] = round(as_float(c["delta_macro_f1"]), 1)
+            rec["delta CI"] = fmt_ci(c["delta_ci"])
+            rec["p bootstrap"] = round(as_float(c["p_value"]), 4)
+            rec["p McNemar"] = round(as_float(c["mcnemar"]["p_value"]), 4)
         records.append(rec)
     df = pd.DataFrame.from_records(records)
     order = {c: i for i, c in enumerate(CATEGORIES)}
@@ -338,10 +347,10 @@ def report_aggregate_table(metrics: dict) -> pd.DataFrame:
         }
         for m in metrics["models"]:
             a = by_model[m]
-            rec[f"{m} mean F1"] = round(_num(a["macro_over_tasks"]), 1)
-            rec[f"{m} SE"] = round(_num(a["macro_over_tasks_se"]), 1)
-            rec[f"{m} 95% CI (examples)"] = _fmt_ci(example_ci(a))
-            rec[f"{m} pooled acc"] = round(_num(a["pooled_accuracy"]), 1)
+            rec[f"{m} mean F1"] = round(as_float(a["macro_over_tasks"]), 1)
+            rec[f"{m} SE"] = round(as_float(a["macro_over_tasks_se"]), 1)
+            rec[f"{m} 95% CI (examples)"] = fmt_ci(example_ci(a))
+            rec[f"{m} pooled acc"] = round(as_float(a["pooled_accuracy"]), 1)
         if len(metrics["models"]) == 2:
             rec["delta mean F1"] = round(rec["tuned mean F1"] - rec["base mean F1"], 1)
         records.append(rec)
@@ -417,11 +426,11 @@ def report_headline(metrics: dict) -> str:
     for name, by_model in scopes:
         first = by_model[metrics["models"][0]]
         parts = [
-            f"{m} {_fmt(by_model[m]['macro_over_tasks'])} +- {_fmt(by_model[m]['macro_over_tasks_se'])}"
+            f"{m} {fmt_value(by_model[m]['macro_over_tasks'])} +- {fmt_value(by_model[m]['macro_over_tasks_se'])}"
             for m in metrics["models"]
         ]
         lines.append(
-            f"  {name:<8} ({_n_tasks(first)}, {first['n_examples']} examples): mean macro-F1 "
+            f"  {name:<8} ({n_tasks_label(first)}, {first['n_examples']} examples): mean macro-F1 "
             + ", ".join(parts)
         )
     lines += ["  " + line for line in claim_lines(metrics["claims"])]
@@ -434,171 +443,20 @@ def claim_lines(claims: Sequence[dict]) -> list[str]:
     return [f"[{verdicts[c['supported']]}] {c['claim']}: {c['evidence']}" for c in claims]
 
 
-# ---------------------------------------------------------------- figures
-
-
-def _yerr(value: Any, ci: Sequence[Any] | None) -> tuple[float, float]:
-    """Asymmetric error bar lengths; nan (no whisker) where the CI is undefined (e.g. one task in a group)."""
-    v = _num(value)
-    if not ci or ci[0] is None or ci[1] is None or math.isnan(v):
-        return math.nan, math.nan  # matplotlib draws no whisker for nan
-    return max(0.0, v - float(ci[0])), max(0.0, float(ci[1]) - v)
-
-
-def _n_tasks(block: dict) -> str:
-    return f"{block['n_tasks']} task" + ("s" if block["n_tasks"] != 1 else "")
-
-
-def example_ci(block: dict) -> Sequence[Any] | None:
-    """An aggregate's 95% CI over test examples (tasks fixed), falling back to the t-CI over tasks for runs
-    written before metrics.json had it."""
-    ci = block.get("macro_over_tasks_example_ci")
-    return ci if ci is not None else block.get("macro_over_tasks_ci")
-
-
-def _bars(ax: Any, names: list[str], blocks: list[dict], models: list[str]) -> None:
-    """Grouped bars of macro_over_tasks with whiskers from :func:`example_ci`, one bar per model per name."""
-    width = 0.8 / len(models)
-    for j, m in enumerate(models):
-        xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(names))]
-        vals = [_num(b[m]["macro_over_tasks"]) for b in blocks]
-        errs = [_yerr(b[m]["macro_over_tasks"], example_ci(b[m])) for b in blocks]
-        ax.bar(
-            xs,
-            vals,
-            width,
-            yerr=[[e[0] for e in errs], [e[1] for e in errs]],
-            capsize=3,
-            color=MODEL_COLORS.get(m, "#555555"),
-            label=m,
-        )
-    ax.set_xticks(range(len(names)))
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("mean macro-F1 over tasks (%)")
-
-
-def plot_category_bars(metrics: dict):
-    """Mean macro-F1 per category (and overall), base vs tuned, with 95% bootstrap CIs over test examples
-    (see :func:`metrics.aggregate`: a category of 2-3 tasks has no useful CI over tasks); returns the Figure."""
-    cats = [c for c in CATEGORIES if c in metrics["categories"]] + [
-        c for c in metrics["categories"] if c not in CATEGORIES
-    ]
-    blocks = [metrics["categories"][c] for c in cats] + [metrics["overall"]]
-    names = cats + ["overall"]
-    models = metrics["models"]
-    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 4))
-    _bars(ax, names, blocks, models)
-    first = [b[models[0]] for b in blocks]
-    ax.set_xticklabels(
-        [
-            f"{n.replace('_', ' ')}\n{_n_tasks(b)}, n={b['n_examples']}"
-            for n, b in zip(names, first, strict=True)
-        ],
-        fontsize=8,
-    )
-    for tick, name in zip(ax.get_xticklabels(), names, strict=True):
-        tick.set_color(CATEGORY_COLORS.get(name, "black"))
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(
-        f"{metrics['run_name']}: macro-F1 by category (whiskers: 95% bootstrap CI over test examples)",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    return fig
-
-
-def plot_task_deltas(metrics: dict):
-    """Per-task change in macro-F1 (tuned - base), sorted, with paired-bootstrap 95% CIs; returns the Figure."""
-    tasks = _compared_tasks(metrics)
-    if not tasks:
-        raise ValueError("plot_task_deltas needs a run with both a base and a tuned model")
-    tasks.sort(key=lambda x: _num(x[1]["comparison"]["delta_macro_f1"]))
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(tasks) + 1.5))
-    for i, (_, t) in enumerate(tasks):
-        c = t["comparison"]
-        lo, hi = _yerr(c["delta_macro_f1"], c["delta_ci"])
-        ax.barh(i, _num(c["delta_macro_f1"]), color=GROUP_COLORS.get(t["group"], "#555555"))
-        ax.errorbar(_num(c["delta_macro_f1"]), i, xerr=[[lo], [hi]], color="black", capsize=3, lw=1)
-    right = ax.get_xlim()[1]  # after every bar is drawn, so the stars sit at the final right edge
-    for i, (_, t) in enumerate(tasks):
-        if _sig(t):
-            ax.text(right, i, " *", va="center", fontsize=9)
-    ax.set_yticks(range(len(tasks)))
-    ax.set_yticklabels([f"{n} (n={t['n']})" for n, t in tasks], fontsize=8)
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("macro-F1 change, tuned - base (points)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in GROUP_COLORS.values()]
-    ax.legend(handles, list(GROUP_COLORS), loc="lower right", fontsize=8)
-    ax.set_title(f"Per-task change (95% paired-bootstrap CI; * p < {SIGNIFICANCE})")
-    fig.tight_layout()
-    return fig
-
-
-def plot_seen_related(metrics: dict):
-    """Seen vs related tasks side by side: mean macro-F1 per model with CIs, each task as a dot; returns the Figure."""
-    groups = [g for g in ("seen", "related") if g in metrics["groups"]]
-    models = metrics["models"]
-    fig, ax = plt.subplots(figsize=(2.2 * len(groups) + 2.5, 4))
-    _bars(ax, groups, [metrics["groups"][g] for g in groups], models)
-    width = 0.8 / len(models)
-    for i, g in enumerate(groups):
-        members = [t for t in metrics["tasks"].values() if t["group"] == g]
-        for j, m in enumerate(models):
-            x = i + (j - (len(models) - 1) / 2) * width
-            ys = [_num(t["models"][m]["macro_f1"]) for t in members]
-            ax.scatter([x] * len(ys), ys, s=12, color="black", zorder=3)
-        if len(models) == 2:  # one line per task joins its base and tuned scores
-            x0, x1 = i - width / 2, i + width / 2
-            for t in members:
-                ax.plot(
-                    [x0, x1],
-                    [_num(t["models"]["base"]["macro_f1"]), _num(t["models"]["tuned"]["macro_f1"])],
-                    color="black",
-                    lw=0.5,
-                    alpha=0.5,
-                )
-    first = [metrics["groups"][g][models[0]] for g in groups]
-    ax.set_xticklabels(
-        [f"{g}\n{_n_tasks(b)}, n={b['n_examples']}" for g, b in zip(groups, first, strict=True)]
-    )
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(
-        "Seen (trained) vs related (held-out) tasks\n(whiskers: 95% bootstrap CI over test examples)"
-    )
-    fig.tight_layout()
-    return fig
-
-
-def save_figure(fig: Any, directory: str | Path, name: str) -> list[Path]:
-    """Save ``fig`` as ``<directory>/<name>.png`` and ``.pdf``, close it, and return both paths."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / f"{name}.png", directory / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
-
-
-def plot_all(metrics: dict, directory: str | Path) -> list[Path]:
-    """Every evaluation figure as PNG + PDF in ``directory``; the per-task change only when both models exist."""
-    paths = save_figure(plot_category_bars(metrics), directory, "category_bars")
-    if _compared_tasks(metrics):
-        paths += save_figure(plot_task_deltas(metrics), directory, "task_deltas")
-    paths += save_figure(plot_seen_related(metrics), directory, "seen_related")
-    return paths
-
-
 __all__ = [
     "PAPER_RESULTS",
+    "SIGNIFICANCE",
+    "as_float",
+    "compared_tasks",
+    "example_ci",
+    "fmt_ci",
+    "fmt_value",
+    "is_significant",
+    "n_tasks_label",
     "build_claims",
     "build_floor_claim",
     "claim_lines",
     "collapsed_tasks",
-    "plot_all",
-    "plot_category_bars",
-    "plot_seen_related",
-    "plot_task_deltas",
     "report_aggregate_table",
     "report_claims",
     "report_collapse",
@@ -606,5 +464,4 @@ __all__ = [
     "report_invalid",
     "report_paper_comparison",
     "report_task_table",
-    "save_figure",
 ]

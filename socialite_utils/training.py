@@ -766,34 +766,6 @@ def loss_points(log_history: list[dict]) -> list[tuple[int, float]]:
     return [(int(h["step"]), float(h["loss"])) for h in log_history if "loss" in h and "step" in h]
 
 
-def plot_loss_curve(log_history: list[dict], *, title: str | None = None):
-    """Training loss (and learning rate, right axis) against the optimizer step; returns the Figure."""
-    from matplotlib import pyplot as plt
-
-    points = loss_points(log_history)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if points:
-        ax.plot(
-            [s for s, _ in points], [v for _, v in points], marker="o", ms=3, color="#0072b2", label="loss"
-        )
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (completion tokens)")
-    lrs = [
-        (int(h["step"]), float(h["learning_rate"]))
-        for h in log_history
-        if "learning_rate" in h and "step" in h
-    ]
-    if lrs:
-        ax2 = ax.twinx()
-        ax2.plot(
-            [s for s, _ in lrs], [v for _, v in lrs], color="#999999", lw=1, ls="--", label="learning rate"
-        )
-        ax2.set_ylabel("learning rate", color="#777777")
-    ax.set_title(title or "LoRA instruction tuning")
-    fig.tight_layout()
-    return fig
-
-
 def train_lora(
     params: TrainParams,
     data_rows: list[dict] | None = None,
@@ -958,18 +930,13 @@ def train_lora(
             "torch_threads": torch.get_num_threads(),
         }
         write_json(tmp / "train_summary.json", summary)
+        from .plotting import plot_loss_curve, save_figure
+
         fig = plot_loss_curve(history, title=f"{params.run_name}: {params.base_model}")
-        fig.savefig(tmp / "loss_curve.png", dpi=120, bbox_inches="tight")
-        _close(fig)
+        save_figure(fig, tmp / "loss_curve", formats=("png",))
     shutil.rmtree(partial, ignore_errors=True)
     distributed.wait_for_everyone()
     return result
-
-
-def _close(fig: Any) -> None:
-    from matplotlib import pyplot as plt
-
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------- loading a trained run
@@ -1027,7 +994,6 @@ __all__ = [
     "load_adapter",
     "load_run_tokenizer",
     "load_training_rows",
-    "plot_loss_curve",
     "show_label_mask",
     "supervised_token_count",
     "tokenize_like_trl",

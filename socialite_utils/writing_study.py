@@ -121,8 +121,7 @@ def write_writing_report(
     run_dir: Path, predictions: list[dict], metrics: dict, *, view_model: str
 ) -> list[Path]:
     """predictions.jsonl, metrics.json, table.csv, claims.csv, examples.html and one figure per metric."""
-    from .plots import plot_generation_metric
-    from .reporting import save_figure
+    from .plotting import plot_generation_metric, save_figure
     from .writing_eval import report_diff_html, report_generation_table, report_writing_claims
 
     paths = [
@@ -137,5 +136,5 @@ def write_writing_report(
     paths.append(run_dir / "examples.html")
     names = sorted({m for t in metrics["tasks"].values() if t["status"] == "ok" for m in t["metrics"]})
     for metric in names:
-        paths += save_figure(plot_generation_metric(metrics, metric), run_dir / "figures", metric)
+        paths += save_figure(plot_generation_metric(metrics, metric), run_dir / "figures" / metric)
     return paths

@@ -26,11 +26,6 @@ from socialite_utils.analysis import (
     load_eval_registry,
     load_eval_run,
     load_sensitivity_shots,
-    plot_confusion_matrices,
-    plot_invalid_kinds,
-    plot_reliability,
-    plot_sensitivity,
-    plot_slices,
     render_variant_prompt,
     report_calibration,
     report_confident_errors,
@@ -42,6 +37,13 @@ from socialite_utils.analysis import (
     select_sensitivity_examples,
     variant_label_words,
     write_analysis_run,
+)
+from socialite_utils.plotting import (
+    plot_confusion_matrices,
+    plot_invalid_kinds,
+    plot_reliability,
+    plot_sensitivity,
+    plot_slices,
 )
 from socialite_utils.registry import Task, load_registry
 from socialite_utils.scoring import score_label_logprobs

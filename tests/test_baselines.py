@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from socialite_utils import baselines as B
+from socialite_utils import encoder_baseline as E
+from socialite_utils.plotting import plot_comparison, plot_encoder_history
 from socialite_utils.runs import write_json
 
 FILLER = ["the", "a", "today", "really", "so", "my", "friend", "said", "that", "was", "quite", "very"]
@@ -269,7 +271,7 @@ def test_encoder_inputs_pair_only_the_pair_task_rows():
     # Batches mix tasks: a single-text row must be encoded exactly as at prediction time, whatever else is there.
     _, tok = B.build_tiny_encoder(["hello world", "the target"])
     rows = [{"text": "hello world", "text_b": None}, {"text": "hello", "text_b": "the target"}]
-    single, pair = B._encode_rows(tok, rows, 32)
+    single, pair = E._encode_rows(tok, rows, 32)
     assert tok.convert_ids_to_tokens(single["input_ids"]) == ["[CLS]", "hello", "world", "[SEP]"]
     assert tok.convert_ids_to_tokens(pair["input_ids"]) == [
         "[CLS]",
@@ -280,7 +282,7 @@ def test_encoder_inputs_pair_only_the_pair_task_rows():
         "[SEP]",
     ]
     assert pair["token_type_ids"] == [0, 0, 0, 1, 1, 1]
-    assert B._encode_rows(tok, rows[:1], 32) == [single]
+    assert E._encode_rows(tok, rows[:1], 32) == [single]
 
 
 def test_load_encoder_from_a_saved_directory_like_the_hub(tmp_path):
@@ -432,7 +434,7 @@ def test_write_run_is_complete(runs_dir):
         views, outputs, bootstrap_samples=20, settings={"data_run": "dr"}, encoder=trained
     )
     table = B.build_comparison(results)
-    figs = {"comparison": B.plot_comparison(table), "encoder_loss": B.plot_encoder_history(trained)}
+    figs = {"comparison": plot_comparison(table), "encoder_loss": plot_encoder_history(trained)}
     run = B.write_baselines_run("bl", results, table, figs)
     assert run == runs_dir / "bl"
     for f in ("comparison.csv", "baselines_metrics.json", "predictions.jsonl", "params.json", "provenance.json",

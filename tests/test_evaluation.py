@@ -22,10 +22,10 @@ from socialite_utils.evaluation import (
     load_eval_run,
     score_examples,
 )
+from socialite_utils.plotting import plot_all
 from socialite_utils.registry import load_registry, select_tasks
 from socialite_utils.reporting import (
     build_claims,
-    plot_all,
     report_aggregate_table,
     report_headline,
     report_paper_comparison,

@@ -469,4 +469,3 @@ def test_describe_device_and_peak_memory():
             int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM")
         )
         assert abs(peak - hwm_kb / 1024) < 0.05 * peak + 16
-    assert peak > 50  # torch alone is bigger than that

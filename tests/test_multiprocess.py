@@ -127,6 +127,7 @@ def test_cli_overrides_are_typed_and_typos_are_refused():
         parse_overrides(["lora_r=big"])
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_and_resume_across_process_counts(data_run, runs_dir):
     # one process, in this interpreter: the reference run and a run interrupted after its step-2 checkpoint
     assert train_main(cli_args("one")) == 0

@@ -40,7 +40,7 @@ RUN = {
 }
 # the blocks not run here, and why
 SKIP = {
-    r"^make setup": "CI's own first two steps (.ci/run runs `make setup` then `make test`); make test is this suite",
+    r"^make setup": "CI's own first two steps (.ci/run runs `make setup` then `make test-all`); make test-all is this suite",
     r"^make demo": "~14 min; the same pipeline runs in CI with the smoke profile (tests/test_pipeline.py)",
     r"--profile smoke-mixing": "the smoke-mixing profile runs in tests/test_pipeline_mixing.py; cpu-mixing takes ~1 h, "
     "gpu-mixing needs a GPU",

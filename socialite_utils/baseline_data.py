@@ -1,0 +1,149 @@
+"""The rows a specialist baseline trains and is tested on (notebook 05): one :class:`TaskData` view per task of a
+data run, and :class:`SystemOutput`, what every baseline system returns per task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+BASELINE_SYSTEMS = ("majority", "stratified", "tfidf_lr", "multitask_encoder")
+HELD_OUT = "not trainable: held out"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Task views: the rows a baseline trains and is tested on
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskData:
+    """One task's rows as the baselines see them (``train`` is the pool for related tasks)."""
+
+    name: str
+    category: str
+    group: str
+    type: str
+    labels: list[str]
+    pair: bool
+    train: list[dict]
+    train_source: str | None  # "train" | "fewshot_pool" | None (nothing to train on)
+    validation: list[dict]
+    test: list[dict]
+    threshold: float | None = None  # regression: "high if score > threshold"
+
+    @property
+    def is_regression(self) -> bool:
+        return self.type == "regression"
+
+
+_ROW_FIELDS = ("id", "task", "category", "group", "task_type", "text", "label", "labels")
+
+
+def _check_row(row: dict, where: str) -> None:
+    missing = [k for k in _ROW_FIELDS if k not in row or row[k] is None]
+    if missing:
+        raise ValueError(f"{where} ({row.get('id', '?')}): missing field(s) {missing}")
+    if row["label"] not in row["labels"]:
+        raise ValueError(f"{where} ({row['id']}): field 'label' {row['label']!r} is not in {row['labels']}")
+    if row["task_type"] == "regression" and not isinstance(row.get("score"), int | float):
+        raise ValueError(
+            f"{where} ({row['id']}): regression row needs a numeric 'score', got {row.get('score')!r}"
+        )
+
+
+def _infer_threshold(rows: list[dict]) -> float | None:
+    """The largest 'low' score reproduces 'high if score > threshold' on ``rows`` exactly."""
+    lows = [r["score"] for r in rows if r["label"] == "low"]
+    highs = [r["score"] for r in rows if r["label"] == "high"]
+    if lows:
+        return float(max(lows))
+    return float(min(highs)) - 1e-9 if highs else None
+
+
+def build_task_views(data: dict[str, list[dict]], card: dict | None = None) -> dict[str, TaskData]:
+    """Group a data run's rows (:func:`assembly.load_data_run`) by task, in first-seen order.
+
+    Every task with test rows gets a view; a task with rows but no test rows cannot be scored and raises.
+    Regression thresholds come from the data card (``tasks.<t>.binarization.threshold``) when given, else from
+    the training rows. Rows are checked: a missing field or a label outside ``labels`` raises, naming the row.
+    """
+    if "test" not in data:
+        raise ValueError(f"data has no 'test' split; got {sorted(data)}")
+    by_task: dict[str, dict[str, list[dict]]] = {}
+    for split in ("test", "train", "validation", "fewshot_pool"):
+        for i, row in enumerate(data.get(split, [])):
+            _check_row(row, f"{split} row {i + 1}")
+            by_task.setdefault(row["task"], {}).setdefault(split, []).append(row)
+    untestable = sorted(t for t, s in by_task.items() if not s.get("test"))
+    if untestable and any(by_task[t].get("train") for t in untestable):
+        raise ValueError(
+            f"task(s) {untestable} have training rows but no test rows; nothing to score them on"
+        )
+    views = {}
+    for name, splits in by_task.items():
+        if not splits.get("test"):
+            continue  # pool-only task (not in the test split): not part of this comparison
+        first = splits["test"][0]
+        if first["group"] == "seen":
+            train, source = splits.get("train", []), "train"
+        else:
+            train, source = splits.get("fewshot_pool", []), "fewshot_pool"
+        threshold = None
+        if first["task_type"] == "regression":
+            binar = ((card or {}).get("tasks", {}).get(name) or {}).get("binarization") or {}
+            threshold = binar.get("threshold")
+            if threshold is None:
+                threshold = _infer_threshold(train)
+        views[name] = TaskData(
+            name=name,
+            category=first["category"],
+            group=first["group"],
+            type=first["task_type"],
+            labels=list(first["labels"]),
+            pair=any(r.get("text_b") for r in splits["test"]),
+            train=train,
+            train_source=source if train else None,
+            validation=splits.get("validation", []) if first["group"] == "seen" else [],
+            test=splits["test"],
+            threshold=threshold,
+        )
+    return views
+
+
+def task_overview(views: dict[str, TaskData]):
+    """One row per task: what each baseline trains on and is tested on (a pandas DataFrame)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "task": v.name,
+                "category": v.category,
+                "group": v.group,
+                "type": v.type,
+                "n_labels": len(v.labels),
+                "train_source": v.train_source or "none",
+                "n_train": len(v.train),
+                "n_validation": len(v.validation),
+                "n_test": len(v.test),
+                "encoder": "trained" if v.group == "seen" and v.train else HELD_OUT,
+            }
+            for v in views.values()
+        ]
+    )
+
+
+@dataclass
+class SystemOutput:
+    """One system's predictions on one task's test rows, in test-row order."""
+
+    pred: list[str]
+    probs: list[dict[str, float]] | None
+    expected_score: list[float] | None  # regression: the score Pearson r is computed on
+    score_kind: str | None  # "p_high" | "sampled_bin" | "predicted_score"
+    train_n: int
+    train_source: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+__all__ = ["BASELINE_SYSTEMS", "HELD_OUT", "SystemOutput", "TaskData", "build_task_views", "task_overview"]

@@ -1,0 +1,141 @@
+"""One figures module: every plot_* and every savefig lives in socialite_utils/plotting.py, one colour per model in
+every figure, a saved figure is PNG (at plotting.DPI) + PDF, and a figure draws the numbers it is given."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import pyplot as plt
+from matplotlib.colors import to_hex
+from PIL import Image
+
+from socialite_utils import plotting
+from socialite_utils.analysis import build_confusion_matrix
+
+PACKAGE = Path(plotting.__file__).resolve().parent
+HEX = re.compile(r"""["']#[0-9a-fA-F]{6}["']""")
+
+
+def _other_modules() -> list[Path]:
+    return [p for p in sorted(PACKAGE.glob("*.py")) if p.name != "plotting.py"]
+
+
+def test_no_other_module_draws_saves_or_picks_colours():
+    """plot_* functions, savefig calls, hex colours, colour maps and pyplot imports live in plotting.py only."""
+    offenders = []
+    for path in _other_modules():
+        source = path.read_text()
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("plot_"):
+                offenders.append(f"{path.name}: def {node.name}")
+            if isinstance(node, ast.Attribute) and node.attr in ("savefig", "get_cmap", "subplots"):
+                offenders.append(f"{path.name}: .{node.attr}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("matplotlib", "seaborn")):
+                offenders.append(f"{path.name}: from {node.module} import")
+        offenders += [f"{path.name}: colour {m}" for m in HEX.findall(source)]
+    assert offenders == []
+
+
+def test_plotting_module_draws_every_figure_of_the_kit():
+    names = {n for n in dir(plotting) if n.startswith("plot_") and callable(getattr(plotting, n))}
+    assert {
+        "plot_composition", "plot_loss_curve", "plot_category_bars", "plot_task_deltas", "plot_seen_related",
+        "plot_confusion_matrices", "plot_invalid_kinds", "plot_slices", "plot_reliability", "plot_sensitivity",
+        "plot_encoder_history", "plot_comparison", "plot_mixing_curves", "plot_mixing_gain",
+        "plot_specialisation_vs_retention", "plot_generation_metric",
+    } <= names  # fmt: skip
+
+
+def test_palette_is_okabe_ito_and_one_colour_per_model():
+    assert set(plotting.MODEL_COLORS.values()) <= {*plotting.OKABE_ITO, plotting.GREY}
+    assert set(plotting.CATEGORY_COLORS.values()) <= {*plotting.OKABE_ITO, plotting.GREY}
+    # the baselines table names the LLM llm_base / llm_tuned: the same colours as base / tuned in notebook 03
+    assert (
+        plotting.model_color("llm_tuned") == plotting.model_color("tuned") == plotting.MODEL_COLORS["tuned"]
+    )
+    assert plotting.model_color("llm_base") == plotting.MODEL_COLORS["base"]
+    assert plotting.model_color("someone_else", 2) == plotting.PALETTE[2]
+
+
+def _bar_metrics() -> dict:
+    block = {
+        "base": {"macro_over_tasks": 40.0, "macro_over_tasks_example_ci": [30.0, 50.0], "n_tasks": 2,
+                 "n_examples": 20},
+        "tuned": {"macro_over_tasks": 60.0, "macro_over_tasks_example_ci": [55.0, 70.0], "n_tasks": 2,
+                  "n_examples": 20},
+    }  # fmt: skip
+    return {
+        "run_name": "hand",
+        "models": ["base", "tuned"],
+        "categories": {"offensive": block},
+        "overall": block,
+    }
+
+
+def test_category_bars_draw_the_given_means_in_the_model_colours():
+    fig = plotting.plot_category_bars(_bar_metrics())
+    bars = fig.axes[0].patches
+    # two names (offensive, overall) x two models, base bars first
+    assert [b.get_height() for b in bars] == [40.0, 40.0, 60.0, 60.0]
+    assert [to_hex(b.get_facecolor()) for b in bars] == [plotting.MODEL_COLORS["base"]] * 2 + [
+        plotting.MODEL_COLORS["tuned"]
+    ] * 2
+    plt.close(fig)
+
+
+def test_confusion_heatmap_shows_the_row_normalised_matrix_worked_by_hand():
+    # gold a, a, a, b; predicted a, b, None, b. Row a: 1/3 a, 1/3 b, 1/3 invalid; row b: 0, 1, 0.
+    cm = build_confusion_matrix(["a", "a", "a", "b"], ["a", "b", None, "b"], ["a", "b"])
+    analysis = {"tasks": {"t": {"models": {"tuned": {"confusion": cm}}}}}
+    fig = plotting.plot_confusion_matrices(analysis, "tuned")
+    ax = fig.axes[0]
+    mesh = ax.collections[0]
+    shown = np.asarray(mesh.get_array()).reshape(2, 3)
+    np.testing.assert_allclose(shown, [[1 / 3, 1 / 3, 1 / 3], [0.0, 1.0, 0.0]])
+    # cell texts: shares above 0 with two decimals, nothing in the empty cells
+    assert sorted(t.get_text() for t in ax.texts if t.get_text()) == ["0.33", "0.33", "0.33", "1.00"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "(invalid)"]
+    assert ax.get_title() == "t (n=4)"
+    plt.close(fig)
+
+
+def test_comparison_uses_the_model_colours_for_llm_and_baselines():
+    rows = []
+    for system, f1 in (("majority", 20.0), ("llm_tuned", 50.0)):
+        rows.append({"level": "task", "name": "t1", "category": "offensive", "group": "seen", "system": system,
+                     "macro_f1": f1, "macro_f1_lo": f1 - 5, "macro_f1_hi": f1 + 5})  # fmt: skip
+        rows.append({"level": "group", "name": "seen", "category": None, "group": "seen", "system": system,
+                     "macro_f1": f1, "macro_f1_lo": np.nan, "macro_f1_hi": np.nan})  # fmt: skip
+    fig = plotting.plot_comparison(pd.DataFrame(rows))
+    lines = {c.get_label(): c.lines[0] for c in fig.axes[0].containers}  # errorbar: (data line, caps, bars)
+    assert to_hex(lines["majority"].get_color()) == plotting.MODEL_COLORS["majority"]
+    assert to_hex(lines["llm_tuned"].get_color()) == plotting.MODEL_COLORS["tuned"]
+    assert list(lines["llm_tuned"].get_xdata()) == [50.0]
+    plt.close(fig)
+
+
+def test_save_figure_writes_png_at_the_one_dpi_and_pdf(tmp_path):
+    fig, _ = plt.subplots()
+    paths = plotting.save_figure(fig, tmp_path / "deep" / "fig")
+    assert paths == [tmp_path / "deep" / "fig.png", tmp_path / "deep" / "fig.pdf"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert Image.open(paths[0]).info["dpi"] == pytest.approx((plotting.DPI, plotting.DPI), abs=0.1)
+    assert not plt.fignum_exists(fig.number)  # closed
+
+
+def test_style_is_scoped_to_the_kits_figures():
+    before = (plt.rcParams["axes.prop_cycle"], plt.rcParams["axes.grid"])
+    with plotting.plot_style():
+        assert plt.rcParams["axes.grid"] is True
+        assert [c["color"] for c in plt.rcParams["axes.prop_cycle"]] == list(plotting.PALETTE)
+    plt.close(plotting.plot_category_bars(_bar_metrics()))
+    assert (
+        plt.rcParams["axes.prop_cycle"],
+        plt.rcParams["axes.grid"],
+    ) == before  # the caller's style is kept
