@@ -766,21 +766,41 @@ def loss_points(log_history: list[dict]) -> list[tuple[int, float]]:
     return [(int(h["step"]), float(h["loss"])) for h in log_history if "loss" in h and "step" in h]
 
 
-def train_lora(
-    params: TrainParams,
-    data_rows: list[dict] | None = None,
-    *,
-    callbacks: list[TrainerCallback] | None = None,
-    verbose: bool = True,
-) -> TrainResult:
-    """Train a LoRA adapter on ``data_rows`` (default: ``params.data_run``'s train split); write the run.
+@dataclass
+class TrainingPlan:
+    """What :func:`plan_training` checked and decided before anything is loaded or written."""
 
-    Everything that can be wrong with the input is checked before training starts, and nothing is
-    written until it has been: the data (present, well-formed), the run name (no finished run of
-    that name unless ``overwrite``), ``resume`` (a checkpoint exists, same params), the base model
-    name, and ``max_length`` (every kept example keeps a trained token).
-    """
-    say = print if verbose and distributed.is_main_process() else (lambda *a, **k: None)
+    params: TrainParams
+    run_dir: Path
+    partial: Path  # runs/<run_name>.partial: checkpoints, params and the saved base model while training
+    data_source: str
+    rows: list[dict]  # the (sampled) rows to train on
+    fingerprint: str
+    resume_from: str | None
+    layout: dict[str, Any]  # batch layout over processes
+
+
+@dataclass
+class TrainingSetup:
+    """The loaded model and the rows kept for training (:func:`load_training_model`, :func:`keep_trainable_rows`)."""
+
+    model: Any
+    tokenizer: Any
+    precision: Any
+    kept: list[dict] = field(default_factory=list)
+    dropped: int = 0
+    supervised_tokens: int = 0
+    by_task: Counter = field(default_factory=Counter)
+
+
+def _sayer(verbose: bool):
+    return print if verbose and distributed.is_main_process() else (lambda *a, **k: None)
+
+
+def plan_training(
+    params: TrainParams, data_rows: list[dict] | None = None, *, verbose: bool = True
+) -> TrainingPlan:
+    """Step 1: check every input (params, run name, data, resume, base model name); nothing is loaded or written."""
     params.validate()
     layout = distributed.batch_layout(params.per_device_train_batch_size, params.gradient_accumulation_steps)
     run_dir = new_run_dir(params.run_name, overwrite=params.overwrite)
@@ -796,48 +816,79 @@ def train_lora(
         validate_rows(data_rows)
     rows = sample_rows(data_rows, params.max_train_examples, params.seed)
     fingerprint = data_fingerprint(rows)
-    resume_from = resolve_resume(params, partial, fingerprint, say=say)
+    resume_from = resolve_resume(params, partial, fingerprint, say=_sayer(verbose))
     check_base_model_name(params.base_model)
+    return TrainingPlan(params, run_dir, partial, data_source, rows, fingerprint, resume_from, layout)
 
+
+def load_training_model(plan: TrainingPlan, *, verbose: bool = True) -> TrainingSetup:
+    """Step 2: set threads, precision and seed; load the base model and its tokenizer."""
+    params = plan.params
     if params.torch_threads:
         # Process-wide. On a CPU shared with other jobs, fewer threads avoid OpenMP threads spinning while
         # their peer is descheduled (1 thread was ~3x faster than 2 on an oversubscribed 2-core box;
         # OMP_WAIT_POLICY=PASSIVE in the environment, set before torch loads, also helps).
         torch.set_num_threads(params.torch_threads)
     precision = models.choose_precision()
-    say(f"precision: {precision.describe()}")
+    _sayer(verbose)(f"precision: {precision.describe()}")
     set_seed(params.seed)
     model, tokenizer = models.load_model(
-        params.base_model, precision=precision, train_texts=_model_train_texts(rows), seed=params.seed
+        params.base_model, precision=precision, train_texts=_model_train_texts(plan.rows), seed=params.seed
     )
-    kept, dropped = check_supervised_tokens(rows, tokenizer, params.max_length)
-    if dropped:
+    return TrainingSetup(model=model, tokenizer=tokenizer, precision=precision)
+
+
+def keep_trainable_rows(plan: TrainingPlan, setup: TrainingSetup, *, verbose: bool = True) -> TrainingSetup:
+    """Step 3: drop (and count) the rows truncation would leave without a trained token; count trained tokens."""
+    say = _sayer(verbose)
+    max_length = plan.params.max_length
+    setup.kept, setup.dropped = check_supervised_tokens(plan.rows, setup.tokenizer, max_length)
+    if setup.dropped:
         say(
-            f"dropped {dropped} of {len(rows)} examples: no trained token left after truncation to {params.max_length}"
+            f"dropped {setup.dropped} of {len(plan.rows)} examples: "
+            f"no trained token left after truncation to {max_length}"
         )
-    sup_tokens = supervised_token_count(kept, tokenizer, params.max_length)
-    by_task = Counter(r.get("task", "?") for r in kept)
+    setup.supervised_tokens = supervised_token_count(setup.kept, setup.tokenizer, max_length)
+    setup.by_task = Counter(r.get("task", "?") for r in setup.kept)
     say(
-        f"training on {len(kept)} examples from {len(by_task)} task(s); {sup_tokens} trained tokens per epoch"
+        f"training on {len(setup.kept)} examples from {len(setup.by_task)} task(s); "
+        f"{setup.supervised_tokens} trained tokens per epoch"
     )
+    return setup
 
-    lora_config = lora_config_for(params)
 
-    # All checks passed: from here on files are written (checkpoints in the .partial directory).
+def start_partial_run(plan: TrainingPlan, setup: TrainingSetup) -> None:
+    """Step 4: all checks passed; write params, data fingerprint (and an in-process base model) to ``.partial``."""
+    params, partial = plan.params, plan.partial
     distributed.wait_for_everyone()  # every rank has checked .partial before the main process writes it
     if distributed.is_main_process():
         partial.mkdir(parents=True, exist_ok=True)
         write_json(partial / "params.json", params.to_dict())
-        (partial / "data_fingerprint.txt").write_text(fingerprint + "\n")
+        (partial / "data_fingerprint.txt").write_text(plan.fingerprint + "\n")
         if params.base_model in IN_PROCESS_PRESETS and not (partial / "base_model").exists():
             with _quiet_progress():
-                model.save_pretrained(partial / "base_model")
-                tokenizer.save_pretrained(partial / "base_model")
+                setup.model.save_pretrained(partial / "base_model")
+                setup.tokenizer.save_pretrained(partial / "base_model")
     distributed.wait_for_everyone()
-    sft_config = build_sft_config(params, partial / "checkpoints", precision=precision, n_examples=len(kept))
+
+
+def build_trainer(
+    plan: TrainingPlan,
+    setup: TrainingSetup,
+    lora_config: LoraConfig,
+    *,
+    callbacks: list[TrainerCallback] | None = None,
+    verbose: bool = True,
+) -> KitSFTTrainer:
+    """Step 5: the SFT config and the trainer (LoRA applied); prints the label mask of two examples."""
+    say = _sayer(verbose)
+    params, kept, tokenizer = plan.params, setup.kept, setup.tokenizer
+    sft_config = build_sft_config(
+        params, plan.partial / "checkpoints", precision=setup.precision, n_examples=len(kept)
+    )
     with _quiet_progress():  # TRL's five preparation passes would each draw a progress bar
         trainer = KitSFTTrainer(
-            model=model,
+            model=setup.model,
             args=sft_config,
             train_dataset=build_sft_dataset(kept),
             processing_class=tokenizer,
@@ -852,25 +903,31 @@ def train_lora(
         ex = trainer.train_dataset[i]
         say(f"\nlabel mask, example {i + 1} ({kept[i].get('id', i)}):")
         say(show_label_mask(tokenizer, ex["input_ids"], ex["labels"]))
+    return trainer
+
+
+def train_trainer(
+    plan: TrainingPlan, setup: TrainingSetup, trainer: KitSFTTrainer, *, verbose: bool = True
+) -> TrainResult:
+    """Step 6: train (resuming where asked); the result holds what was measured and the trained model."""
+    say = _sayer(verbose)
     trainable, total = models.count_parameters(trainer.model)
     say(f"\ntrainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f} %)")
-    if resume_from:
-        say(f"resuming from {resume_from}")
-
+    if plan.resume_from:
+        say(f"resuming from {plan.resume_from}")
     start = time.time()
-    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.train(resume_from_checkpoint=plan.resume_from)
     seconds = time.time() - start
     peak = models.peak_memory_mb()
     say(f"peak memory: {peak:.0f} MB; training took {seconds:.1f} s")
-
     history = list(trainer.state.log_history)
     losses = loss_points(history)
-    result = TrainResult(
-        run_dir=run_dir,
-        adapter_dir=run_dir / "adapter",
+    return TrainResult(
+        run_dir=plan.run_dir,
+        adapter_dir=plan.run_dir / "adapter",
         global_step=trainer.state.global_step,
-        n_train=len(kept),
-        n_dropped=dropped,
+        n_train=len(setup.kept),
+        n_dropped=setup.dropped,
         first_loss=losses[0][1] if losses else None,
         last_loss=losses[-1][1] if losses else None,
         train_loss=next((h["train_loss"] for h in reversed(history) if "train_loss" in h), None),
@@ -878,64 +935,113 @@ def train_lora(
         total_params=total,
         peak_memory_mb=peak,
         train_seconds=seconds,
-        supervised_tokens_per_epoch=sup_tokens,
-        resumed_from=resume_from,
+        supervised_tokens_per_epoch=setup.supervised_tokens,
+        resumed_from=plan.resume_from,
         log_history=history,
         model=trainer.model.eval(),
-        tokenizer=tokenizer,
+        tokenizer=setup.tokenizer,
     )
+
+
+def _train_summary(
+    plan: TrainingPlan,
+    setup: TrainingSetup,
+    result: TrainResult,
+    trainer: KitSFTTrainer,
+    lora_config: LoraConfig,
+) -> dict[str, Any]:
+    params, sft_config = plan.params, trainer.args
+    summary = {
+        f.name: getattr(result, f.name)
+        for f in fields(result)
+        if f.name not in ("log_history", "model", "tokenizer")
+    }
+    summary["examples_by_task"] = dict(sorted(setup.by_task.items()))
+    summary["data_fingerprint"] = plan.fingerprint
+    summary["resolved"] = {  # what "auto"/None settings became on this machine
+        "target_modules": lora_config.target_modules,
+        "modules_to_save": lora_config.modules_to_save,
+        "effective_batch_size": params.effective_batch_size,
+        **plan.layout,
+        "logging_steps": sft_config.logging_steps,
+        "save_steps": sft_config.save_steps,
+        "gradient_checkpointing": bool(sft_config.gradient_checkpointing),
+        "sampler": sft_config.train_sampling_strategy,
+        "compact_lm_head": trainer.use_compact_lm_head,
+        "torch_threads": torch.get_num_threads(),
+    }
+    return summary
+
+
+def write_training_run(
+    plan: TrainingPlan,
+    setup: TrainingSetup,
+    trainer: KitSFTTrainer,
+    result: TrainResult,
+    lora_config: LoraConfig,
+) -> None:
+    """Step 7: write ``runs/<run_name>/`` atomically (adapter, params, provenance, log, summary, loss curve)."""
+    params, partial = plan.params, plan.partial
     if distributed.world_size() > 1:  # every rank takes part: DeepSpeed/FSDP gather the adapter's weights
         trainer.save_model(str(partial / "adapter"))
     if not distributed.is_main_process():
         distributed.wait_for_everyone()  # the main process writes the run; return once it is complete
-        return result
-    with RunWriter(run_dir, overwrite=params.overwrite) as tmp, _quiet_progress():
+        return
+    with RunWriter(plan.run_dir, overwrite=params.overwrite) as tmp, _quiet_progress():
         if distributed.world_size() > 1:
             shutil.copytree(
                 partial / "adapter", tmp / "adapter", ignore=shutil.ignore_patterns("training_args.bin")
             )
         else:
             trainer.model.save_pretrained(tmp / "adapter")
-        tokenizer.save_pretrained(tmp / "adapter")
+        setup.tokenizer.save_pretrained(tmp / "adapter")
         if (partial / "base_model").exists():
             shutil.copytree(partial / "base_model", tmp / "base_model")
         write_json(tmp / "params.json", params.to_dict())
         extra = {
             "stage": "training",
-            "data": data_source,
-            "precision": precision.describe(),
+            "data": plan.data_source,
+            "precision": setup.precision.describe(),
             "device_detail": models.describe_device(),
-            "resumed_from": resume_from,
-            "batch": layout,
+            "resumed_from": plan.resume_from,
+            "batch": plan.layout,
         }
         write_json(tmp / "provenance.json", provenance(extra))
-        _write_jsonl(tmp / "train_log.jsonl", history)
-        summary = {
-            f.name: getattr(result, f.name)
-            for f in fields(result)
-            if f.name not in ("log_history", "model", "tokenizer")
-        }
-        summary["examples_by_task"] = dict(sorted(by_task.items()))
-        summary["data_fingerprint"] = fingerprint
-        summary["resolved"] = {  # what "auto"/None settings became on this machine
-            "target_modules": lora_config.target_modules,
-            "modules_to_save": lora_config.modules_to_save,
-            "effective_batch_size": params.effective_batch_size,
-            **layout,
-            "logging_steps": sft_config.logging_steps,
-            "save_steps": sft_config.save_steps,
-            "gradient_checkpointing": bool(sft_config.gradient_checkpointing),
-            "sampler": sft_config.train_sampling_strategy,
-            "compact_lm_head": trainer.use_compact_lm_head,
-            "torch_threads": torch.get_num_threads(),
-        }
-        write_json(tmp / "train_summary.json", summary)
+        _write_jsonl(tmp / "train_log.jsonl", result.log_history)
+        write_json(tmp / "train_summary.json", _train_summary(plan, setup, result, trainer, lora_config))
         from .plotting import plot_loss_curve, save_figure
 
-        fig = plot_loss_curve(history, title=f"{params.run_name}: {params.base_model}")
+        fig = plot_loss_curve(result.log_history, title=f"{params.run_name}: {params.base_model}")
         save_figure(fig, tmp / "loss_curve", formats=("png",))
     shutil.rmtree(partial, ignore_errors=True)
     distributed.wait_for_everyone()
+
+
+def train_lora(
+    params: TrainParams,
+    data_rows: list[dict] | None = None,
+    *,
+    callbacks: list[TrainerCallback] | None = None,
+    verbose: bool = True,
+) -> TrainResult:
+    """Train a LoRA adapter on ``data_rows`` (default: ``params.data_run``'s train split); write the run.
+
+    Everything that can be wrong with the input is checked before training starts, and nothing is
+    written until it has been: the data (present, well-formed), the run name (no finished run of
+    that name unless ``overwrite``), ``resume`` (a checkpoint exists, same params), the base model
+    name, and ``max_length`` (every kept example keeps a trained token). The steps, each callable
+    alone: :func:`plan_training` -> :func:`load_training_model` -> :func:`keep_trainable_rows` ->
+    :func:`lora_config_for` -> :func:`start_partial_run` -> :func:`build_trainer` -> :func:`train_trainer`
+    -> :func:`write_training_run`.
+    """
+    plan = plan_training(params, data_rows, verbose=verbose)
+    setup = load_training_model(plan, verbose=verbose)
+    keep_trainable_rows(plan, setup, verbose=verbose)
+    lora_config = lora_config_for(params)
+    start_partial_run(plan, setup)  # all checks passed: from here on files are written (in .partial)
+    trainer = build_trainer(plan, setup, lora_config, callbacks=callbacks, verbose=verbose)
+    result = train_trainer(plan, setup, trainer, verbose=verbose)
+    write_training_run(plan, setup, trainer, result, lora_config)
     return result
 
 
