@@ -193,6 +193,258 @@ def _check_split_sizes(
     return out
 
 
+@dataclass
+class TaskRows:
+    """One task's rows on their way through :func:`build_data`'s steps (private ``_line``/``_instruction`` kept)."""
+
+    task: Task
+    rows: dict[str, list[dict]]  # split -> validated rows
+    counts: dict[
+        str, dict[str, int]
+    ]  # split -> loaded / empty_dropped / duplicates_dropped / capped_away / kept
+    files: dict[str, str]
+    warnings: list[str]
+    missing: set[str]  # splits the source does not have (a held-out task's train split)
+    threshold_info: dict[str, Any] | None = None
+    pool: list[dict] = field(default_factory=list)  # few-shot pool drawn from the train split
+    shots: list[dict] = field(default_factory=list)
+
+
+def check_data_options(
+    tasks: Sequence[Task],
+    *,
+    prompt_format: str,
+    instruction_from: str,
+    text_normalization: str,
+    max_train_per_task: int | None,
+    max_eval_per_task: int | None,
+    few_shot_k: int,
+    mixture: Any = None,
+) -> Any:
+    """Step 0: check :func:`build_data`'s options (ValueError naming the parameter); return the validated mixture."""
+    if mixture is not None:
+        from .mixing import MixtureSpec
+
+        mixture = (MixtureSpec(**mixture) if isinstance(mixture, dict) else mixture).validate()
+    if prompt_format not in FORMATS:
+        raise ValueError(f"unknown prompt_format '{prompt_format}'; expected one of {FORMATS}")
+    if instruction_from not in ("registry", "source"):
+        raise ValueError("instruction_from must be 'registry' or 'source'")
+    if text_normalization not in TEXT_NORMALIZATIONS:
+        raise ValueError(
+            f"unknown text_normalization {text_normalization!r}; expected one of {TEXT_NORMALIZATIONS}"
+        )
+    if not tasks:
+        raise ValueError("no tasks selected")
+    _check_counts(
+        max_train_per_task=max_train_per_task, max_eval_per_task=max_eval_per_task, few_shot_k=few_shot_k
+    )
+    return mixture
+
+
+def load_task_rows(
+    task: Task, *, source: str = "local", data_dir: Any = None, text_normalization: str = "none"
+) -> TaskRows:
+    """Step 1: load a task's splits, validate and normalise every record; drop (and count) empty texts."""
+    wanted = SPLITS if task.group == "seen" else ("train", "test")
+    raw, warnings, missing = _load_task(task, wanted, source, data_dir)
+    out = TaskRows(task=task, rows={}, counts={}, files={}, warnings=warnings, missing=missing)
+    for split, records in raw.items():
+        kept, empty = [], 0
+        for rec in records:
+            if _is_empty(rec, task):
+                empty += 1
+                continue
+            row = {
+                "text": normalize_text(rec["text"], text_normalization),
+                "text_b": normalize_text(rec["text_b"], text_normalization) if task.pair else None,
+                "_line": rec["line"],
+                "_instruction": rec.get("instruction"),
+            }
+            if task.is_regression:
+                row["score"] = _parse_score(rec, task)
+            else:
+                row["label"] = _verbalize(rec, task)
+                row["score"] = None
+            kept.append(row)
+        if records:
+            out.files[split] = records[0]["file"]
+        out.rows[split] = kept
+        out.counts[split] = {"loaded": len(records), "empty_dropped": empty}
+    return out
+
+
+def binarize_task_rows(tr: TaskRows) -> TaskRows:
+    """Step 2 (regression tasks): label every row high/low at the train-split median (the scale's midpoint
+    without a train split)."""
+    if not tr.task.is_regression:
+        return tr
+    train_scores = [r["score"] for r in tr.rows.get("train", [])]
+    if train_scores:
+        threshold, how = statistics.median(train_scores), "median of the train split"
+    else:
+        lo, hi = tr.task.scale or (0.0, 1.0)
+        threshold, how = (lo + hi) / 2, "midpoint of the scale (no train split available)"
+    tr.threshold_info = {"threshold": threshold, "source": how, "rule": "high if score > threshold else low"}
+    for split_rows in tr.rows.values():
+        for r in split_rows:
+            r["label"] = binarize(r["score"], threshold)
+    return tr
+
+
+def dedupe_task_rows(tr: TaskRows, *, source: str = "local", data_dir: Any = None) -> TaskRows:
+    """Step 3: de-duplicate within and across splits (later evaluation splits win; counted); then check
+    that the task is usable (DataError) and warn about other empty splits."""
+    seen_keys: set[str] = set()
+    for split in ("test", "validation", "train"):
+        if split not in tr.rows:
+            continue
+        kept = []
+        for r in tr.rows[split]:
+            key = _norm_key(r["text"], r["text_b"])
+            if key not in seen_keys:
+                seen_keys.add(key)
+                kept.append(r)
+        tr.counts[split]["duplicates_dropped"] = len(tr.rows[split]) - len(kept)
+        tr.rows[split] = kept
+    where = {sp: split_location(tr.task, sp, source=source, data_dir=data_dir) for sp in tr.rows}
+    tr.warnings += _check_split_sizes(tr.task, tr.counts, tr.rows, tr.missing, where)
+    return tr
+
+
+def draw_task_shots(tr: TaskRows, *, few_shot_k: int = 0, seed: int = 0) -> TaskRows:
+    """Step 4: the few-shot pool (from the train split, every task) and the shots of the evaluation prompts."""
+    task = tr.task
+    pool_rng = random.Random(f"{seed}|{task.name}|pool")
+    tr.pool = _cap_stratified(tr.rows.get("train", []), FEWSHOT_POOL_PER_TASK, pool_rng)
+    tr.shots = draw_shots(tr.pool, few_shot_k, seed=seed, task_name=task.name, labels=task.labels)
+    if few_shot_k and not tr.shots and not tr.warnings:
+        tr.warnings.append("no train examples for few-shot prompts: prompts are zero-shot")
+    if 0 < len(tr.shots) < few_shot_k:
+        raise ValueError(
+            f"few_shot_k = {few_shot_k}, but task '{task.name}' has only {len(tr.shots)} train examples to draw "
+            f"shots from; lower few_shot_k to at most {len(tr.shots)} or leave this task out"
+        )
+    return tr
+
+
+def cap_task_rows(
+    tr: TaskRows,
+    *,
+    max_train_per_task: int | None = None,
+    max_eval_per_task: int | None = None,
+    balance_train: bool = False,
+    seed: int = 0,
+) -> TaskRows:
+    """Step 5: a held-out task loses its train split; cap every split (stratified by label, or balanced)."""
+    if tr.task.group == "related":
+        tr.rows.pop("train", None)  # held out: never trained on
+    for split in list(tr.rows):
+        rng = random.Random(f"{seed}|{tr.task.name}|{split}")
+        cap = max_train_per_task if split == "train" else max_eval_per_task
+        capper = _cap_balanced if (split == "train" and balance_train) else _cap_stratified
+        before = len(tr.rows[split])
+        tr.rows[split] = _order(capper(tr.rows[split], cap, rng))
+        tr.counts[split]["capped_away"] = before - len(tr.rows[split])
+        tr.counts[split]["kept"] = len(tr.rows[split])
+    return tr
+
+
+def render_task_rows(
+    tr: TaskRows, *, prompt_format: str = "paper", instruction_from: str = "registry"
+) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Step 6: the public rows with rendered prompts: ({split: rows}, few-shot pool rows). Train prompts are
+    zero-shot; validation/test prompts carry the task's shots."""
+    fmt, instr = prompt_format, instruction_from
+    pool = [_public_row(tr.task, r, "train", shots=None, fmt=fmt, instr_from=instr) for r in _order(tr.pool)]
+    splits = {
+        split: [
+            _public_row(
+                tr.task, r, split, shots=None if split == "train" else tr.shots, fmt=fmt, instr_from=instr
+            )
+            for r in rows
+        ]
+        for split, rows in tr.rows.items()
+    }
+    return splits, pool
+
+
+def task_card(tr: TaskRows, *, source: str = "local") -> dict[str, Any]:
+    """Step 7: the task's entry in the data card (files, counts, label distribution, binarization, shots)."""
+    task = tr.task
+    return {
+        "category": task.category,
+        "type": task.type,
+        "group": task.group,
+        "labels": task.labels,
+        "instruction": task.instruction,
+        "source": source,
+        "files": tr.files,
+        "counts": tr.counts,
+        "label_distribution": {
+            s: dict(sorted(Counter(r["label"] for r in rs).items())) for s, rs in tr.rows.items()
+        },
+        "binarization": tr.threshold_info,
+        "few_shot_examples": [{"text": s["text"], "label": s["label"]} for s in tr.shots],
+        "warnings": tr.warnings,
+    }
+
+
+def build_task_rows(
+    task: Task,
+    *,
+    source: str = "local",
+    data_dir: Any = None,
+    max_train_per_task: int | None = None,
+    max_eval_per_task: int | None = None,
+    balance_train: bool = False,
+    few_shot_k: int = 0,
+    prompt_format: str = "paper",
+    seed: int = 0,
+    instruction_from: str = "registry",
+    text_normalization: str = "none",
+) -> tuple[dict[str, list[dict]], list[dict], dict[str, Any]]:
+    """Steps 1-7 for one classification/regression task: ({split: rows}, few-shot pool rows, card entry)."""
+    tr = load_task_rows(task, source=source, data_dir=data_dir, text_normalization=text_normalization)
+    binarize_task_rows(tr)
+    dedupe_task_rows(tr, source=source, data_dir=data_dir)
+    draw_task_shots(tr, few_shot_k=few_shot_k, seed=seed)
+    cap_task_rows(
+        tr,
+        max_train_per_task=max_train_per_task,
+        max_eval_per_task=max_eval_per_task,
+        balance_train=balance_train,
+        seed=seed,
+    )
+    splits, pool = render_task_rows(tr, prompt_format=prompt_format, instruction_from=instruction_from)
+    return splits, pool, task_card(tr, source=source)
+
+
+def build_data_card(
+    params: dict[str, Any], card_tasks: dict[str, Any], splits: dict[str, list[dict]]
+) -> dict[str, Any]:
+    """The data card: the parameters, each task's entry, totals, dropped counts and notes."""
+    text_normalization = params["text_normalization"]
+    return {
+        "params": params,
+        "tasks": card_tasks,
+        "text_normalization": text_normalization,
+        "totals": {s: len(rs) for s, rs in splits.items()},
+        "dropped": _dropped_totals(card_tasks),
+        "notes": [
+            "train prompts are zero-shot (the paper's format); few_shot_k applies to validation/test",
+            "related (held-out) tasks contribute test rows only",
+            "duplicates are detected on case/whitespace-normalised text (+ text_b); evaluation splits keep them",
+            (
+                "texts are rendered verbatim (text_normalization='none')"
+                if text_normalization == "none"
+                else "texts had runs of whitespace collapsed to one space and ends stripped "
+                "(text_normalization='collapse_whitespace'); rows store the text as rendered"
+            ),
+        ],
+    }
+
+
 def build_data(
     tasks: Sequence[Task],
     *,
@@ -223,24 +475,15 @@ def build_data(
     :func:`socialite_utils.writing_assembly.build_generation_rows`. ``mixture`` (a
     :class:`socialite_utils.mixing.MixtureSpec` or its fields as a dict) adds generalist rows to train and holds a
     generalist slice out (see :mod:`socialite_utils.mixing`).
-    """
-    if mixture is not None:
-        from .mixing import MixtureSpec
 
-        mixture = (MixtureSpec(**mixture) if isinstance(mixture, dict) else mixture).validate()
-    if prompt_format not in FORMATS:
-        raise ValueError(f"unknown prompt_format '{prompt_format}'; expected one of {FORMATS}")
-    if instruction_from not in ("registry", "source"):
-        raise ValueError("instruction_from must be 'registry' or 'source'")
-    if text_normalization not in TEXT_NORMALIZATIONS:
-        raise ValueError(
-            f"unknown text_normalization {text_normalization!r}; expected one of {TEXT_NORMALIZATIONS}"
-        )
-    if not tasks:
-        raise ValueError("no tasks selected")
-    _check_counts(
-        max_train_per_task=max_train_per_task, max_eval_per_task=max_eval_per_task, few_shot_k=few_shot_k
-    )
+    The steps, each callable alone: :func:`check_data_options`, then per task :func:`build_task_rows`
+    (:func:`load_task_rows` -> :func:`binarize_task_rows` -> :func:`dedupe_task_rows` -> :func:`draw_task_shots`
+    -> :func:`cap_task_rows` -> :func:`render_task_rows` -> :func:`task_card`), then :func:`build_data_card`.
+    """
+    counts = {"max_train_per_task": max_train_per_task, "max_eval_per_task": max_eval_per_task}
+    options = {"prompt_format": prompt_format, "instruction_from": instruction_from}
+    options |= {"text_normalization": text_normalization, "few_shot_k": few_shot_k}
+    mixture = check_data_options(tasks, **options, **counts, mixture=mixture)
     splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
     pool: list[dict] = []
     card_tasks: dict[str, Any] = {}
@@ -257,123 +500,27 @@ def build_data(
                 writing_dir=writing_dir,
                 few_shot_k=few_shot_k,
             )
-            for split, split_rows in task_rows.items():
-                splits[split] += split_rows
-            continue
-        wanted = SPLITS if task.group == "seen" else ("train", "test")
-        raw, warnings, missing = _load_task(task, wanted, source, data_dir)
-        counts: dict[str, dict[str, int]] = {}
-        rows: dict[str, list[dict]] = {}
-        files: dict[str, str] = {}
-        # 1. validate and normalise every record; drop (and count) empty texts
-        for split, records in raw.items():
-            kept, empty = [], 0
-            for rec in records:
-                if _is_empty(rec, task):
-                    empty += 1
-                    continue
-                row = {
-                    "text": normalize_text(rec["text"], text_normalization),
-                    "text_b": normalize_text(rec["text_b"], text_normalization) if task.pair else None,
-                    "_line": rec["line"],
-                    "_instruction": rec.get("instruction"),
-                }
-                if task.is_regression:
-                    row["score"] = _parse_score(rec, task)
-                else:
-                    row["label"] = _verbalize(rec, task)
-                    row["score"] = None
-                kept.append(row)
-            if records:
-                files[split] = records[0]["file"]
-            rows[split] = kept
-            counts[split] = {"loaded": len(records), "empty_dropped": empty}
-        # 2. regression: binarize at the train-split median
-        threshold_info = None
-        if task.is_regression:
-            train_scores = [r["score"] for r in rows.get("train", [])]
-            if train_scores:
-                threshold, how = statistics.median(train_scores), "median of the train split"
-            else:
-                lo, hi = task.scale or (0.0, 1.0)
-                threshold, how = (lo + hi) / 2, "midpoint of the scale (no train split available)"
-            threshold_info = {
-                "threshold": threshold,
-                "source": how,
-                "rule": "high if score > threshold else low",
-            }
-            for split_rows in rows.values():
-                for r in split_rows:
-                    r["label"] = binarize(r["score"], threshold)
-        # 3. de-duplicate within and across splits (later evaluation splits win)
-        seen_keys: set[str] = set()
-        for split in ("test", "validation", "train"):
-            if split not in rows:
-                continue
-            kept = []
-            for r in rows[split]:
-                key = _norm_key(r["text"], r["text_b"])
-                if key not in seen_keys:
-                    seen_keys.add(key)
-                    kept.append(r)
-            counts[split]["duplicates_dropped"] = len(rows[split]) - len(kept)
-            rows[split] = kept
-        where = {sp: split_location(task, sp, source=source, data_dir=data_dir) for sp in rows}
-        warnings += _check_split_sizes(task, counts, rows, missing, where)
-        # 4. few-shot pool from the train split (all tasks), then caps
-        pool_rng = random.Random(f"{seed}|{task.name}|pool")
-        task_pool = _cap_stratified(rows.get("train", []), FEWSHOT_POOL_PER_TASK, pool_rng)
-        shots = draw_shots(task_pool, few_shot_k, seed=seed, task_name=task.name, labels=task.labels)
-        if few_shot_k and not shots and not warnings:
-            warnings.append("no train examples for few-shot prompts: prompts are zero-shot")
-        if 0 < len(shots) < few_shot_k:
-            raise ValueError(
-                f"few_shot_k = {few_shot_k}, but task '{task.name}' has only {len(shots)} train examples to draw "
-                f"shots from; lower few_shot_k to at most {len(shots)} or leave this task out"
+            task_pool = []
+        else:
+            task_rows, task_pool, card_tasks[task.name] = build_task_rows(
+                task,
+                source=source,
+                data_dir=data_dir,
+                balance_train=balance_train,
+                seed=seed,
+                **options,
+                **counts,
             )
-        for r in _order(task_pool):
-            pool.append(
-                _public_row(task, r, "train", shots=None, fmt=prompt_format, instr_from=instruction_from)
-            )
-        if task.group == "related":
-            rows.pop("train", None)  # held out: never trained on
-        for split in list(rows):
-            rng = random.Random(f"{seed}|{task.name}|{split}")
-            cap = max_train_per_task if split == "train" else max_eval_per_task
-            capper = _cap_balanced if (split == "train" and balance_train) else _cap_stratified
-            before = len(rows[split])
-            rows[split] = _order(capper(rows[split], cap, rng))
-            counts[split]["capped_away"] = before - len(rows[split])
-            counts[split]["kept"] = len(rows[split])
-            split_shots = None if split == "train" else shots
-            splits[split] += [
-                _public_row(task, r, split, shots=split_shots, fmt=prompt_format, instr_from=instruction_from)
-                for r in rows[split]
-            ]
-        card_tasks[task.name] = {
-            "category": task.category,
-            "type": task.type,
-            "group": task.group,
-            "labels": task.labels,
-            "instruction": task.instruction,
-            "source": source,
-            "files": files,
-            "counts": counts,
-            "label_distribution": {
-                s: dict(sorted(Counter(r["label"] for r in rs).items())) for s, rs in rows.items()
-            },
-            "binarization": threshold_info,
-            "few_shot_examples": [{"text": s["text"], "label": s["label"]} for s in shots],
-            "warnings": warnings,
-        }
-        for w in warnings:
+        for split, split_rows in task_rows.items():
+            splits[split] += split_rows
+        pool += task_pool
+        for w in [] if task.is_generation else card_tasks[task.name]["warnings"]:
             pywarnings.warn(f"task '{task.name}': {w}", DataWarning, stacklevel=2)
     params = {
         "source": source,
         "data_dir": str(data_dir) if data_dir else None,
         "tasks": [t.name for t in tasks],
-        "max_train_per_task": max_train_per_task,
-        "max_eval_per_task": max_eval_per_task,
+        **counts,
         "balance_train": balance_train,
         "few_shot_k": few_shot_k,
         "prompt_format": prompt_format,
@@ -382,25 +529,9 @@ def build_data(
         "text_normalization": text_normalization,
         "writing_dir": str(writing_dir) if writing_dir else None,
     }
-    card = {
-        "params": params,
-        "tasks": card_tasks,
-        "text_normalization": text_normalization,
-        "totals": {s: len(rs) for s, rs in splits.items()},
-        "dropped": _dropped_totals(card_tasks),
-        "notes": [
-            "train prompts are zero-shot (the paper's format); few_shot_k applies to validation/test",
-            "related (held-out) tasks contribute test rows only",
-            "duplicates are detected on case/whitespace-normalised text (+ text_b); evaluation splits keep them",
-            (
-                "texts are rendered verbatim (text_normalization='none')"
-                if text_normalization == "none"
-                else "texts had runs of whitespace collapsed to one space and ends stripped "
-                "(text_normalization='collapse_whitespace'); rows store the text as rendered"
-            ),
-        ],
-    }
-    data = AssembledData(splits=splits, pool=pool, card=card, params=params)
+    data = AssembledData(
+        splits=splits, pool=pool, card=build_data_card(params, card_tasks, splits), params=params
+    )
     if mixture is not None:
         from .mixing import apply_mixture
 
