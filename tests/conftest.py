@@ -105,3 +105,14 @@ def train_rows(bundle_dir) -> list[dict]:
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory) -> Path:
+    """One real smoke pipeline run (notebooks 01-05), shared by every test that only reads it: ``runs/smoke``."""
+    from socialite_utils import pipeline
+
+    root = tmp_path_factory.mktemp("smoke") / "runs"
+    steps = pipeline.run_pipeline("smoke", "smoke", runs_dir=root, log=lambda *_: None)
+    assert [r.step for r in steps if r.ok] == ["data", "train", "eval", "analysis", "baselines"], steps
+    return root / "smoke"
