@@ -45,6 +45,7 @@ from .error_slices import (
 )
 from .invalid_answers import INVALID_KINDS, classify_invalid, labels_mentioned, report_invalid_answers
 from .prompts import render_variant_prompt, variant_label_words
+from .schema import ANALYSIS_SCHEMA_VERSION  # the analysis.json schema this module writes
 from .sensitivity import (
     MAIN,
     EvalModels,
@@ -60,7 +61,6 @@ from .sensitivity import (
 )
 
 LENGTH_UNITS = ("words", "tokens")  # notebook 04's length_unit: input length in words or the model's tokens
-ANALYSIS_SCHEMA_VERSION = 1  # the analysis.json schema this module writes
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import numpy as np
 
 from .runs import (
     RunWriter,
-    iter_jsonl,
     new_run_dir,
     provenance,
     read_json,
@@ -26,15 +25,13 @@ from .runs import (
     write_json,
     write_jsonl,
 )
+from .schema import EVAL_METRICS_SCHEMA_VERSION as SCHEMA_VERSION  # the metrics.json schema this module reads
+from .schema import PREDICTION_ROW_FIELDS, SchemaError, read_eval_metrics, read_prediction_rows
 
-SCHEMA_VERSION = 1  # the metrics.json schema this module reads (evaluation schema)
-
-# Fields every predictions.jsonl row must carry for the analysis (the full schema has more).
-_REQUIRED_ROW_FIELDS = ("id", "task", "model", "mode", "gold", "parsed", "correct", "text")
 _REQUIRED_METRICS_FIELDS = ("settings", "models", "tasks")
 
 
-class EvalRunError(ValueError):
+class EvalRunError(SchemaError):
     """An evaluation run is missing, incomplete or from another schema; the message says what and where."""
 
 
@@ -92,18 +89,6 @@ class EvalRun:
         ]
 
 
-def _read_predictions(path: Path) -> list[dict[str, Any]]:
-    """predictions.jsonl rows; a malformed line or a missing field raises naming the file, line and field."""
-    rows = []
-    for lineno, row in iter_jsonl(path, EvalRunError):
-        missing = [k for k in _REQUIRED_ROW_FIELDS if k not in row]
-        if missing:
-            raise EvalRunError(f"{path}: line {lineno}: missing field(s) {missing}")
-        row["_line"] = lineno
-        rows.append(row)
-    return rows
-
-
 def load_eval_run(run: str | os.PathLike) -> EvalRun:
     """Load and check an evaluation run (name under runs/ or path).
 
@@ -115,32 +100,13 @@ def load_eval_run(run: str | os.PathLike) -> EvalRun:
     run_dir = resolve_run_dir(run)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"evaluation run {run_dir} does not exist (run notebook 03 first)")
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.is_file():
-        raise FileNotFoundError(f"evaluation run {run_dir} is incomplete: {metrics_path} is missing")
-    doc = read_json(metrics_path)
-    if not isinstance(doc, dict):
-        raise EvalRunError(f"{metrics_path}: expected a JSON object at the top level")
-    if "schema_version" not in doc:
-        raise EvalRunError(
-            f"{metrics_path}: no 'schema_version' field: this run was written by an older evaluation; "
-            f"this kit reads schema_version {SCHEMA_VERSION}. Re-run notebook 03 to regenerate it."
-        )
-    if doc["schema_version"] != SCHEMA_VERSION:
-        raise EvalRunError(
-            f"{metrics_path}: schema_version {doc['schema_version']!r} is not supported; this kit reads "
-            f"schema_version {SCHEMA_VERSION}"
-        )
-    missing = [k for k in _REQUIRED_METRICS_FIELDS if k not in doc]
-    if missing:
-        raise EvalRunError(f"{metrics_path}: missing top-level field(s) {missing}")
-    for task, info in doc["tasks"].items():
-        if "labels" not in info:
-            raise EvalRunError(f"{metrics_path}: tasks.{task} has no 'labels' field")
+    doc = read_eval_metrics(
+        run_dir / "metrics.json", fields=_REQUIRED_METRICS_FIELDS, task_fields=("labels",), error=EvalRunError
+    )
     pred_path = run_dir / "predictions.jsonl"
-    if not pred_path.is_file():
-        raise FileNotFoundError(f"evaluation run {run_dir} is incomplete: {pred_path} is missing")
-    rows = _read_predictions(pred_path)
+    rows = read_prediction_rows(
+        pred_path, fields=PREDICTION_ROW_FIELDS, line_field="_line", what="evaluation run", error=EvalRunError
+    )
     if not rows:
         raise EvalRunError(f"{pred_path}: no prediction rows")
     seen: dict[tuple, int] = {}

@@ -62,7 +62,8 @@ from .encoder_baseline import (
     resolve_preset,
     train_multitask_encoder,
 )
-from .runs import RunWriter, new_run_dir, provenance, read_json, resolve_run_dir, write_json, write_jsonl
+from .runs import RunWriter, new_run_dir, provenance, resolve_run_dir, write_json, write_jsonl
+from .schema import BASELINES_SCHEMA_VERSION, EVAL_METRICS_SCHEMA_VERSION, read_eval_metrics
 
 __all__ = [
     "BASELINE_SYSTEMS",
@@ -309,7 +310,7 @@ def baselines_metrics(
         }
     aggs = {s: _aggregates(trs) for s, trs in per_system.items()}
     return {
-        "schema_version": 1,
+        "schema_version": BASELINES_SCHEMA_VERSION,
         "run_name": run_name,
         "settings": results.settings,
         "systems": list(results.outputs),
@@ -332,43 +333,22 @@ def baselines_metrics(
 # The evaluation run's metrics and the comparison table
 # --------------------------------------------------------------------------------------------------------
 
-EVAL_SCHEMA_VERSION = 1
+EVAL_SCHEMA_VERSION = EVAL_METRICS_SCHEMA_VERSION
 
 
 def load_eval_metrics(eval_run: str | os.PathLike) -> dict:
     """Read and check an evaluation run's ``metrics.json`` (notebook 03); errors name what is missing."""
     run_dir = resolve_run_dir(eval_run)
-    path = run_dir / "metrics.json"
     if not run_dir.is_dir():
         raise FileNotFoundError(
             f"evaluation run {run_dir} does not exist (run notebook 03 first, or eval_run=None)"
         )
-    if not path.exists():
-        raise FileNotFoundError(f"evaluation run {run_dir} is incomplete: {path} is missing")
-    doc = read_json(path)
-    version = doc.get("schema_version")
-    if version != EVAL_SCHEMA_VERSION:
-        raise ValueError(
-            f"{path}: schema_version is {version!r}, expected {EVAL_SCHEMA_VERSION} "
-            "(an older evaluation run? rerun notebook 03)"
-        )
-    missing = [k for k in ("models", "tasks") if k not in doc]
-    if missing:
-        raise ValueError(f"{path}: missing top-level key(s) {missing}")
-    for task, t in doc["tasks"].items():
-        lack = [k for k in ("category", "group", "type", "n", "models") if k not in t]
-        if lack:
-            raise ValueError(f"{path}: tasks.{task} lacks {lack}")
-        for model in doc["models"]:
-            m = t["models"].get(model)
-            if m is None:
-                raise ValueError(f"{path}: tasks.{task}.models lacks model {model!r} (listed in 'models')")
-            lack = [k for k in ("macro_f1", "macro_f1_ci", "accuracy") if k not in m]
-            if t["type"] == "regression":
-                lack += [k for k in ("pearson_r",) if k not in m]
-            if lack:
-                raise ValueError(f"{path}: tasks.{task}.models.{model} lacks {lack}")
-    return doc
+    return read_eval_metrics(
+        run_dir / "metrics.json",
+        task_fields=("category", "group", "type", "n", "models"),
+        model_fields=("macro_f1", "macro_f1_ci", "accuracy"),
+        regression_fields=("pearson_r",),
+    )
 
 
 def _nan_pair(x) -> tuple[float, float]:

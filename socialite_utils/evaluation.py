@@ -53,18 +53,18 @@ from .runs import (
     new_run_dir,
     provenance,
     read_json,
-    read_jsonl,
     resolve_run_dir,
     run_ref,
     write_json,
 )
 from .runs import write_jsonl as _write_jsonl
+from .schema import EVAL_METRICS_SCHEMA_VERSION, read_eval_metrics, read_prediction_rows
 
 MODES = ("score", "generate")
 EVAL_SPLITS = ("test", "validation")
 NORMALIZATIONS = ("sum", "mean")
 BASE, TUNED = "base", "tuned"
-METRICS_SCHEMA_VERSION = 1
+METRICS_SCHEMA_VERSION = EVAL_METRICS_SCHEMA_VERSION
 
 
 # ---------------------------------------------------------------- parameters
@@ -976,7 +976,7 @@ def load_eval_run(run: str | os.PathLike) -> tuple[dict, list[dict]]:
     for name in ("metrics.json", "predictions.jsonl"):
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"evaluation run {run_dir} is incomplete: {name} is missing")
-    return read_json(run_dir / "metrics.json"), read_jsonl(run_dir / "predictions.jsonl")
+    return read_eval_metrics(run_dir / "metrics.json"), read_prediction_rows(run_dir / "predictions.jsonl")
 
 
 __all__ = [

@@ -35,6 +35,7 @@ from .runs import (
     runs_root,
     write_json_atomic,
 )
+from .schema import read_baselines_metrics, read_eval_metrics
 
 PROFILES_FILE = Path(__file__).parent / "profiles.yaml"
 
@@ -301,7 +302,7 @@ def report_summary(pipe_dir: str | os.PathLike) -> str:
     findings = pipe_dir / "mixing" / "findings.txt"
     if not metrics_path.exists():
         return findings.read_text() if findings.exists() else f"no evaluation metrics at {metrics_path}"
-    m = read_json(metrics_path)
+    m = read_eval_metrics(metrics_path)
     m["claims"] = all_claims(pipe_dir, m)
     models = m["models"]
     lines = [
@@ -327,7 +328,7 @@ def report_summary(pipe_dir: str | os.PathLike) -> str:
 def all_claims(pipe_dir: Path, metrics: dict) -> list[dict]:
     """The evaluation's claims (tuned vs base) followed by the baselines' (tuned vs the floors), when run."""
     path = pipe_dir / "baselines" / "baselines_metrics.json"
-    floor = read_json(path).get("claims", []) if path.exists() else []
+    floor = read_baselines_metrics(path).get("claims", []) if path.exists() else []
     return list(metrics["claims"]) + floor
 
 
@@ -366,7 +367,7 @@ def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> lis
             if path.exists():
                 copied.append(Path(shutil.copyfile(path, dest / (name + ext))))
     if (pipe_dir / "eval" / "metrics.json").exists():
-        metrics = read_json(pipe_dir / "eval" / "metrics.json")
+        metrics = read_eval_metrics(pipe_dir / "eval" / "metrics.json")
         metrics["claims"] = all_claims(pipe_dir, metrics)
         report_task_table(metrics).to_csv(dest / "eval_tasks.csv", index=False)
         report_aggregate_table(metrics).to_csv(dest / "eval_aggregates.csv", index=False)
