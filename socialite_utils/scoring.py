@@ -421,20 +421,7 @@ def score_label_logprobs(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     per_prompt = _normalize_label_sets(prompts, label_sets)
 
-    # Plan. shared: (prompt index, context ids, {label: completion ids}) when every label follows the same context;
-    # separate: one (prompt index, label, context ids, completion ids) per label otherwise.
-    shared: list[tuple[int, list[int], dict[str, list[int]]]] = []
-    separate: list[tuple[int, str, list[int], list[int]]] = []
-    for i, (prompt, labels) in enumerate(zip(prompts, per_prompt, strict=True)):
-        prompt_ids = encode_prompt(tokenizer, prompt)
-        pairs = {lab: encode_prompt_completion(tokenizer, prompt, lab, eos=eos) for lab in labels}
-        same_context = all(ctx == prompt_ids for ctx, _ in pairs.values())
-        single_token = all(len(comp) == 1 for _, comp in pairs.values())
-        if same_context and (single_token or share_prefix):
-            shared.append((i, prompt_ids, {lab: comp for lab, (_, comp) in pairs.items()}))
-        else:
-            separate.extend((i, lab, ctx, comp) for lab, (ctx, comp) in pairs.items())
-
+    shared, separate = _plan_label_scoring(tokenizer, prompts, per_prompt, eos=eos, share_prefix=share_prefix)
     totals: list[dict[str, float]] = [dict.fromkeys(labels, math.nan) for labels in per_prompt]
     # Longest first: padding stays small within a batch, and an out-of-memory batch shows up at once.
     if share_common_prefix:
@@ -478,8 +465,36 @@ def score_label_logprobs(
         bar.close()
         model.train(was_training)
 
-    if normalize == "sum":
-        return totals
+    return totals if normalize == "sum" else _per_label_token(totals, shared, separate)
+
+
+_Shared = list[tuple[int, list[int], dict[str, list[int]]]]
+_Separate = list[tuple[int, str, list[int], list[int]]]
+
+
+def _plan_label_scoring(
+    tokenizer: Any, prompts: Sequence[Prompt], per_prompt: list[list[str]], *, eos: bool, share_prefix: bool
+) -> tuple[_Shared, _Separate]:
+    """shared: (prompt index, context ids, {label: completion ids}) when every label follows the same context;
+    separate: one (prompt index, label, context ids, completion ids) per label otherwise."""
+    shared: _Shared = []
+    separate: _Separate = []
+    for i, (prompt, labels) in enumerate(zip(prompts, per_prompt, strict=True)):
+        prompt_ids = encode_prompt(tokenizer, prompt)
+        pairs = {lab: encode_prompt_completion(tokenizer, prompt, lab, eos=eos) for lab in labels}
+        same_context = all(ctx == prompt_ids for ctx, _ in pairs.values())
+        single_token = all(len(comp) == 1 for _, comp in pairs.values())
+        if same_context and (single_token or share_prefix):
+            shared.append((i, prompt_ids, {lab: comp for lab, (_, comp) in pairs.items()}))
+        else:
+            separate.extend((i, lab, ctx, comp) for lab, (ctx, comp) in pairs.items())
+    return shared, separate
+
+
+def _per_label_token(
+    totals: list[dict[str, float]], shared: _Shared, separate: _Separate
+) -> list[dict[str, float]]:
+    """Length normalisation: each label's summed log-probability divided by its number of tokens."""
     n_tokens = {(i, lab): len(comp) for i, _, comps in shared for lab, comp in comps.items()} | {
         (i, lab): len(comp) for i, lab, _, comp in separate
     }
