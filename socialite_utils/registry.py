@@ -149,6 +149,30 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
     _require(spec["group"] in GROUPS, where, f"field 'group' must be one of {list(GROUPS)}")
     for key in ("metrics", "no_data"):
         _require(key not in spec, where, f"field '{key}' is for generation tasks only")
+    labels = _parse_labels(spec, where)
+    label_map = _parse_label_map(spec, labels, where)
+    sources = _parse_sources(spec, where)
+    variants = _parse_variants(spec, labels, where)
+    return Task(
+        name=name,
+        suite=suite,
+        category=spec["category"],
+        type=spec["type"],
+        group=spec["group"],
+        labels=labels,
+        instruction=" ".join(str(spec["instruction"]).split()),
+        label_map=label_map,
+        pair=bool(spec.get("pair", False)),
+        text_b_name=spec.get("text_b_name"),
+        scale=spec.get("scale"),
+        sources=sources,
+        citation=str(spec.get("citation", "")),
+        variants=variants,
+        defined_in=str(path),
+    )
+
+
+def _parse_labels(spec: dict, where: str) -> list[str]:
     labels = spec.get("labels") or (REGRESSION_LABELS if spec["type"] == "regression" else None)
     _require(
         isinstance(labels, list) and len(labels) >= 2, where, "field 'labels' needs at least two answer words"
@@ -167,6 +191,10 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
             where,
             "field 'scale' must be [min, max]",
         )
+    return labels
+
+
+def _parse_label_map(spec: dict, labels: list[str], where: str) -> dict[str, str]:
     raw_map = spec.get("label_map") or {}
     _require(isinstance(raw_map, dict), where, "field 'label_map' must map source labels to labels")
     for k, v in raw_map.items():
@@ -177,6 +205,10 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
         _require(
             verb in labels, where, f"label_map maps '{raw}' to '{verb}', which is not in labels {labels}"
         )
+    return label_map
+
+
+def _parse_sources(spec: dict, where: str) -> dict:
     sources = spec.get("sources") or {}
     _require(isinstance(sources, dict), where, "field 'sources' must be a mapping")
     _check_fields(sources, SOURCE_KINDS, where, "sources")
@@ -185,6 +217,10 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
             entry is None or isinstance(entry, dict), where, f"'sources.{kind}' must be a mapping of fields"
         )
         _check_fields(entry or {}, SOURCE_FIELDS[kind], where, f"sources.{kind}")
+    return sources
+
+
+def _parse_variants(spec: dict, labels: list[str], where: str) -> list:
     variants = spec.get("variants") or []
     _require(isinstance(variants, list), where, "field 'variants' must be a list")
     for i, var in enumerate(variants):
@@ -197,23 +233,7 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
             _check_word(orig, where, f"variants[{i}].labels key {orig}")
             _check_word(word, where, f"variants[{i}].labels[{orig!r}]")
             _require(orig in labels, where, f"variants[{i}] remaps '{orig}', which is not in labels {labels}")
-    return Task(
-        name=name,
-        suite=suite,
-        category=spec["category"],
-        type=spec["type"],
-        group=spec["group"],
-        labels=labels,
-        instruction=" ".join(str(spec["instruction"]).split()),
-        label_map=label_map,
-        pair=bool(spec.get("pair", False)),
-        text_b_name=spec.get("text_b_name"),
-        scale=spec.get("scale"),
-        sources=sources,
-        citation=str(spec.get("citation", "")),
-        variants=variants,
-        defined_in=str(path),
-    )
+    return variants
 
 
 def _parse_generation_task(name: str, spec: dict, suite: str, path: Path) -> Task:
