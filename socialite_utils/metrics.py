@@ -567,6 +567,12 @@ def aggregate(task_results: list[dict], by: str) -> dict:
       it is very wide; flagged ``few_tasks``). None when any task lacks ``macro_f1_boot``.
     - ``n_tasks``, ``n_examples`` (sum of ``n``), ``tasks`` (names) and ``flags``.
     """
+    groups = _group_task_results(task_results, by)
+    return {key: _aggregate_group(key, trs) for key, trs in groups.items()}
+
+
+def _group_task_results(task_results: list[dict], by: str) -> dict[Any, list[dict]]:
+    """The task results per value of ``by`` (checked: required keys, ``correct`` of length ``n``)."""
     if not task_results:
         raise ValueError("aggregate: task_results is empty")
     groups: dict[Any, list[dict]] = {}
@@ -581,56 +587,57 @@ def aggregate(task_results: list[dict], by: str) -> dict:
                 f"aggregate: task {tr['task']!r} has n={tr['n']} but {len(tr['correct'])} 'correct' entries"
             )
         groups.setdefault("all" if by == "all" else tr[by], []).append(tr)
+    return groups
 
-    out: dict[Any, dict] = {}
-    for key, trs in groups.items():
-        flags: list[str] = []
-        f1s = np.array([float(t["macro_f1"]) for t in trs])
-        k = len(trs)
-        mean, se, ci = t_interval(f1s)
-        if k == 1:
-            flags.append("single_task: standard error and CI undefined (k=1)")
-        if 1 < k < FEW_TASKS:
-            flags.append(
-                f"few_tasks: the t-CI over {k} tasks is very wide (t on {k - 1} df); "
-                "macro_over_tasks_example_ci shows test-sample noise only"
+
+def _aggregate_group(key: Any, trs: list[dict]) -> dict:
+    """One group's summary (see :func:`aggregate`)."""
+    flags: list[str] = []
+    f1s = np.array([float(t["macro_f1"]) for t in trs])
+    k = len(trs)
+    mean, se, ci = t_interval(f1s)
+    if k == 1:
+        flags.append("single_task: standard error and CI undefined (k=1)")
+    if 1 < k < FEW_TASKS:
+        flags.append(
+            f"few_tasks: the t-CI over {k} tasks is very wide (t on {k - 1} df); "
+            "macro_over_tasks_example_ci shows test-sample noise only"
+        )
+    boots = [t.get("macro_f1_boot") for t in trs]
+    example_ci: tuple[float, float] | None = None
+    if all(b is not None for b in boots):
+        sizes = {len(b) for b in boots}
+        if len(sizes) != 1:
+            raise ValueError(
+                f"aggregate: tasks {[t['task'] for t in trs]} have bootstrap value counts {sizes}"
             )
-        boots = [t.get("macro_f1_boot") for t in trs]
-        example_ci: tuple[float, float] | None = None
-        if all(b is not None for b in boots):
-            sizes = {len(b) for b in boots}
-            if len(sizes) != 1:
-                raise ValueError(
-                    f"aggregate: tasks {[t['task'] for t in trs]} have bootstrap value counts {sizes}"
-                )
-            example_ci = percentile_ci(np.vstack(boots).mean(axis=0), what=f"aggregate {key!r} example CI")
+        example_ci = percentile_ci(np.vstack(boots).mean(axis=0), what=f"aggregate {key!r} example CI")
 
-        lacking = [t["task"] for t in trs if t.get("correct") is None]
-        if lacking:
-            pooled = pooled_se = None
-            pooled_n = 0
-            flags.append(f"no_pooled: task(s) without per-example 'correct': {lacking}")
-        else:
-            correct = np.concatenate([np.asarray(t["correct"], dtype=bool) for t in trs])
-            pooled_n = int(correct.size)
-            p = float(correct.mean())
-            pooled = 100.0 * p
-            pooled_se = 100.0 * math.sqrt(p * (1 - p) / (pooled_n - 1)) if pooled_n > 1 else math.nan
+    lacking = [t["task"] for t in trs if t.get("correct") is None]
+    if lacking:
+        pooled = pooled_se = None
+        pooled_n = 0
+        flags.append(f"no_pooled: task(s) without per-example 'correct': {lacking}")
+    else:
+        correct = np.concatenate([np.asarray(t["correct"], dtype=bool) for t in trs])
+        pooled_n = int(correct.size)
+        p = float(correct.mean())
+        pooled = 100.0 * p
+        pooled_se = 100.0 * math.sqrt(p * (1 - p) / (pooled_n - 1)) if pooled_n > 1 else math.nan
 
-        out[key] = {
-            "n_tasks": k,
-            "n_examples": int(sum(int(t["n"]) for t in trs)),
-            "tasks": [t["task"] for t in trs],
-            "macro_over_tasks": mean,
-            "macro_over_tasks_se": se,
-            "macro_over_tasks_ci": ci,
-            "macro_over_tasks_example_ci": example_ci,
-            "pooled_accuracy": pooled,
-            "pooled_accuracy_se": pooled_se,
-            "pooled_n": pooled_n,
-            "flags": flags,
-        }
-    return out
+    return {
+        "n_tasks": k,
+        "n_examples": int(sum(int(t["n"]) for t in trs)),
+        "tasks": [t["task"] for t in trs],
+        "macro_over_tasks": mean,
+        "macro_over_tasks_se": se,
+        "macro_over_tasks_ci": ci,
+        "macro_over_tasks_example_ci": example_ci,
+        "pooled_accuracy": pooled,
+        "pooled_accuracy_se": pooled_se,
+        "pooled_n": pooled_n,
+        "flags": flags,
+    }
 
 
 # --------------------------------------------------------------------------------------------------------
