@@ -722,53 +722,12 @@ def build_metrics(
     """
     from .reporting import build_claims
 
-    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in predictions:
-        if r["task"] not in tasks:
-            raise ValueError(f"prediction {r['id']} is for task {r['task']!r}, which is not in tasks")
-        grouped[(r["task"], r["model"])].append(r)
-    model_names = [m for m in (BASE, TUNED) if any(k[1] == m for k in grouped)]
-    out_tasks: dict[str, dict] = {}
+    grouped, model_names = _group_predictions(predictions, tasks)
     per_model_results: dict[str, list[dict]] = {m: [] for m in model_names}
-    for task, meta in tasks.items():
-        entry = {k: meta[k] for k in ("category", "group", "type", "labels")}
-        entry["models"] = {}
-        for m in model_names:
-            rows = grouped.get((task, m))
-            if not rows:
-                raise ValueError(f"no {m} predictions for task {task!r}")
-            block = score_task_metrics(
-                rows,
-                meta["labels"],
-                meta["type"],
-                bootstrap_samples=bootstrap_samples,
-                seed=M.task_seed(seed, task),
-                keep_bootstrap=True,
-            )
-            boot = block.pop("macro_f1_boot")  # 1000s of numbers: for the aggregates, not for metrics.json
-            entry["models"][m] = block
-            per_model_results[m].append(
-                {
-                    "task": task,
-                    "n": len(rows),
-                    "macro_f1": block["macro_f1"],
-                    "macro_f1_boot": boot,
-                    "category": meta["category"],
-                    "group": meta["group"],
-                    "correct": [bool(r["correct"]) for r in rows],
-                }
-            )
-        entry["n"] = entry["models"][model_names[0]]["n"]
-        entry["n_truncated"] = sum(1 for r in grouped[(task, model_names[0])] if r.get("truncated_tokens"))
-        if TUNED in model_names and BASE in model_names:
-            entry["comparison"] = score_comparison(
-                grouped[(task, TUNED)],
-                grouped[(task, BASE)],
-                meta["labels"],
-                bootstrap_samples=bootstrap_samples,
-                seed=M.task_seed(seed, task),
-            )
-        out_tasks[task] = entry
+    out_tasks = {
+        task: _task_entry(task, meta, grouped, model_names, per_model_results, bootstrap_samples, seed)
+        for task, meta in tasks.items()
+    }
 
     def agg(by: str) -> dict:
         res: dict[str, dict] = defaultdict(dict)
@@ -792,6 +751,68 @@ def build_metrics(
     metrics = _json_safe(metrics)
     metrics["claims"] = build_claims(metrics)
     return metrics
+
+
+def _group_predictions(
+    predictions: Sequence[dict], tasks: dict[str, dict]
+) -> tuple[dict[tuple[str, str], list[dict]], list[str]]:
+    """Prediction rows per (task, model), and the models present (base first)."""
+    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in predictions:
+        if r["task"] not in tasks:
+            raise ValueError(f"prediction {r['id']} is for task {r['task']!r}, which is not in tasks")
+        grouped[(r["task"], r["model"])].append(r)
+    return grouped, [m for m in (BASE, TUNED) if any(k[1] == m for k in grouped)]
+
+
+def _task_entry(
+    task: str,
+    meta: dict,
+    grouped: dict[tuple[str, str], list[dict]],
+    model_names: list[str],
+    per_model_results: dict[str, list[dict]],
+    bootstrap_samples: int,
+    seed: int,
+) -> dict:
+    """metrics.json's ``tasks.<task>``; appends each model's task result (bootstrap kept) to ``per_model_results``."""
+    entry = {k: meta[k] for k in ("category", "group", "type", "labels")}
+    entry["models"] = {}
+    for m in model_names:
+        rows = grouped.get((task, m))
+        if not rows:
+            raise ValueError(f"no {m} predictions for task {task!r}")
+        block = score_task_metrics(
+            rows,
+            meta["labels"],
+            meta["type"],
+            bootstrap_samples=bootstrap_samples,
+            seed=M.task_seed(seed, task),
+            keep_bootstrap=True,
+        )
+        boot = block.pop("macro_f1_boot")  # 1000s of numbers: for the aggregates, not for metrics.json
+        entry["models"][m] = block
+        per_model_results[m].append(
+            {
+                "task": task,
+                "n": len(rows),
+                "macro_f1": block["macro_f1"],
+                "macro_f1_boot": boot,
+                "category": meta["category"],
+                "group": meta["group"],
+                "correct": [bool(r["correct"]) for r in rows],
+            }
+        )
+    entry["n"] = entry["models"][model_names[0]]["n"]
+    entry["n_truncated"] = sum(1 for r in grouped[(task, model_names[0])] if r.get("truncated_tokens"))
+    if TUNED in model_names and BASE in model_names:
+        entry["comparison"] = score_comparison(
+            grouped[(task, TUNED)],
+            grouped[(task, BASE)],
+            meta["labels"],
+            bootstrap_samples=bootstrap_samples,
+            seed=M.task_seed(seed, task),
+        )
+    return entry
 
 
 def score_group_comparisons(
