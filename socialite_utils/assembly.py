@@ -445,6 +445,24 @@ def build_data_card(
     }
 
 
+def _generation_task_rows(
+    task: Task, *, writing_dir: Any, seed: int, prompt_format: str, few_shot_k: int, **kw: Any
+) -> tuple[dict[str, list[dict]], list[dict], dict[str, Any]]:
+    """A generation task's rows (writing_assembly), no few-shot pool, and its card entry."""
+    from .writing_assembly import build_generation_rows
+
+    rows, card = build_generation_rows(
+        task,
+        fmt=prompt_format,
+        seed=seed,
+        max_train=kw["max_train_per_task"],
+        max_eval=kw["max_eval_per_task"],
+        writing_dir=writing_dir,
+        few_shot_k=few_shot_k,
+    )
+    return rows, [], card
+
+
 def build_data(
     tasks: Sequence[Task],
     *,
@@ -489,18 +507,9 @@ def build_data(
     card_tasks: dict[str, Any] = {}
     for task in tasks:
         if task.is_generation:
-            from .writing_assembly import build_generation_rows
-
-            task_rows, card_tasks[task.name] = build_generation_rows(
-                task,
-                fmt=prompt_format,
-                seed=seed,
-                max_train=max_train_per_task,
-                max_eval=max_eval_per_task,
-                writing_dir=writing_dir,
-                few_shot_k=few_shot_k,
+            task_rows, task_pool, card_tasks[task.name] = _generation_task_rows(
+                task, writing_dir=writing_dir, seed=seed, **options, **counts
             )
-            task_pool = []
         else:
             task_rows, task_pool, card_tasks[task.name] = build_task_rows(
                 task,
