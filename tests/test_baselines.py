@@ -412,7 +412,10 @@ def test_eval_run_errors_name_what_is_missing(runs_dir):
     old = eval_metrics_doc()
     old["schema_version"] = 0
     write_json(runs_dir / "old" / "metrics.json", old)
-    with pytest.raises(ValueError, match=r"old/metrics\.json: schema_version 0 is not supported; this kit reads schema_version 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"old/metrics\.json: schema_version 0 is not supported; this kit reads schema_version 1",
+    ):
         B.load_eval_metrics("old")
     bad = eval_metrics_doc()
     del bad["tasks"]["emo"]["models"]["tuned"]["macro_f1_ci"]
