@@ -52,6 +52,15 @@ CONFIGS: dict[str, tuple[str, dict[str, object]]] = {
             "train.lora_target_modules": "all-linear",
         },
     ),
+    "160-bal-lr2e-3": (
+        "as 160-bal, 4x the learning rate (2e-3)",
+        {
+            "data.max_train_per_task": 160,
+            "data.balance_train": True,
+            "train.num_train_epochs": 1,
+            "train.learning_rate": 0.002,
+        },
+    ),
     "160-bal-chat": (
         "as 160-bal, prompts in the instruct model's chat template",
         {
