@@ -23,6 +23,10 @@ Speed on CPU (see benchmarks/training.md): TRL's defaults are tuned for GPUs. Th
 gradient checkpointing on CPU, sorts each optimizer step's examples by length before cutting them
 into micro-batches (``batch_rebalance``: same examples per step, less padding) and, on CPU, projects
 only the supervised positions through the LM head (TRL's fused head does this on CUDA only).
+
+Where the steps live: rows and TRL-style tokenization (1-3, ``show_label_mask``) in
+:mod:`socialite_utils.training_data`, the trainer and its progress display in
+:mod:`socialite_utils.sft_trainer`; every public name is re-exported here.
 """
 
 from __future__ import annotations
@@ -31,30 +35,20 @@ import hashlib
 import json
 import math
 import os
-import random
 import shutil
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import is_peft_model
-from datasets import Dataset
-from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 from peft import LoraConfig, PeftModel
-from tqdm.auto import tqdm
-from transformers import AutoTokenizer, ProgressCallback, TrainerCallback, set_seed
-from transformers.trainer_pt_utils import BatchRebalanceSampler
-from transformers.utils import logging as hf_logging
-from trl import SFTConfig, SFTTrainer
+from transformers import AutoTokenizer, TrainerCallback, set_seed
+from trl import SFTConfig
 
 from . import distributed, models
-from .checkpoints import adapter_problem, describe_skipped, find_resume_checkpoint, whole_run_train_loss
+from .checkpoints import adapter_problem, describe_skipped, find_resume_checkpoint
 from .offline import check_model_available
 from .prompts import prompt_text
 from .runs import (
@@ -63,11 +57,27 @@ from .runs import (
     new_run_dir,
     provenance,
     read_json,
-    read_jsonl,
     resolve_run_dir,
     write_json,
 )
 from .runs import write_jsonl as _write_jsonl
+from .sft_trainer import (  # re-exported: notebooks and tests import them from here
+    KitProgressCallback,
+    KitSFTTrainer,
+    _quiet_progress,
+    _use_kit_progress,
+    format_log_line,
+)
+from .training_data import (  # re-exported: notebooks and tests import them from here
+    build_sft_dataset,
+    check_supervised_tokens,
+    load_training_rows,
+    sample_rows,
+    show_label_mask,
+    supervised_token_count,
+    tokenize_like_trl,
+    validate_rows,
+)
 
 # The paper's LoRA recipe (Dey et al. 2024, following Alpaca-LoRA).
 PAPER_TARGET_MODULES = ("q_proj", "v_proj")
@@ -182,170 +192,6 @@ def target_modules_list(value: str | list[str] | tuple[str, ...] | None) -> list
 _RESUME_FREE_FIELDS = {"resume", "overwrite", "logging_steps", "torch_threads"}
 
 
-# ---------------------------------------------------------------- data
-
-
-def load_training_rows(data_run: str | os.PathLike) -> list[dict]:
-    """The train rows of a data run written by notebook 01 (``<run>/data/train.jsonl``).
-
-    Errors before any training: a missing run, a missing/empty train split, rows without a
-    prompt/completion (the message names the file and line).
-    """
-    run_dir = resolve_run_dir(data_run)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"data run {run_dir} does not exist (run notebook 01 first, or fix data_run)")
-    path = run_dir / "data" / "train.jsonl"
-    if not path.exists():
-        raise ValueError(f"data run {run_dir} has no train examples: {path} is missing")
-    rows = read_jsonl(path)
-    if not rows:
-        raise ValueError(
-            f"data run {run_dir} has no train examples: {path} is empty "
-            "(were all tasks 'related', i.e. held out? train needs at least one 'seen' task)"
-        )
-    validate_rows(rows, source=str(path))
-    return rows
-
-
-def _is_messages(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(m, dict) and "role" in m and "content" in m for m in value
-    )
-
-
-def validate_rows(rows: list[dict], *, source: str = "rows") -> str:
-    """Check every row has a prompt and completion of one format; return "paper" (strings) or "chat"."""
-    if not rows:
-        raise ValueError(f"{source}: no train examples")
-    kinds = Counter()
-    for i, row in enumerate(rows, start=1):
-        where = f"{source}: line {i} (id {row.get('id', '?')})"
-        for key in ("prompt", "completion"):
-            if key not in row:
-                raise ValueError(f"{where}: missing field '{key}'")
-        prompt, completion = row["prompt"], row["completion"]
-        if isinstance(prompt, str) and isinstance(completion, str):
-            kind = "paper"
-        elif _is_messages(prompt) and _is_messages(completion):
-            kind = "chat"
-        else:
-            raise ValueError(
-                f"{where}: 'prompt' and 'completion' must both be strings or both be lists of chat messages, "
-                f"got {type(prompt).__name__} and {type(completion).__name__}"
-            )
-        if kind == "paper" and not completion.strip():
-            raise ValueError(f"{where}: empty 'completion'")
-        kinds[kind] += 1
-    if len(kinds) > 1:
-        raise ValueError(f"{source}: rows mix string and chat prompts ({dict(kinds)}); use one prompt_format")
-    return next(iter(kinds))
-
-
-def sample_rows(rows: list[dict], n: int | None, seed: int) -> list[dict]:
-    """A seeded random subset of ``n`` rows in their original order (all rows when n is None)."""
-    if n is None or n >= len(rows):
-        return list(rows)
-    keep = sorted(random.Random(seed).sample(range(len(rows)), n))
-    return [rows[i] for i in keep]
-
-
-def tokenize_like_trl(
-    tokenizer: Any, prompt: str | list[dict], completion: str | list[dict]
-) -> tuple[list[int], int]:
-    """Token ids of prompt+completion(+EOS) and the prompt length, exactly as TRL 1.16's SFTTrainer builds them.
-
-    Plain strings: TRL appends ``tokenizer.eos_token`` to the completion, tokenizes prompt and
-    prompt+completion separately, and supervises everything after their common prefix. Chat
-    messages: the chat template renders both (the prompt with the generation prompt); the
-    template's end-of-turn token is the EOS.
-    """
-    if isinstance(prompt, str):
-        if not completion.endswith(tokenizer.eos_token):
-            completion = completion + tokenizer.eos_token
-        prompt_ids = tokenizer(text=prompt)["input_ids"]
-        full_ids = tokenizer(text=prompt + completion)["input_ids"]
-    else:
-        prompt_ids = tokenizer.apply_chat_template(
-            prompt, tokenize=True, return_dict=True, add_generation_prompt=True
-        )["input_ids"]
-        full_ids = tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True)[
-            "input_ids"
-        ]
-    n_prompt = 0
-    for a, b in zip(prompt_ids, full_ids, strict=False):
-        if a != b:
-            break
-        n_prompt += 1
-    return list(full_ids), n_prompt
-
-
-def check_supervised_tokens(rows: list[dict], tokenizer: Any, max_length: int) -> tuple[list[dict], int]:
-    """Drop the rows whose completion is cut away entirely by truncation to ``max_length``.
-
-    Returns ``(kept_rows, dropped_count)``. TRL would drop such rows silently; the kit counts them
-    so the caller can report it. If every row would be dropped, raises ValueError
-    ("max_length N is shorter than every prompt").
-    """
-    kept = []
-    shortest_prompt = None
-    for row in rows:
-        ids, n_prompt = tokenize_like_trl(tokenizer, row["prompt"], row["completion"])
-        shortest_prompt = n_prompt if shortest_prompt is None else min(shortest_prompt, n_prompt)
-        if min(len(ids), max_length) - n_prompt > 0:
-            kept.append(row)
-    if rows and not kept:
-        raise ValueError(
-            f"max_length {max_length} is shorter than every prompt: no example keeps a trained token "
-            f"(the shortest prompt is {shortest_prompt} tokens); raise max_length"
-        )
-    return kept, len(rows) - len(kept)
-
-
-def supervised_token_count(rows: list[dict], tokenizer: Any, max_length: int) -> int:
-    """How many tokens one pass over ``rows`` trains on (completion + EOS, after truncation)."""
-    total = 0
-    for row in rows:
-        ids, n_prompt = tokenize_like_trl(tokenizer, row["prompt"], row["completion"])
-        total += max(0, min(len(ids), max_length) - n_prompt)
-    return total
-
-
-def build_sft_dataset(rows: list[dict]) -> Dataset:
-    """A TRL prompt-completion dataset (columns ``prompt``, ``completion``, ``id``) from data-run rows."""
-    validate_rows(rows)
-    return Dataset.from_dict(
-        {
-            "prompt": [r["prompt"] for r in rows],
-            "completion": [r["completion"] for r in rows],
-            "id": [str(r.get("id", i)) for i, r in enumerate(rows)],
-        }
-    )
-
-
-def show_label_mask(tokenizer: Any, input_ids: list[int], labels: list[int], *, context: int = 6) -> str:
-    """A token-by-token view of one training sequence: which tokens are trained (label != -100).
-
-    Prompt tokens are summarised except the last ``context`` ones, so the view stays short.
-    """
-    tokens = tokenizer.convert_ids_to_tokens(list(input_ids))
-    trained = [i for i, lab in enumerate(labels) if lab != -100]
-    first = trained[0] if trained else len(tokens)
-    lines = [
-        f"{len(tokens)} tokens, {len(trained)} trained (label != -100), {first} prompt tokens not trained"
-    ]
-    lines.append(f"{'pos':>5}  {'token':<24}{'id':>8}  label")
-    start = max(0, first - context)
-    if start > 0:
-        lines.append(f"{'':>5}  ... {start} earlier prompt tokens, all -100 ...")
-    for i in range(start, len(tokens)):
-        lab = labels[i]
-        mark = "-100" if lab == -100 else f"{lab}  <- trained"
-        if i == len(tokens) - 1 and lab == tokenizer.eos_token_id:
-            mark += " (EOS)"
-        lines.append(f"{i:>5}  {tokens[i]!r:<24}{input_ids[i]:>8}  {mark}")
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------- configs
 
 
@@ -440,182 +286,6 @@ def build_sft_config(
     )
 
 
-# ---------------------------------------------------------------- trainer
-
-
-class KitSFTTrainer(SFTTrainer):
-    """SFTTrainer with two CPU speed-ups that leave the optimisation unchanged.
-
-    * ``compact_lm_head``: on devices without Triton (CPU, MPS), TRL's fused LM head scores every position
-      (prompt and padding included) through the vocabulary projection. Here only the positions
-      with a label are projected: the same loss, a fraction of the work for short completions.
-    * the ``batch_rebalance`` sampler gets the run's seed (transformers builds it with its own
-      default seed, 42, whatever ``args.seed`` says).
-
-    Resuming: the loss is logged at every checkpoint step (so a checkpoint's log covers every step
-    before it), and the final ``train_loss`` is the whole run's mean, not only the resumed steps'.
-    """
-
-    def __init__(self, *args: Any, compact_lm_head: bool = True, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        text_config = self.model.config.get_text_config()
-        plain_head = not any(
-            getattr(text_config, name, None)
-            for name in ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier")
-        ) and getattr(text_config, "logits_scaling", None) in (None, 1, 1.0)
-        self.use_compact_lm_head = (
-            compact_lm_head
-            and plain_head
-            and self.args.device.type not in ("cuda", "xpu")  # where TRL's Triton head is not compact
-            and self.args.loss_type == "nll"
-            and self.label_smoother is None
-            and self.compute_loss_func is None
-            and not self.aux_loss_enabled
-            and not self.padding_free
-            and self.accelerator.num_processes == 1  # the compact path bypasses the DDP/DeepSpeed wrapper
-        )
-        self.add_callback(_LogAtSaveCallback())
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:  # noqa: D102
-        if "train_loss" in logs and getattr(self, "_initial_global_step", 0) > 0:
-            # transformers averages over the steps of this call only; the history holds every step's loss
-            whole = whole_run_train_loss(self.state.log_history)
-            if whole is not None:
-                logs = {**logs, "train_loss": whole}
-        super().log(logs, start_time)
-
-    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-        sampler = super()._get_train_sampler(train_dataset)
-        if isinstance(sampler, BatchRebalanceSampler):
-            sampler.seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        return sampler
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
-        if not self.use_compact_lm_head or return_outputs:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        mode = "train" if self.model.training else "eval"
-        labels = inputs["labels"]
-        forward_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-        forward_inputs["use_cache"] = False
-        causal_lm = model.get_base_model() if is_peft_model(model) else model
-        hidden = causal_lm.base_model(**forward_inputs).last_hidden_state
-        # Next-token prediction: position t predicts label t+1; keep only supervised positions.
-        shifted = labels[:, 1:]
-        mask = shifted != -100
-        targets = shifted[mask]
-        logits = causal_lm.get_output_embeddings()(hidden[:, :-1][mask]).float()
-        log_probs = torch.log_softmax(logits, dim=-1)
-        token_log_probs = log_probs.gather(1, targets[:, None]).squeeze(1)
-        num_tokens = mask.sum() if num_items_in_batch is None else num_items_in_batch
-        loss = -token_log_probs.sum() / torch.as_tensor(num_tokens).clamp(min=1)
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-            loss = loss * (self.accelerator.num_processes // self.get_tp_size())
-
-        # The same metrics TRL logs (entropy, token accuracy, tokens seen), now cheap: few positions.
-        with torch.no_grad():
-            n_valid = int(mask.sum())
-            entropy = -(log_probs.exp() * log_probs).sum(-1).sum().item()
-            correct = (logits.argmax(-1) == targets).sum().item()
-        self._metrics[mode]["entropy"].append(entropy / n_valid if n_valid else 0.0)
-        self._metrics[mode]["mean_token_accuracy"].append(correct / n_valid if n_valid else 0.0)
-        if mode == "train":
-            self._total_train_tokens += int(inputs["attention_mask"].sum()) // self._tp_size
-        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
-        return loss
-
-
-class _LogAtSaveCallback(TrainerCallback):
-    """Log the loss on every step that saves a checkpoint, so the checkpoint's history covers all its steps."""
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if control.should_save:
-            control.should_log = True
-
-
-def _interactive_progress() -> bool:
-    """True for a terminal or a Jupyter widget bar; False for logs (papermill, CI, redirected output)."""
-    return tqdm.__module__.startswith("tqdm.notebook") or sys.stderr.isatty()
-
-
-def _progress_mininterval() -> float:
-    """Seconds between progress-bar redraws: smooth on a terminal or widget, sparse in logs.
-
-    A papermill log records every redraw of a text bar; 15 s keeps a 15-minute run to ~60 bar
-    lines. ``TQDM_MININTERVAL`` in the environment wins.
-    """
-    if "TQDM_MININTERVAL" in os.environ:
-        return float(os.environ["TQDM_MININTERVAL"])
-    return 0.5 if _interactive_progress() else 15.0
-
-
-def format_log_line(logs: dict[str, Any], state: Any) -> str:
-    """One short line per logging step (instead of a printed dict)."""
-    if "loss" not in logs:
-        keep = {
-            k: v for k, v in logs.items() if k in ("train_runtime", "train_samples_per_second", "train_loss")
-        }
-        return "done: " + "  ".join(f"{k} {v:.4g}" for k, v in keep.items())
-    parts = [f"step {state.global_step}/{state.max_steps}", f"loss {logs['loss']:.4f}"]
-    if "learning_rate" in logs:
-        parts.append(f"lr {logs['learning_rate']:.2e}")
-    if "mean_token_accuracy" in logs:
-        parts.append(f"token_acc {logs['mean_token_accuracy']:.3f}")
-    if "grad_norm" in logs:
-        parts.append(f"grad_norm {float(logs['grad_norm']):.3g}")
-    return "  ".join(parts)
-
-
-class KitProgressCallback(TrainerCallback):
-    """A tqdm.auto bar (widget in Jupyter, text elsewhere) with log-friendly redraws, one line per log."""
-
-    def __init__(self) -> None:
-        self.bar = None
-        self.last_step = 0
-        self.interactive = _interactive_progress()
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            self.last_step = state.global_step
-            self.bar = tqdm(
-                total=state.max_steps,
-                initial=state.global_step,
-                desc="training",
-                unit="step",
-                mininterval=_progress_mininterval(),
-                dynamic_ncols=True,
-            )
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.last_step)
-            self.last_step = state.global_step
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.bar is not None and logs:
-            line = format_log_line(logs, state)
-            if self.interactive:
-                self.bar.write(line)  # clears and redraws the bar around the line
-            else:
-                print(line, flush=True)  # a log: no redraw, the bar keeps its own sparse schedule
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def _use_kit_progress(trainer: SFTTrainer) -> None:
-    """Replace transformers' progress callbacks (text or HTML-table) with KitProgressCallback."""
-    trainer.remove_callback(ProgressCallback)
-    try:
-        from transformers.utils.notebook import NotebookProgressCallback
-
-        trainer.remove_callback(NotebookProgressCallback)
-    except ImportError:  # notebook helpers need IPython; without it there is nothing to remove
-        pass
-    trainer.add_callback(KitProgressCallback())
-
-
 # ---------------------------------------------------------------- checks before training
 
 
@@ -696,22 +366,6 @@ def resolve_resume(
 
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
-
-
-@contextmanager
-def _quiet_progress() -> Iterator[None]:
-    """Silence datasets' per-map and transformers' file-writing progress bars inside the block."""
-    datasets_were_off = are_progress_bars_disabled()
-    transformers_were_on = hf_logging.is_progress_bar_enabled()
-    disable_progress_bars()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if not datasets_were_off:
-            enable_progress_bars()
-        if transformers_were_on:
-            hf_logging.enable_progress_bar()
 
 
 def _model_train_texts(rows: list[dict]) -> list[str]:
@@ -1087,6 +741,7 @@ def load_adapter(
 
 
 __all__ = [
+    "IN_PROCESS_PRESETS",
     "PAPER_TARGET_MODULES",
     "KitProgressCallback",
     "KitSFTTrainer",
@@ -1097,9 +752,11 @@ __all__ = [
     "build_sft_dataset",
     "check_base_model_name",
     "check_supervised_tokens",
+    "format_log_line",
     "load_adapter",
     "load_run_tokenizer",
     "load_training_rows",
+    "sample_rows",
     "show_label_mask",
     "supervised_token_count",
     "tokenize_like_trl",
