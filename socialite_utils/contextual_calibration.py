@@ -144,7 +144,7 @@ def calibrate_predictions(rows: Sequence[dict], priors: dict[str, dict[str, dict
             out.append(dict(r))
             continue
         probs = calibrate_probs(r["probs"], prior)
-        parsed = max(probs, key=probs.__getitem__)  # ties: the first label, as in evaluation._argmax_label
+        parsed = max(probs, key=probs.__getitem__)  # ties: the first label, as in eval_scoring._argmax_label
         new = dict(r)
         new["uncalibrated"] = {k: r.get(k) for k in ("parsed", "probs", "expected_score", "correct")}
         new.update(probs=probs, parsed=parsed, correct=parsed == r["gold"], calibration="contextual")
