@@ -232,11 +232,39 @@ def table_row(name: str, runs_dir: Path, *, calibrated: bool) -> dict[str, str] 
     return lever_row(run_dir, name=name, calibrated=calibrated) if _finished(run_dir) else None
 
 
+def length_stats(run_dir: Path, micro_batch: int = 8, step_batch: int = 16) -> str:
+    """Token lengths of a run's training examples and the share of padding in length-sorted micro-batches
+    (``micro_batch`` examples, sorted within each optimizer step of ``step_batch``, as the kit's sampler does)."""
+    import numpy as np
+
+    from socialite_utils.runs import read_jsonl
+    from socialite_utils.training import load_run_tokenizer, tokenize_like_trl
+
+    tok = load_run_tokenizer(run_dir / "train")
+    rows = read_jsonl(run_dir / "data" / "data" / "train.jsonl")
+    lens = np.array([len(tokenize_like_trl(tok, r["prompt"], r["completion"])[0]) for r in rows])
+    order = np.random.default_rng(0).permutation(len(lens))
+    padding = {"sorted": 0, "unsorted": 0}
+    for start in range(0, len(order), step_batch):
+        step = lens[order[start : start + step_batch]]
+        for kind, values in (("sorted", np.sort(step)), ("unsorted", step)):
+            for mb in range(0, len(values), micro_batch):
+                chunk = values[mb : mb + micro_batch]
+                padding[kind] += int((chunk.max() - chunk).sum())
+    share = {k: v / (v + lens.sum()) for k, v in padding.items()}
+    return (
+        f"{run_dir.name}: {len(lens)} training examples, tokens p50 {np.percentile(lens, 50):.0f}, "
+        f"p99 {np.percentile(lens, 99):.0f}, max {lens.max()}; padding share of micro-batches of {micro_batch}: "
+        f"{share['sorted']:.0%} sorted within each step of {step_batch}, {share['unsorted']:.0%} unsorted"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", help=f"comma-separated names (default: all): {', '.join(CONFIGS)}")
     ap.add_argument("--table-only", action="store_true", help="print the table of finished runs; run nothing")
     ap.add_argument("--runs-dir", default=str(REPO / "runs"))
+    ap.add_argument("--lengths", action="store_true", help="also print token lengths and padding of each run")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.configs.split(",")] if args.configs else list(CONFIGS)
     unknown = [n for n in names if n not in CONFIGS]
@@ -255,6 +283,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"\n### {title}\n")
         print(format_lever_table(rows, {n: CONFIGS[n][0] for n in names}))
+    if args.lengths:
+        print("\n### Token lengths and padding\n")
+        for name in names:
+            if _finished(runs_dir / f"levers-{name}"):
+                print(f"- {length_stats(runs_dir / f'levers-{name}')}")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,8 @@ def calibrate_predictions(rows: Sequence[dict], priors: dict[str, dict[str, dict
     answer), are copied unchanged. Every changed row keeps ``uncalibrated``: its former parsed answer, probs,
     expected score and correctness.
     """
+    from .eval_scoring import _argmax_label
+
     out = []
     for r in rows:
         prior = priors.get(r["model"], {}).get(r["task"])
@@ -144,7 +146,7 @@ def calibrate_predictions(rows: Sequence[dict], priors: dict[str, dict[str, dict
             out.append(dict(r))
             continue
         probs = calibrate_probs(r["probs"], prior)
-        parsed = max(probs, key=probs.__getitem__)  # ties: the first label, as in eval_scoring._argmax_label
+        parsed = _argmax_label(probs)  # the uncalibrated rule, ties included
         new = dict(r)
         new["uncalibrated"] = {k: r.get(k) for k in ("parsed", "probs", "expected_score", "correct")}
         new.update(probs=probs, parsed=parsed, correct=parsed == r["gold"], calibration="contextual")
