@@ -86,6 +86,36 @@ CONFIGS: dict[str, tuple[str, dict[str, object]]] = {
             "train.num_train_epochs": 1,
         },
     ),
+    "160-bal-b8": (
+        "as 160-bal, effective batch 8 instead of 16: twice the optimizer steps for the same compute",
+        {
+            "data.max_train_per_task": 160,
+            "data.balance_train": True,
+            "train.num_train_epochs": 1,
+            "train.gradient_accumulation_steps": 1,
+        },
+    ),
+    "320-bal-b8": (
+        "twice the rows again, one pass, label-balanced, effective batch 8 (400 steps)",
+        {
+            "data.max_train_per_task": 320,
+            "data.balance_train": True,
+            "train.num_train_epochs": 1,
+            "train.gradient_accumulation_steps": 1,
+        },
+    ),
+    "160-bal-all16-2ep-b8": (
+        "every capacity lever at once: 160-bal, LoRA r=16 on every linear layer, 2 epochs, effective batch 8",
+        {
+            "data.max_train_per_task": 160,
+            "data.balance_train": True,
+            "train.num_train_epochs": 2,
+            "train.gradient_accumulation_steps": 1,
+            "train.lora_r": 16,
+            "train.lora_alpha": 32,
+            "train.lora_target_modules": "all-linear",
+        },
+    ),
     "320-bal": (
         "twice the rows again, one pass, label-balanced",
         {"data.max_train_per_task": 320, "data.balance_train": True, "train.num_train_epochs": 1},
