@@ -53,7 +53,9 @@ def main() -> None:
     )
     outputs |= _timed("encoder_predict", lambda: B.predict_multitask_encoder(trained, views), timings)
     results = _timed(
-        "scoring", lambda: B.score_baselines(views, outputs, bootstrap_samples=args.bootstrap), timings
+        "scoring",
+        lambda: B.compute_baselines_metrics(views, outputs, bootstrap_samples=args.bootstrap),
+        timings,
     )
     table = B.build_comparison(results)
     print(f"torch threads: {os.cpu_count()} cores; encoder {preset}")

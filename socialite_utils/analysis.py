@@ -12,7 +12,7 @@ run), :mod:`.invalid_answers`, :mod:`.error_slices` (confusion, confident errors
 
 What is computed, per task and model (rows of the registry's main prompt only, ``variant`` null):
 
-* per-label precision / recall / F1 (:func:`socialite_utils.metrics.score_classification`) and a confusion matrix
+* per-label precision / recall / F1 (:func:`socialite_utils.metrics.compute_classification`) and a confusion matrix
   whose rows are gold labels, normalised to sum to 1, with an extra column for invalid answers;
 * ``generate`` mode: invalid answers sorted into kinds by :func:`classify_invalid`, with counts and examples;
 * ``score`` mode: the most confident errors (highest probability on a wrong label) with their texts, and
@@ -32,28 +32,28 @@ from typing import Any
 
 from . import metrics
 from .analysis_runs import SCHEMA_VERSION, EvalRun, EvalRunError, load_eval_run, write_analysis_run
-from .calibration import calibration_from_rows, report_calibration
+from .calibration import calibration_from_rows, compute_calibration
 from .error_slices import (
     INVALID_COLUMN,
     build_confusion_matrix,
-    report_confident_errors,
-    report_frequency_slices,
-    report_length_slices,
+    compute_confident_errors,
+    compute_frequency_slices,
+    compute_length_slices,
     token_length_fn,
     wilson_interval,
     word_length,
 )
-from .invalid_answers import INVALID_KINDS, classify_invalid, labels_mentioned, report_invalid_answers
+from .invalid_answers import INVALID_KINDS, classify_invalid, compute_invalid_answers, labels_mentioned
 from .prompts import render_variant_prompt, variant_label_words
 from .schema import ANALYSIS_SCHEMA_VERSION  # the analysis.json schema this module writes
 from .sensitivity import (
     MAIN,
     EvalModels,
+    compute_sensitivity,
     load_eval_models,
     load_eval_registry,
     load_eval_tokenizer,
     load_sensitivity_shots,
-    report_sensitivity,
     score_prompt_variants,
     score_sensitivity,
     select_sensitivity_examples,
@@ -94,7 +94,7 @@ def _analyze_rows(
     confident errors where rows have probabilities."""
     gold = [r["gold"] for r in rows]
     pred = [r.get("parsed") for r in rows]
-    report = metrics.score_classification(gold, pred, labels=labels)
+    report = metrics.compute_classification(gold, pred, labels=labels)
     flags = list(report["flags"])
     if recorded_macro_f1 is not None and abs(recorded_macro_f1 - report["macro_f1"]) > 1e-6:
         flags.append(
@@ -110,12 +110,12 @@ def _analyze_rows(
         "per_label": report["per_label"],
         "flags": flags,
         "confusion": build_confusion_matrix(gold, pred, labels),
-        "invalid": report_invalid_answers(rows, words) if generate else None,
-        "confident_errors": report_confident_errors(rows, top_k_errors)
+        "invalid": compute_invalid_answers(rows, words) if generate else None,
+        "confident_errors": compute_confident_errors(rows, top_k_errors)
         if any(r.get("probs") for r in rows)
         else None,
-        "length_slices": report_length_slices(rows, n_length_bins, length_fn),
-        "frequency_slices": report_frequency_slices(rows, labels),
+        "length_slices": compute_length_slices(rows, n_length_bins, length_fn),
+        "frequency_slices": compute_frequency_slices(rows, labels),
     }
 
 
@@ -346,7 +346,7 @@ def _ci_width(entry: dict) -> float | None:
     return float(ci[1] - ci[0])
 
 
-def report_caveats(ev: EvalRun, analysis: dict) -> list[str]:
+def format_caveats(ev: EvalRun, analysis: dict) -> list[str]:
     """Plain-language warnings about THIS run for students: sample sizes and CI widths, class imbalance,
     binarized ratings, invalid answers, prompt fragility and the run's own flags."""
     out = []
@@ -443,13 +443,13 @@ __all__ = [
     "load_sensitivity_shots",
     "per_label_table",
     "render_variant_prompt",
-    "report_calibration",
-    "report_caveats",
-    "report_confident_errors",
-    "report_frequency_slices",
-    "report_invalid_answers",
-    "report_length_slices",
-    "report_sensitivity",
+    "compute_calibration",
+    "format_caveats",
+    "compute_confident_errors",
+    "compute_frequency_slices",
+    "compute_invalid_answers",
+    "compute_length_slices",
+    "compute_sensitivity",
     "score_prompt_variants",
     "score_sensitivity",
     "select_sensitivity_examples",

@@ -92,8 +92,8 @@ __all__ = [
     "predict_multitask_encoder",
     "prediction_rows",
     "resolve_preset",
-    "score_baselines",
-    "score_system",
+    "compute_baselines_metrics",
+    "compute_system_metrics",
     "task_overview",
     "train_multitask_encoder",
     "write_baselines_run",
@@ -123,7 +123,7 @@ def _ci(fn, *arrays, n: int, seed: int, vectorized: bool = False, flags: list[st
     return [lo, hi]
 
 
-def score_system(
+def compute_system_metrics(
     view: TaskData, output: SystemOutput, *, bootstrap_samples: int = 1000, seed: int = 0
 ) -> dict:
     """Metrics of one system on one task: macro-F1 over the task's labels, accuracy, (Pearson), bootstrap CIs.
@@ -136,11 +136,11 @@ def score_system(
     labels = view.labels
     if view.is_regression:
         gold_scores = [float(r["score"]) for r in view.test]
-        rep = M.score_regression(gold_scores, output.expected_score, gold, pred, labels=labels)
+        rep = M.compute_regression(gold_scores, output.expected_score, gold, pred, labels=labels)
     else:
-        rep = M.score_classification(gold, pred, labels=labels)
+        rep = M.compute_classification(gold, pred, labels=labels)
     flags = list(rep["flags"])
-    correct = M.score_correctness(gold, pred)
+    correct = M.compute_correctness(gold, pred)
     entry = {
         "n": rep["n"],
         "macro_f1": rep["macro_f1"],
@@ -177,7 +177,7 @@ def score_system(
     return entry
 
 
-def score_baselines(
+def compute_baselines_metrics(
     views: dict[str, TaskData],
     outputs: dict[str, dict[str, SystemOutput | str]],
     *,
@@ -199,7 +199,9 @@ def score_baselines(
                 raise ValueError(
                     f"{system} on {name}: {len(out.pred)} predictions for {len(view.test)} test rows"
                 )
-            scores[name][system] = score_system(view, out, bootstrap_samples=bootstrap_samples, seed=seed)
+            scores[name][system] = compute_system_metrics(
+                view, out, bootstrap_samples=bootstrap_samples, seed=seed
+            )
     enc_info = None
     if encoder is not None:
         enc_info = {

@@ -18,7 +18,7 @@ def answer_confidence(row: dict) -> float | None:
     return float(probs[pred]) if pred in probs else float(max(probs.values()))
 
 
-def report_calibration(confidences: Sequence[float], correct: Sequence[bool], n_bins: int = 10) -> dict:
+def compute_calibration(confidences: Sequence[float], correct: Sequence[bool], n_bins: int = 10) -> dict:
     """ECE and reliability bins (metrics.py) plus n, mean confidence and accuracy, all as fractions (0-1)."""
     bins = metrics.reliability_bins(confidences, correct, n_bins)
     return {
@@ -31,12 +31,12 @@ def report_calibration(confidences: Sequence[float], correct: Sequence[bool], n_
 
 
 def calibration_from_rows(rows: Sequence[dict], n_bins: int = 10) -> dict | None:
-    """:func:`report_calibration` of score-mode rows: confidence = probability of the answer given, correct =
+    """:func:`compute_calibration` of score-mode rows: confidence = probability of the answer given, correct =
     the row's ``correct``. None when no row has ``probs``."""
     pairs = [(c, bool(r["correct"])) for r in rows if (c := answer_confidence(r)) is not None]
     if not pairs:
         return None
-    return report_calibration([c for c, _ in pairs], [k for _, k in pairs], n_bins)
+    return compute_calibration([c for c, _ in pairs], [k for _, k in pairs], n_bins)
 
 
-__all__ = ["answer_confidence", "calibration_from_rows", "report_calibration"]
+__all__ = ["answer_confidence", "calibration_from_rows", "compute_calibration"]

@@ -54,7 +54,7 @@ def build_confusion_matrix(
     }
 
 
-def report_confident_errors(rows: Sequence[dict], k: int = 5) -> list[dict]:
+def compute_confident_errors(rows: Sequence[dict], k: int = 5) -> list[dict]:
     """The ``k`` wrong score-mode answers the model was most sure of (highest probability on its wrong label).
 
     Each: ``{"id", "text", "text_b", "gold", "predicted", "confidence", "p_gold"}``; rows without ``probs``
@@ -115,7 +115,7 @@ def token_length_fn(tokenizer: Any) -> Callable[[dict], int]:
     return lambda row: len(tokenizer(row_input_text(row), add_special_tokens=False)["input_ids"])
 
 
-def report_length_slices(
+def compute_length_slices(
     rows: Sequence[dict], n_bins: int = 3, length_fn: Callable[[dict], int] = word_length
 ) -> list[dict]:
     """Accuracy by input length: ``n_bins`` bins at the quantiles of these rows' lengths (tertiles by default).
@@ -138,7 +138,7 @@ def report_length_slices(
     return out
 
 
-def report_frequency_slices(rows: Sequence[dict], labels: Sequence[str]) -> dict[str, Any]:
+def compute_frequency_slices(rows: Sequence[dict], labels: Sequence[str]) -> dict[str, Any]:
     """Accuracy on examples whose gold label is rare versus frequent in these rows.
 
     A label is ``rare`` when its share of the rows is below the uniform share ``1 / len(labels)``, ``frequent``
@@ -162,9 +162,9 @@ def report_frequency_slices(rows: Sequence[dict], labels: Sequence[str]) -> dict
 __all__ = [
     "INVALID_COLUMN",
     "build_confusion_matrix",
-    "report_confident_errors",
-    "report_frequency_slices",
-    "report_length_slices",
+    "compute_confident_errors",
+    "compute_frequency_slices",
+    "compute_length_slices",
     "token_length_fn",
     "wilson_interval",
     "word_length",

@@ -140,7 +140,7 @@ def _collect_warnings(fn: Any, *args: Any, flags: list[str], **kwargs: Any) -> A
     return result
 
 
-def score_task_metrics(
+def compute_task_metrics(
     rows: Sequence[dict],
     labels: Sequence[str],
     task_type: str,
@@ -156,7 +156,7 @@ def score_task_metrics(
     :func:`metrics.aggregate`; not JSON).
     """
     if not rows:
-        raise ValueError("score_task_metrics: no prediction rows")
+        raise ValueError("compute_task_metrics: no prediction rows")
     labels = list(labels)
     gold = [r["gold"] for r in rows]
     pred = [r["parsed"] for r in rows]
@@ -165,7 +165,7 @@ def score_task_metrics(
         gold_scores = [r["gold_score"] for r in rows]
         expected = [r["expected_score"] for r in rows]
         res = _collect_warnings(
-            M.score_regression, gold_scores, expected, gold, pred, labels=labels, flags=flags
+            M.compute_regression, gold_scores, expected, gold, pred, labels=labels, flags=flags
         )
         flags = list(res["flags"]) + flags
         pairs = [(g, e) for g, e in zip(gold_scores, expected, strict=True) if e is not None]
@@ -184,7 +184,7 @@ def score_task_metrics(
             r_ci = (math.nan, math.nan)
             flags.append(f"pearson_r_ci: only {len(pairs)} scored pair(s); CI undefined")
     else:
-        res = M.score_classification(gold, pred, labels=labels)
+        res = M.compute_classification(gold, pred, labels=labels)
         flags = list(res["flags"])
     f1_boot = _collect_warnings(
         M.bootstrap_values,
@@ -219,7 +219,7 @@ def score_task_metrics(
     return out
 
 
-def score_comparison(
+def compute_comparison(
     tuned_rows: Sequence[dict],
     base_rows: Sequence[dict],
     labels: Sequence[str],
@@ -306,7 +306,7 @@ def build_metrics(
         "overall": agg("all")["all"],
     }
     if TUNED in model_names and BASE in model_names:
-        metrics["group_comparisons"] = score_group_comparisons(grouped, tasks, bootstrap_samples, seed)
+        metrics["group_comparisons"] = compute_group_comparisons(grouped, tasks, bootstrap_samples, seed)
     metrics = _json_safe(metrics)
     metrics["claims"] = build_claims(metrics)
     return metrics
@@ -340,7 +340,7 @@ def _task_entry(
         rows = grouped.get((task, m))
         if not rows:
             raise ValueError(f"no {m} predictions for task {task!r}")
-        block = score_task_metrics(
+        block = compute_task_metrics(
             rows,
             meta["labels"],
             meta["type"],
@@ -364,7 +364,7 @@ def _task_entry(
     entry["n"] = entry["models"][model_names[0]]["n"]
     entry["n_truncated"] = sum(1 for r in grouped[(task, model_names[0])] if r.get("truncated_tokens"))
     if TUNED in model_names and BASE in model_names:
-        entry["comparison"] = score_comparison(
+        entry["comparison"] = compute_comparison(
             grouped[(task, TUNED)],
             grouped[(task, BASE)],
             meta["labels"],
@@ -374,7 +374,7 @@ def _task_entry(
     return entry
 
 
-def score_group_comparisons(
+def compute_group_comparisons(
     grouped: dict[tuple[str, str], list[dict]], tasks: dict[str, dict], bootstrap_samples: int, seed: int
 ) -> dict:
     """Tuned vs base per group (seen / related): the mean over tasks of the macro-F1 difference, with a paired

@@ -51,10 +51,10 @@ from .eval_plan import (  # re-exported: notebooks, the pipeline and tests impor
 )
 from .eval_scoring import (  # re-exported: notebooks, the pipeline and tests import them from here
     build_metrics,
-    score_comparison,
+    compute_comparison,
+    compute_group_comparisons,
+    compute_task_metrics,
     score_examples,
-    score_group_comparisons,
-    score_task_metrics,
 )
 from .runs import (
     RunWriter,
@@ -294,8 +294,8 @@ __all__ = [
     "evaluate_run",
     "load_eval_model",
     "load_eval_run",
-    "score_comparison",
+    "compute_comparison",
     "score_examples",
-    "score_group_comparisons",
-    "score_task_metrics",
+    "compute_group_comparisons",
+    "compute_task_metrics",
 ]

@@ -361,12 +361,12 @@ def check_label_recall(
     answer: Any, predictions: Sequence[dict], task: str, model: str, labels: Sequence[str]
 ) -> bool:
     """04.1: ``{label: recall in percent}`` of ``model`` on ``task``: the share of each gold label answered right."""
-    from .metrics import score_classification
+    from .metrics import compute_classification
 
     ex = "Exercise 04.1"
     _require(answer, ex, "a dict {label: recall in percent}")
     rows = [r for r in predictions if r["task"] == task and r["model"] == model]
-    per_label = score_classification([r["gold"] for r in rows], [r["parsed"] for r in rows], list(labels))[
+    per_label = compute_classification([r["gold"] for r in rows], [r["parsed"] for r in rows], list(labels))[
         "per_label"
     ]
     if not isinstance(answer, dict) or set(answer) != set(per_label):

@@ -97,7 +97,7 @@ def row_input_text(row: dict) -> str:
     return f"{row.get('text') or ''} {row.get('text_b') or ''}".strip()
 
 
-def report_invalid_answers(rows: Sequence[dict], labels: Sequence[str], max_examples: int = 3) -> dict:
+def compute_invalid_answers(rows: Sequence[dict], labels: Sequence[str], max_examples: int = 3) -> dict:
     """Kinds of the invalid answers (``parsed`` null) among generate-mode ``rows``, with counts and examples.
 
     Returns ``{"n", "n_invalid", "counts": {kind: n} (every kind, zeros included), "examples": {kind: [{"id",
@@ -131,7 +131,7 @@ __all__ = [
     "INVALID_KINDS",
     "classify_invalid",
     "labels_mentioned",
-    "report_invalid_answers",
+    "compute_invalid_answers",
     "row_input_text",
     "split_words",
 ]

@@ -49,9 +49,9 @@ __all__ = [
     "prediction_concentration",
     "pearson_r",
     "reliability_bins",
-    "score_classification",
-    "score_correctness",
-    "score_regression",
+    "compute_classification",
+    "compute_correctness",
+    "compute_regression",
 ]
 
 
@@ -126,7 +126,7 @@ def _per_class_f1(tp: np.ndarray, n_gold: np.ndarray, n_pred: np.ndarray):
 # --------------------------------------------------------------------------------------------------------
 
 
-def score_correctness(gold: Sequence[Hashable], pred: Sequence[Hashable | None]) -> np.ndarray:
+def compute_correctness(gold: Sequence[Hashable], pred: Sequence[Hashable | None]) -> np.ndarray:
     """Per-example correctness (bool array); ``None`` predictions are wrong. Feeds McNemar and aggregate."""
     _check_same_length(gold=gold, pred=pred)
     _check_gold(gold)
@@ -137,7 +137,7 @@ def score_correctness(gold: Sequence[Hashable], pred: Sequence[Hashable | None])
 
 def accuracy(gold: Sequence[Hashable], pred: Sequence[Hashable | None]) -> float:
     """Exact-match accuracy in percent (0-100); ``None`` predictions count as wrong."""
-    return float(100.0 * score_correctness(gold, pred).mean())
+    return float(100.0 * compute_correctness(gold, pred).mean())
 
 
 def macro_f1(
@@ -157,7 +157,7 @@ def macro_f1(
     return float(100.0 * f1.mean())
 
 
-def score_classification(
+def compute_classification(
     gold: Sequence[Hashable], pred: Sequence[Hashable | None], labels: Sequence[Hashable] | None = None
 ) -> dict:
     """Full classification report for one task.
@@ -243,7 +243,7 @@ def pearson_r(x: Sequence[float], y: Sequence[float]) -> float:
     return r
 
 
-def score_regression(
+def compute_regression(
     gold_scores: Sequence[float],
     pred_scores: Sequence[float | None] | None,
     gold_bin: Sequence[str],
@@ -254,11 +254,11 @@ def score_regression(
 
     ``pred_scores`` may be ``None`` (a generative model that only names a bin) or contain ``None`` entries
     (unparseable); Pearson is then computed on the valid pairs only, ``pearson_n`` says how many, and a flag
-    records the rest. All keys of :func:`score_classification` are included (``macro_f1`` is the binarized
+    records the rest. All keys of :func:`compute_classification` are included (``macro_f1`` is the binarized
     macro-F1, percent).
     """
     n = _check_same_length(gold_scores=gold_scores, gold_bin=gold_bin, pred_bin=pred_bin)
-    result = score_classification(gold_bin, pred_bin, labels=labels)
+    result = compute_classification(gold_bin, pred_bin, labels=labels)
     flags = result["flags"]
     if pred_scores is None:
         r, pearson_n = math.nan, 0

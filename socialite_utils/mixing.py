@@ -254,7 +254,7 @@ def mixture_from_params(
     ).validate()
 
 
-def report_mixture(data: AssembledData | dict) -> str:
+def format_mixture(data: AssembledData | dict) -> str:
     """Which generalist rows a data run uses (``AssembledData`` or a data card): rows per source and task, held-out
     size, the sources' licences."""
     info = (data if isinstance(data, dict) else data.card).get("mixture")

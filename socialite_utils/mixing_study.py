@@ -529,7 +529,7 @@ def label_prior_caveat(results: pd.DataFrame) -> str | None:
     return None
 
 
-def report_findings(findings: Sequence[dict]) -> str:
+def format_findings(findings: Sequence[dict]) -> str:
     """The findings as printable lines: verdict, claim, evidence (and the caveat once)."""
     lines = []
     for f in findings:
@@ -595,7 +595,7 @@ def write_study_outputs(params: MixingStudyParams) -> dict[str, Any]:
     aggregates.to_csv(study_dir / "aggregates.csv", index=False)
     gains.to_csv(study_dir / "gains.csv", index=False)
     write_json(study_dir / "findings.json", findings)
-    (study_dir / "findings.txt").write_text(report_findings(findings) + "\n")
+    (study_dir / "findings.txt").write_text(format_findings(findings) + "\n")
     figs = study_dir / "figures"
     scopes = [
         "seen",

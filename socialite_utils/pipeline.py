@@ -286,10 +286,10 @@ def run_pipeline(
     return results
 
 
-def report_summary(pipe_dir: str | os.PathLike) -> str:
+def format_summary(pipe_dir: str | os.PathLike) -> str:
     """Base vs tuned per category and group (mean macro-F1 over tasks, 95% CI over test examples), claims, and the
     figures."""
-    from .reporting import example_ci, fmt_ci, fmt_value, report_headline
+    from .reporting import example_ci, fmt_ci, fmt_value, format_headline
 
     pipe_dir = Path(pipe_dir)
     metrics_path = pipe_dir / "eval" / "metrics.json"
@@ -306,7 +306,7 @@ def report_summary(pipe_dir: str | os.PathLike) -> str:
     m["claims"] = all_claims(pipe_dir, m)
     models = m["models"]
     lines = [
-        report_headline(m),
+        format_headline(m),
         "",
         "mean macro-F1 over tasks [95% bootstrap CI over test examples] per category and group:",
     ]
@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     if not all(r.ok for r in results):
         print(f"stopped at the failing step; executed notebooks are in {pipe_dir / 'notebooks'}")
         return 1
-    summary = report_summary(pipe_dir)
+    summary = format_summary(pipe_dir)
     (pipe_dir / "summary.txt").write_text(summary + "\n")
     print(summary)
     if args.publish:

@@ -415,7 +415,7 @@ def report_invalid(predictions: Sequence[dict], n: int = 10) -> pd.DataFrame:
     return pd.DataFrame([{c: r.get(c) for c in cols} for r in bad[:n]], columns=cols)
 
 
-def report_headline(metrics: dict) -> str:
+def format_headline(metrics: dict) -> str:
     """A short text summary: overall and per-group mean macro-F1 per model, then the claims."""
     settings = metrics.get("settings", {})
     lines = [
@@ -460,7 +460,7 @@ __all__ = [
     "report_aggregate_table",
     "report_claims",
     "report_collapse",
-    "report_headline",
+    "format_headline",
     "report_invalid",
     "report_paper_comparison",
     "report_task_table",

@@ -345,7 +345,7 @@ def score_prompt_variants(
     return rows
 
 
-def report_sensitivity(rows: Sequence[dict], tasks: dict[str, Task]) -> dict[str, Any]:
+def compute_sensitivity(rows: Sequence[dict], tasks: dict[str, Task]) -> dict[str, Any]:
     """Macro-F1 (percent, over the task's labels) per prompt and its spread, per task and model.
 
     Per task and model: ``{"n", "macro_f1": {"main": x, "variant 0": y, ...}, "min", "max", "range", "std",
@@ -360,7 +360,7 @@ def report_sensitivity(rows: Sequence[dict], tasks: dict[str, Task]) -> dict[str
         scores, flags = {}, []
         for v in sorted(by_variant, key=lambda x: -1 if x is None else x):
             vr = by_variant[v]
-            rep = metrics.score_classification(
+            rep = metrics.compute_classification(
                 [r["gold"] for r in vr], [r["parsed"] for r in vr], labels=labels
             )
             scores[MAIN if v is None else f"variant {v}"] = rep["macro_f1"]
@@ -425,7 +425,7 @@ def score_sensitivity(
                 max_length=ev.settings.get("max_length"),  # the evaluation's: same prompts, same cuts
                 progress=progress,
             )
-    return rows, report_sensitivity(rows, tasks)
+    return rows, compute_sensitivity(rows, tasks)
 
 
 def sensitivity_table(summary: dict):
@@ -457,7 +457,7 @@ __all__ = [
     "load_eval_registry",
     "load_eval_tokenizer",
     "load_sensitivity_shots",
-    "report_sensitivity",
+    "compute_sensitivity",
     "score_prompt_variants",
     "score_sensitivity",
     "select_sensitivity_examples",

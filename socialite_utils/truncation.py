@@ -196,7 +196,7 @@ def fit_eval_items(
     return out
 
 
-def report_truncation(metrics: dict) -> str:
+def format_truncation(metrics: dict) -> str:
     """One line: how many examples per task had their text cut to fit ``max_length`` (from metrics.json)."""
     max_length = (metrics.get("settings") or {}).get("max_length")
     if max_length is None:
@@ -215,6 +215,6 @@ __all__ = [
     "fit_eval_items",
     "fit_prompt",
     "model_context_length",
-    "report_truncation",
+    "format_truncation",
     "substitute_renderer",
 ]

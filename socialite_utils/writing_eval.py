@@ -10,7 +10,7 @@
   bootstrap CI per system and paired bootstrap tests (every system vs the copy baseline; the comparisons in
   ``pairs``, e.g. writing-tuned vs base), all from :mod:`socialite_utils.text_metrics`. Tasks declared without
   data are listed with ``status: "no data"`` and their reason.
-* :func:`report_generation_table`, :func:`report_writing_claims` and :func:`report_diff_html` read that dict.
+* :func:`report_generation_table`, :func:`report_writing_claims` and :func:`format_diff_html` read that dict.
 
 Prediction rows follow evaluation.py's schema (``id, task, category, group, task_type, model, mode, few_shot_k,
 variant, text, text_b, gold, gold_score, raw_output, parsed, logprobs, probs, expected_score, correct``) with
@@ -350,7 +350,7 @@ def pick_examples(predictions: Sequence[dict], task: str, model: str, n: int = 2
     return {"best": scored[:n], "worst": scored[::-1][:n]}
 
 
-def report_diff_html(predictions: Sequence[dict], tasks: Sequence[str], model: str, n: int = 2) -> str:
+def format_diff_html(predictions: Sequence[dict], tasks: Sequence[str], model: str, n: int = 2) -> str:
     """An HTML page: per task, the best and worst examples of ``model`` by SARI as source -> output -> reference,
     with the words the output and the first reference insert (green) or delete (red) relative to the source."""
     style = "ins{background:#c8f7c5;text-decoration:none}del{background:#f7c5c5}td{padding:3px 8px;vertical-align:top}"

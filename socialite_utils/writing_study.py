@@ -122,7 +122,7 @@ def write_writing_report(
 ) -> list[Path]:
     """predictions.jsonl, metrics.json, table.csv, claims.csv, examples.html and one figure per metric."""
     from .plotting import plot_generation_metric, save_figure
-    from .writing_eval import report_diff_html, report_generation_table, report_writing_claims
+    from .writing_eval import format_diff_html, report_generation_table, report_writing_claims
 
     paths = [
         write_jsonl(run_dir / "predictions.jsonl", predictions),
@@ -132,7 +132,7 @@ def write_writing_report(
     report_writing_claims(metrics).to_csv(run_dir / "claims.csv", index=False)
     paths += [run_dir / "table.csv", run_dir / "claims.csv"]
     tasks = [n for n, t in metrics["tasks"].items() if t["status"] == "ok"]
-    (run_dir / "examples.html").write_text(report_diff_html(predictions, tasks, view_model), encoding="utf-8")
+    (run_dir / "examples.html").write_text(format_diff_html(predictions, tasks, view_model), encoding="utf-8")
     paths.append(run_dir / "examples.html")
     names = sorted({m for t in metrics["tasks"].values() if t["status"] == "ok" for m in t["metrics"]})
     for metric in names:

@@ -21,18 +21,18 @@ from socialite_utils.analysis import (
     build_confusion_matrix,
     calibration_from_rows,
     classify_invalid,
+    compute_calibration,
+    compute_confident_errors,
+    compute_frequency_slices,
+    compute_invalid_answers,
+    compute_length_slices,
+    compute_sensitivity,
     labels_mentioned,
     load_eval_models,
     load_eval_registry,
     load_eval_run,
     load_sensitivity_shots,
     render_variant_prompt,
-    report_calibration,
-    report_confident_errors,
-    report_frequency_slices,
-    report_invalid_answers,
-    report_length_slices,
-    report_sensitivity,
     score_prompt_variants,
     select_sensitivity_examples,
     variant_label_words,
@@ -145,7 +145,7 @@ def write_eval_run(
         for m in models:
             mine = [r for r in rows if r["task"] == name and r["model"] == m and r.get("variant") is None]
             if mine:
-                rep = metrics.score_classification(
+                rep = metrics.compute_classification(
                     [r["gold"] for r in mine], [r["parsed"] for r in mine], labels=info["labels"]
                 )
                 per_model[m] = {
@@ -261,7 +261,7 @@ def test_report_invalid_answers_counts_kinds_and_parser_mismatch():
         # parsed None although the strict parser accepts it (evaluation used another parser): kept, not dropped
         {"id": "e", "text": "x", "parsed": None, "raw_output": "joy"},
     ]
-    rep = report_invalid_answers(rows, EMOTIONS, max_examples=1)
+    rep = compute_invalid_answers(rows, EMOTIONS, max_examples=1)
     assert rep["n"] == 5 and rep["n_invalid"] == 4
     assert rep["counts"] == {
         "empty": 1,
@@ -293,7 +293,7 @@ def test_confusion_matrix_hand_case():
 
 def test_ece_hand_worked():
     # bins (0.8, 0.9]: conf 0.9, accuracy 1/2 -> |0.5-0.9| = 0.4, weight 1/2; (0.5, 0.6]: conf 0.6, acc 1 -> 0.4
-    cal = report_calibration([0.9, 0.9, 0.6, 0.6], [True, False, True, True], n_bins=10)
+    cal = compute_calibration([0.9, 0.9, 0.6, 0.6], [True, False, True, True], n_bins=10)
     assert cal["ece"] == pytest.approx(0.4)
     assert cal["mean_confidence"] == pytest.approx(0.75) and cal["accuracy"] == pytest.approx(0.75)
     assert len(cal["bins"]) == 10 and sum(b["count"] for b in cal["bins"]) == 4
@@ -315,14 +315,14 @@ def test_length_slices_tertiles_hand_worked():
         {"text": t, "gold": "a", "parsed": "a" if c else "b", "correct": c}
         for t, c in zip(words, correct, strict=True)
     ]
-    bins = report_length_slices(rows, n_bins=3)
+    bins = compute_length_slices(rows, n_bins=3)
     assert [b["n"] for b in bins] == [2, 2, 2]
     assert [b["accuracy"] for b in bins] == [100.0, 50.0, 0.0]
     assert bins[0]["lo"] == 1 and bins[2]["hi"] == 6
     lo, hi = bins[1]["accuracy_ci"]
     assert lo < 50 < hi  # Wilson interval around a 1/2 accuracy on 2 examples is wide
     # a length function is used when given: reversed lengths put the 3 longest texts (F, F, T) in bin 0
-    tok_bins = report_length_slices(rows, n_bins=2, length_fn=lambda r: 10 - len(r["text"].split()))
+    tok_bins = compute_length_slices(rows, n_bins=2, length_fn=lambda r: 10 - len(r["text"].split()))
     assert [b["accuracy"] for b in tok_bins] == pytest.approx([100 / 3, 200 / 3])
 
 
@@ -333,7 +333,7 @@ def test_frequency_slices_hand_worked():
         {"gold": "a", "parsed": "b", "correct": False},
         {"gold": "b", "parsed": "b", "correct": True},
     ]
-    sl = report_frequency_slices(rows, ["a", "b", "c"])  # uniform share 1/3: a 0.75 frequent, b 0.25 rare
+    sl = compute_frequency_slices(rows, ["a", "b", "c"])  # uniform share 1/3: a 0.75 frequent, b 0.25 rare
     assert sl["frequent"]["labels"] == ["a"] and sl["rare"]["labels"] == ["b"]
     assert sl["frequent"]["accuracy"] == pytest.approx(200 / 3) and sl["rare"]["accuracy"] == 100.0
     assert sl["shares"] == {"a": 0.75, "b": 0.25, "c": 0.0}
@@ -374,7 +374,7 @@ def test_confident_errors_ordered_by_confidence():
             "correct": False,
         },
     ]
-    errs = report_confident_errors(rows, k=2)
+    errs = compute_confident_errors(rows, k=2)
     assert [e["id"] for e in errs] == ["2", "1"]
     assert errs[0]["confidence"] == 0.9 and errs[0]["p_gold"] == 0.1 and errs[0]["text"] == "t2"
 
@@ -593,7 +593,7 @@ def test_report_sensitivity_hand_worked():
         for v, ps in preds.items()
         for g, p in zip(["a", "b"], ps, strict=True)
     ]
-    s = report_sensitivity(rows, {"t": task})["t"]["base"]
+    s = compute_sensitivity(rows, {"t": task})["t"]["base"]
     # variant 0: a has P=1/2 R=1 F1=2/3, b F1=0 -> 33.3; variant 1: all wrong -> 0
     assert s["macro_f1"] == pytest.approx({"main": 100.0, "variant 0": 100 / 3, "variant 1": 0.0})
     assert (s["min"], s["max"], s["range"], s["n"]) == (0.0, 100.0, 100.0, 2)
@@ -683,7 +683,7 @@ def test_score_prompt_variants_maps_remapped_words_back(eval_models):
     reg_row = next(r for r in rows if r["task"] == "emobank_valence" and r["variant"] == 2)
     assert reg_row["label_words"] == {"low": "negative", "high": "positive"}
     assert reg_row["expected_score"] == pytest.approx(reg_row["probs"]["high"])
-    summary = report_sensitivity(rows, tasks)
+    summary = compute_sensitivity(rows, tasks)
     assert set(summary["tweet_emotion"]["tuned"]["macro_f1"]) == {"main", "variant 0", "variant 2"}
 
 
@@ -800,7 +800,7 @@ def test_report_caveats_name_this_runs_numbers(tmp_path):
     ev = load_eval_run(run)
     analysis = analyze_eval_run(ev)
     analysis["sensitivity"] = {"tasks": {"tweet_emotion": {"base": {"range": 17.25}}}}
-    text = "\n".join(an.report_caveats(ev, analysis))
+    text = "\n".join(an.format_caveats(ev, analysis))
     assert "4-6 evaluated examples (smallest: emobank_valence)" in text
     assert "28.5 points (tweet_emotion, base)" in text
     assert "emobank_valence (low: 75%)" in text

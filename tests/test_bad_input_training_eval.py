@@ -382,7 +382,7 @@ def write_long_data_run(root: Path, bundle_dir: Path) -> tuple[str, str]:
 @pytest.mark.parametrize("mode", ["score", "generate"])
 def test_long_texts_are_cut_to_the_context_and_counted(eval_runs, runs_dir, bundle_dir, mode):
     from socialite_utils.evaluation import EvalParams, evaluate_run, load_eval_run
-    from socialite_utils.truncation import report_truncation
+    from socialite_utils.truncation import format_truncation
 
     copy_runs(eval_runs, runs_dir)
     long_ids = write_long_data_run(runs_dir, bundle_dir)
@@ -393,7 +393,7 @@ def test_long_texts_are_cut_to_the_context_and_counted(eval_runs, runs_dir, bund
     metrics, preds = load_eval_run("ev")
     assert metrics["settings"]["max_length"] == 1024  # tiny-random's context length, the default
     assert {t: e["n_truncated"] for t, e in metrics["tasks"].items()} == {"tweet_irony": 1, "tweet_stance": 1}
-    assert report_truncation(metrics) == (
+    assert format_truncation(metrics) == (
         "texts cut to fit max_length 1024 tokens: tweet_irony 1 of 3, tweet_stance 1 of 3"
     )
     for p in preds:

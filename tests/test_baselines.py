@@ -87,7 +87,7 @@ def test_majority_on_80_20_test_set_hand_worked():
     views = B.build_task_views({"train": train, "test": test})
     out = B.fit_predict_floors(views)["majority"]["t"]
     assert out.pred == ["yes"] * 10
-    s = B.score_system(views["t"], out, bootstrap_samples=50)
+    s = B.compute_system_metrics(views["t"], out, bootstrap_samples=50)
     # F1(yes) = 2*8 / (8 gold + 10 predicted) = 0.888..; F1(no) = 0 -> macro = 44.44
     assert s["accuracy"] == pytest.approx(80.0)
     assert s["macro_f1"] == pytest.approx(100 * (2 * 0.8 / 1.8) / 2)
@@ -103,7 +103,7 @@ def test_majority_scores_over_the_full_label_list_and_ties_go_to_the_first_label
     views = B.build_task_views({"train": train, "test": test})
     out = B.fit_predict_floors(views)["majority"]["t"]
     assert set(out.pred) == {"b"}  # b comes before c in the task's label order
-    s = B.score_system(views["t"], out, bootstrap_samples=20)
+    s = B.compute_system_metrics(views["t"], out, bootstrap_samples=20)
     # F1(a) = 0 (no support, still in the mean), F1(b) = 16/18, F1(c) = 0
     assert s["macro_f1"] == pytest.approx(100 * (16 / 18) / 3)
     assert any("no_gold_support" in f and "'a'" in f for f in s["flags"])
@@ -127,7 +127,7 @@ def test_single_class_test_set_is_defined_and_flagged():
     test = [row("t", "test", i, f"y{i}", "yes", labels) for i in range(5)]
     views = B.build_task_views({"train": train, "test": test})
     out = B.fit_predict_floors(views)["majority"]["t"]  # tie -> "no": every prediction wrong
-    s = B.score_system(views["t"], out, bootstrap_samples=20)
+    s = B.compute_system_metrics(views["t"], out, bootstrap_samples=20)
     assert s["macro_f1"] == 0.0 and s["accuracy"] == 0.0
     assert any(f.startswith("single_class_gold") for f in s["flags"])
 
@@ -139,7 +139,7 @@ def test_tfidf_gets_100_when_the_label_word_is_in_the_text():
     labels = ["apple", "banana", "cherry"]
     views = B.build_task_views(merge(word_task("fruit", labels, {"train": 30, "validation": 9, "test": 12})))
     out = B.fit_predict_tfidf(views)["tfidf_lr"]["fruit"]
-    s = B.score_system(views["fruit"], out, bootstrap_samples=50)
+    s = B.compute_system_metrics(views["fruit"], out, bootstrap_samples=50)
     assert s["macro_f1"] == 100.0 and s["accuracy"] == 100.0 and s["macro_f1_ci"] == [100.0, 100.0]
     assert out.info["C"] in B.TFIDF_C_GRID and set(out.info["validation_macro_f1"]) == {"0.25", "1.0", "4.0"}
     assert all(abs(sum(p.values()) - 1) < 1e-9 for p in out.probs)
@@ -159,7 +159,7 @@ def test_tfidf_uses_text_b_for_pair_tasks():
     views = B.build_task_views(data)
     assert views["st"].pair
     out = B.fit_predict_tfidf(views)["tfidf_lr"]["st"]
-    assert B.score_system(views["st"], out, bootstrap_samples=10)["macro_f1"] == 100.0
+    assert B.compute_system_metrics(views["st"], out, bootstrap_samples=10)["macro_f1"] == 100.0
 
 
 def test_tfidf_on_ratings_uses_p_high_for_pearson():
@@ -167,7 +167,7 @@ def test_tfidf_on_ratings_uses_p_high_for_pearson():
     out = B.fit_predict_tfidf(views)["tfidf_lr"]["rate"]
     assert out.score_kind == "p_high"
     assert out.expected_score == pytest.approx([p["high"] for p in out.probs])
-    s = B.score_system(views["rate"], out, bootstrap_samples=100)
+    s = B.compute_system_metrics(views["rate"], out, bootstrap_samples=100)
     assert s["pearson_r"] > 0.7 and s["pearson_r_ci"][0] < s["pearson_r"] < s["pearson_r_ci"][1]
 
 
@@ -177,7 +177,7 @@ def test_single_class_training_data_falls_back_and_is_flagged():
     test = [row("t", "test", i, f"y{i}", labels[i % 2], labels) for i in range(4)]
     views = B.build_task_views({"train": train, "test": test})
     out = B.fit_predict_tfidf(views)["tfidf_lr"]["t"]
-    s = B.score_system(views["t"], out, bootstrap_samples=10)
+    s = B.compute_system_metrics(views["t"], out, bootstrap_samples=10)
     assert out.pred == ["no"] * 4 and any("single-class training data" in f for f in s["flags"])
 
 
@@ -237,8 +237,8 @@ def test_tiny_multitask_encoder_trains_heads_of_the_right_size_and_loss_falls():
     assert val.pred == ["high" if s > 0.0 else "low" for s in val.expected_score]
     assert all(abs(sum(p.values()) - 1) < 1e-5 for p in preds["emo"].probs)
     # it learned something: the label word / the great-minus-awful count are easy (chance macro-F1 is ~33)
-    assert B.score_system(views["emo"], preds["emo"], bootstrap_samples=5)["macro_f1"] >= 60
-    assert B.score_system(views["val"], val, bootstrap_samples=5)["pearson_r"] > 0.8
+    assert B.compute_system_metrics(views["emo"], preds["emo"], bootstrap_samples=5)["macro_f1"] >= 60
+    assert B.compute_system_metrics(views["val"], val, bootstrap_samples=5)["pearson_r"] > 0.8
 
 
 def test_encoder_training_is_deterministic_for_a_seed():
@@ -374,7 +374,7 @@ def eval_metrics_doc(n_emo=9):
 def scored_small(views=None):
     views = views or small_views()
     outputs = {**B.fit_predict_floors(views), **B.fit_predict_tfidf(views)}
-    return B.score_baselines(views, outputs, bootstrap_samples=30, settings={"data_run": "dr"})
+    return B.compute_baselines_metrics(views, outputs, bootstrap_samples=30, settings={"data_run": "dr"})
 
 
 def test_comparison_merges_the_eval_run_with_its_cis(runs_dir):
@@ -433,7 +433,7 @@ def test_write_run_is_complete(runs_dir):
         **B.fit_predict_tfidf(views),
         **B.predict_multitask_encoder(trained, views),
     }
-    results = B.score_baselines(
+    results = B.compute_baselines_metrics(
         views, outputs, bootstrap_samples=20, settings={"data_run": "dr"}, encoder=trained
     )
     table = B.build_comparison(results)

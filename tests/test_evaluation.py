@@ -26,8 +26,8 @@ from socialite_utils.plotting import plot_all
 from socialite_utils.registry import load_registry, select_tasks
 from socialite_utils.reporting import (
     build_claims,
+    format_headline,
     report_aggregate_table,
-    report_headline,
     report_paper_comparison,
     report_task_table,
 )
@@ -206,7 +206,7 @@ def test_reporting_tables_and_figures(hand_metrics, tmp_path):
     assert emotion["our_tuned_macro_f1"] == pytest.approx(100 * (5 / 3) / 3)
     assert "different data" in emotion["note"]
     assert paper.set_index("paper_task").loc["SUBJECTIVEBIAS", "note"] == "no counterpart task in this run"
-    assert "SUPPORTED" in report_headline(hand_metrics)
+    assert "SUPPORTED" in format_headline(hand_metrics)
     paths = plot_all(hand_metrics, tmp_path / "figs")
     names = sorted(p.name for p in paths)
     assert names == sorted(

@@ -14,15 +14,15 @@ from socialite_utils.metrics import (
     accuracy,
     aggregate,
     bootstrap_ci,
+    compute_classification,
+    compute_correctness,
+    compute_regression,
     expected_calibration_error,
     macro_f1,
     mcnemar,
     paired_bootstrap,
     pearson_r,
     reliability_bins,
-    score_classification,
-    score_correctness,
-    score_regression,
     task_seed,
 )
 
@@ -35,7 +35,7 @@ def test_macro_f1_with_invalid_answer():
     # b: tp=1 (i2), fp=0, fn=1 (i3)            -> P=1,   R=1/2, F1=2*1*.5/1.5=2/3
     # macro = (1/2 + 2/3)/2 = 7/12 = 58.333...; None is FN for a, FP for nothing.
     gold, pred = ["a", "a", "b", "b"], ["a", None, "b", "a"]
-    res = score_classification(gold, pred)
+    res = compute_classification(gold, pred)
     assert res["macro_f1"] == pytest.approx(100 * 7 / 12)
     assert macro_f1(gold, pred) == pytest.approx(100 * 7 / 12)
     assert res["accuracy"] == pytest.approx(50.0)  # 2 of 4 right
@@ -56,7 +56,7 @@ def test_label_absent_from_predictions():
     # b: never predicted, 1 gold -> P=0 (zero_division=0), R=0, F1=0
     # c: tp=2 -> F1=1
     # macro = (2/3 + 0 + 1)/3 = 5/9 = 55.556
-    res = score_classification(["a", "b", "c", "c"], ["a", "a", "c", "c"])
+    res = compute_classification(["a", "b", "c", "c"], ["a", "a", "c", "c"])
     assert res["macro_f1"] == pytest.approx(100 * 5 / 9)
     assert res["per_label"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert res["flags"] == []
@@ -68,7 +68,7 @@ def test_label_without_gold_support_counts_as_zero_like_sklearn():
     # b: 0 gold, 1 pred -> F1 = 0;  c: 0 gold, 0 pred -> F1 = 0 (zero_division=0, still in the mean)
     # macro = (2/3 + 0 + 0)/3 = 2/9 = 22.222
     gold, pred, labels = ["a", "a"], ["a", "b"], ["a", "b", "c"]
-    res = score_classification(gold, pred, labels=labels)
+    res = compute_classification(gold, pred, labels=labels)
     assert res["macro_f1"] == pytest.approx(100 * 2 / 9)
     assert res["macro_f1"] == pytest.approx(
         100 * f1_score(gold, pred, labels=labels, average="macro", zero_division=0)
@@ -80,7 +80,7 @@ def test_label_without_gold_support_counts_as_zero_like_sklearn():
 
 def test_single_class_test_set_is_defined_and_flagged():
     # gold [a,a,a], pred [a,a,None]: tp=2, n_gold=3, n_pred=2 -> F1 = 4/5 = 80 (mean over the one class)
-    res = score_classification(["a", "a", "a"], ["a", "a", None])
+    res = compute_classification(["a", "a", "a"], ["a", "a", None])
     assert res["macro_f1"] == pytest.approx(80.0)
     assert res["accuracy"] == pytest.approx(100 * 2 / 3)
     assert any(f.startswith("single_class_gold") for f in res["flags"])
@@ -88,7 +88,7 @@ def test_single_class_test_set_is_defined_and_flagged():
 
 def test_out_of_label_prediction_is_wrong_counted_and_flagged():
     # gold [a,b], pred [a,"zzz"]: a F1=1; b: tp=0, 1 gold, 0 pred -> 0; macro = 50. "zzz" is not an FP of a/b.
-    res = score_classification(["a", "b"], ["a", "zzz"], labels=["a", "b"])
+    res = compute_classification(["a", "b"], ["a", "zzz"], labels=["a", "b"])
     assert res["macro_f1"] == pytest.approx(50.0)
     assert res["per_label"]["a"]["precision"] == 100.0
     assert res["n_out_of_labels"] == 1 and res["invalid_rate"] == 0.0
@@ -100,7 +100,7 @@ def test_accuracy_and_correctness():
     gold = ["x", "y", "x", "y", "x"]
     pred = ["x", "y", None, "x", "x"]
     assert accuracy(gold, pred) == pytest.approx(60.0)
-    assert score_correctness(gold, pred).tolist() == [True, True, False, False, True]
+    assert compute_correctness(gold, pred).tolist() == [True, True, False, False, True]
 
 
 def test_bad_input_errors_name_the_problem():
@@ -109,9 +109,9 @@ def test_bad_input_errors_name_the_problem():
     with pytest.raises(ValueError, match="empty input"):
         accuracy([], [])
     with pytest.raises(ValueError, match="gold label at index 1 is None"):
-        score_classification(["a", None], ["a", "a"])
+        compute_classification(["a", None], ["a", "a"])
     with pytest.raises(ValueError, match=r"1 gold label\(s\) not in labels.*index 2: 'c'"):
-        score_classification(["a", "b", "c"], ["a", "b", "c"], labels=["a", "b"])
+        compute_classification(["a", "b", "c"], ["a", "b", "c"], labels=["a", "b"])
     with pytest.raises(ValueError, match="duplicates"):
         macro_f1(["a"], ["a"], labels=["a", "a"])
 
@@ -130,7 +130,7 @@ def test_macro_f1_matches_sklearn_on_random_cases():
         ref_labels = labels if use_labels else sorted(set(gold))
         pred_sk = ["__invalid__" if p is None else p for p in pred]
         ref = 100 * f1_score(gold, pred_sk, labels=ref_labels, average="macro", zero_division=0)
-        res = score_classification(gold, pred, labels=use_labels)
+        res = compute_classification(gold, pred, labels=use_labels)
         assert res["macro_f1"] == pytest.approx(ref), (gold, pred)
         p, r, f, s = precision_recall_fscore_support(gold, pred_sk, labels=ref_labels, zero_division=0)
         for i, lab in enumerate(ref_labels):
@@ -166,7 +166,7 @@ def test_score_regression_pearson_and_binarized_f1():
     pred_scores = [2.0, 4.0, 7.0, None]  # last one unparseable -> r on the first 3 pairs
     gold_bin = ["low", "low", "high", "high"]
     pred_bin = ["low", "high", "high", None]
-    res = score_regression(gold_scores, pred_scores, gold_bin, pred_bin)
+    res = compute_regression(gold_scores, pred_scores, gold_bin, pred_bin)
     assert res["pearson_r"] == pytest.approx(stats.pearsonr([1, 2, 4], [2, 4, 7])[0])
     assert res["pearson_n"] == 3
     # low: tp=1, n_gold=2, n_pred=1 -> F1=2/3; high: tp=1, n_gold=2, n_pred=2 -> F1=1/2; macro = 7/12
@@ -176,11 +176,11 @@ def test_score_regression_pearson_and_binarized_f1():
 
 
 def test_score_regression_constant_predictions_flagged_not_crashing():
-    res = score_regression([1, 2, 3], [2, 2, 2], ["low", "high", "high"], ["low", "high", "high"])
+    res = compute_regression([1, 2, 3], [2, 2, 2], ["low", "high", "high"], ["low", "high", "high"])
     assert math.isnan(res["pearson_r"])
     assert any("constant input" in f for f in res["flags"])
     assert res["macro_f1"] == pytest.approx(100.0)
-    no_scores = score_regression([1, 2], None, ["low", "high"], ["low", "low"])
+    no_scores = compute_regression([1, 2], None, ["low", "high"], ["low", "low"])
     assert math.isnan(no_scores["pearson_r"]) and no_scores["pearson_n"] == 0
 
 

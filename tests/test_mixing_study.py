@@ -13,8 +13,8 @@ from socialite_utils.mixing_study import (
     MixingStudyParams,
     build_grid,
     evaluate_findings,
+    format_findings,
     label_prior_caveat,
-    report_findings,
 )
 
 TASKS = {  # task -> (category, group)
@@ -95,7 +95,7 @@ def test_scarcity_needs_two_sizes_and_factual_needs_a_task():
     assert [f["verdict"] for f in findings] == [SUPPORTED, INCONCLUSIVE, SUPPORTED, INCONCLUSIVE]
     assert "at least two task-data sizes" in findings[1]["evidence"]
     assert "no evaluated task" in findings[3]["evidence"]
-    text = report_findings(findings)
+    text = format_findings(findings)
     assert text.count("[SUPPORTED]") == 2 and "[INCONCLUSIVE] 2. the gain is largest" in text
 
 

@@ -114,7 +114,7 @@ def test_smoke_profile_end_to_end(smoke_pipeline, tmp_path):
     assert set(metrics["models"]) == {"base", "tuned"} and len(metrics["tasks"]) == 15
     assert set(metrics["group_comparisons"]) == {"seen", "related"}
     assert all("collapsed" in t["models"]["tuned"] for t in metrics["tasks"].values())
-    summary = pipeline.report_summary(smoke_pipeline)
+    summary = pipeline.format_summary(smoke_pipeline)
     assert "sentiment_emotion" in summary and "eval/figures/category_bars.png" in summary
     # tuned vs base (notebook 03) and tuned vs the floors (notebook 05) are separate claims
     assert "The tuned model beats the simple baselines (majority, stratified, TF-IDF + LR)" in summary

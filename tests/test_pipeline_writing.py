@@ -33,7 +33,7 @@ def test_smoke_writing_profile_runs_only_notebook_07(tmp_path, monkeypatch, writ
         "notebooks", "pipeline.json", "pipeline_steps.json", "writing"
     ]  # fmt: skip
     assert read_json(root / "writing" / "metrics.json")["tasks"]["clarity"]["status"] == "no data"
-    summary = pipeline.report_summary(root)
+    summary = pipeline.format_summary(root)
     assert (
         summary.startswith("writing assistance (notebook 07):") and summary.count("every writing task") == 3
     )

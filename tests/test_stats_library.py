@@ -38,7 +38,7 @@ def test_pearson_r_by_hand_and_its_warnings():
         assert math.isnan(M.pearson_r([1, 1, 1], [1, 2, 3]))
     with pytest.warns(M.MetricWarning, match="fewer than 2"):
         assert math.isnan(M.pearson_r([1], [2]))
-    # scipy's own warning comes back as the kit's MetricWarning (so score_regression turns it into a flag)
+    # scipy's own warning comes back as the kit's MetricWarning (so compute_regression turns it into a flag)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         M.pearson_r([1e6, 1e6, 1e6, 1e6 + 1e-9], [1, 2, 3, 4])

@@ -134,7 +134,7 @@ def test_word_diff_and_best_worst_examples():
     per = scores["per_example"]["sari"]
     assert picked["best"][0]["id"] == preds[int(np.argmax(per))]["id"]
     assert picked["worst"][0]["sari"] == pytest.approx(min(per))
-    page = WE.report_diff_html(preds, ["simplification"], "tuned", n=1)
+    page = WE.format_diff_html(preds, ["simplification"], "tuned", n=1)
     assert page.count("<tr>") == 3 and "<del>" in page
 
 
