@@ -208,6 +208,7 @@ class TaskRows:
     threshold_info: dict[str, Any] | None = None
     pool: list[dict] = field(default_factory=list)  # few-shot pool drawn from the train split
     shots: list[dict] = field(default_factory=list)
+    natural_train_labels: dict[str, int] | None = None  # label counts of the train split before balancing
 
 
 def check_data_options(
@@ -344,6 +345,10 @@ def cap_task_rows(
         cap = max_train_per_task if split == "train" else max_eval_per_task
         capper = _cap_balanced if (split == "train" and balance_train) else _cap_stratified
         before = len(tr.rows[split])
+        if capper is _cap_balanced:
+            # the label shares before balancing: the majority / stratified floors learn their prior from these
+            # (notebook 05), not from the balanced rows, which would turn them into uniform guesses
+            tr.natural_train_labels = dict(sorted(Counter(r["label"] for r in tr.rows[split]).items()))
         tr.rows[split] = _order(capper(tr.rows[split], cap, rng))
         tr.counts[split]["capped_away"] = before - len(tr.rows[split])
         tr.counts[split]["kept"] = len(tr.rows[split])
@@ -382,7 +387,8 @@ def task_card(tr: TaskRows, *, source: str = "local") -> dict[str, Any]:
         "files": tr.files,
         "counts": tr.counts,
         "label_distribution": {
-            s: dict(sorted(Counter(r["label"] for r in rs).items())) for s, rs in tr.rows.items()
+            **{s: dict(sorted(Counter(r["label"] for r in rs).items())) for s, rs in tr.rows.items()},
+            **({"train_before_balancing": tr.natural_train_labels} if tr.natural_train_labels else {}),
         },
         "binarization": tr.threshold_info,
         "few_shot_examples": [{"text": s["text"], "label": s["label"]} for s in tr.shots],

@@ -30,6 +30,9 @@ class TaskData:
     validation: list[dict]
     test: list[dict]
     threshold: float | None = None  # regression: "high if score > threshold"
+    # label counts of the train split before label-balanced sampling (data card), when notebook 01 balanced it:
+    # the majority / stratified floors learn their prior from these natural shares
+    natural_label_counts: dict[str, int] | None = None
 
     @property
     def is_regression(self) -> bool:
@@ -89,8 +92,10 @@ def build_task_views(data: dict[str, list[dict]], card: dict | None = None) -> d
         else:
             train, source = splits.get("fewshot_pool", []), "fewshot_pool"
         threshold = None
+        task_card = (card or {}).get("tasks", {}).get(name) or {}
+        natural = (task_card.get("label_distribution") or {}).get("train_before_balancing")
         if first["task_type"] == "regression":
-            binar = ((card or {}).get("tasks", {}).get(name) or {}).get("binarization") or {}
+            binar = task_card.get("binarization") or {}
             threshold = binar.get("threshold")
             if threshold is None:
                 threshold = _infer_threshold(train)
@@ -106,6 +111,7 @@ def build_task_views(data: dict[str, list[dict]], card: dict | None = None) -> d
             validation=splits.get("validation", []) if first["group"] == "seen" else [],
             test=splits["test"],
             threshold=threshold,
+            natural_label_counts=natural if source == "train" and natural else None,
         )
     return views
 

@@ -13,6 +13,9 @@ Systems and the decisions behind them:
 
 * ``majority``: the most frequent training label (ties: the earlier label in the task's canonical order).
 * ``stratified``: a label drawn at random from the training label distribution; seeded per task, so reruns match.
+  When notebook 01 balanced the train rows (``balance_train``), both floors take the label shares of the train
+  split before balancing (the data card's ``label_distribution.train_before_balancing``), so they stay the floors
+  of a guesser that knows the natural label prior rather than becoming uniform guesses.
 * ``tfidf_lr``: word 1-2-gram TF-IDF (pair tasks: a second vectorizer for ``text_b``, features stacked) and
   class-balanced logistic regression (the target metric is macro-F1). Seen tasks pick C from ``TFIDF_C_GRID`` on
   their validation split; related tasks have none and use C = 1.

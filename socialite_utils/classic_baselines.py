@@ -26,8 +26,10 @@ def _task_rng(seed: int, task: str, what: str) -> np.random.Generator:
 
 
 def _label_distribution(view: TaskData) -> np.ndarray:
-    counts = Counter(r["label"] for r in view.train)
-    return np.array([counts.get(lab, 0) for lab in view.labels], dtype=float) / len(view.train)
+    """The label prior: the train split's shares before label-balanced sampling when the data card has them (a
+    prior learned from balanced rows is a uniform guess, a weaker floor), else the shares of the train rows."""
+    counts = Counter(view.natural_label_counts or Counter(r["label"] for r in view.train))
+    return np.array([counts.get(lab, 0) for lab in view.labels], dtype=float) / sum(counts.values())
 
 
 def _floor_output(view: TaskData, pred: list[str], dist: np.ndarray, kind: str, info: dict) -> SystemOutput:
@@ -61,10 +63,13 @@ def fit_predict_floors(views: dict[str, TaskData], seed: int = 0) -> dict[str, d
         # argmax returns the first maximum: ties go to the earlier label in canonical order.
         majority = view.labels[int(np.argmax(dist))]
         n = len(view.test)
-        out["majority"][name] = _floor_output(view, [majority] * n, dist, "majority", {"label": majority})
+        prior = {"prior": "train_before_balancing"} if view.natural_label_counts else {}
+        out["majority"][name] = _floor_output(
+            view, [majority] * n, dist, "majority", {"label": majority, **prior}
+        )
         draws = _task_rng(seed, name, "stratified").choice(len(view.labels), size=n, p=dist)
         out["stratified"][name] = _floor_output(
-            view, [view.labels[k] for k in draws], dist, "stratified", {"seed": seed}
+            view, [view.labels[k] for k in draws], dist, "stratified", {"seed": seed, **prior}
         )
     return out
 

@@ -180,3 +180,17 @@ def test_run_writer_is_atomic_and_never_overwrites(runs_dir):
     with RunWriter(target, overwrite=True) as tmp:
         (tmp / "new.json").write_text("{}")
     assert sorted(p.name for p in target.iterdir()) == ["new.json"]
+
+
+def test_balanced_train_keeps_the_natural_label_counts_in_the_card(bundle_dir):
+    tasks = select_tasks(REG, ["tweet_offensive", "clickbait"])
+    kw = dict(data_dir=bundle_dir, max_train_per_task=40, max_eval_per_task=5)
+    card = build_data(tasks, balance_train=True, **kw).card["tasks"]
+    natural = card["tweet_offensive"]["label_distribution"]["train_before_balancing"]
+    counts = card["tweet_offensive"]["counts"]["train"]
+    assert sum(natural.values()) == counts["kept"] + counts["capped_away"]  # every train row before the cap
+    assert natural["not offensive"] > natural["offensive"]  # the natural shares, not the balanced 20 / 20
+    assert card["tweet_offensive"]["label_distribution"]["train"] == {"not offensive": 20, "offensive": 20}
+    assert "train_before_balancing" not in card["clickbait"]["label_distribution"]  # held out: no train split
+    plain = build_data(tasks, **kw).card["tasks"]["tweet_offensive"]["label_distribution"]
+    assert "train_before_balancing" not in plain

@@ -453,3 +453,23 @@ def test_write_run_is_complete(runs_dir):
     assert set(doc["categories"]["tfidf_lr"]) == {"sentiment_emotion"}
     with pytest.raises(FileExistsError, match="already exists"):
         B.write_baselines_run("bl", results, table, figs)
+
+
+def test_floors_take_the_natural_label_shares_when_the_train_rows_were_balanced():
+    # 8 "x" / 2 "y" balanced to 2 / 2 by notebook 01: the data card keeps the natural 80/20 counts
+    labels = ["x", "y"]
+    train = [row("t", "train", i, f"a{i}", "x" if i < 2 else "y", labels) for i in range(4)]
+    test = [row("t", "test", i, f"b{i}", "y" if i < 3 else "x", labels) for i in range(1000)]
+    card = {"tasks": {"t": {"label_distribution": {"train_before_balancing": {"x": 8, "y": 2}}}}}
+    views = B.build_task_views({"train": train, "test": test}, card)
+    assert views["t"].natural_label_counts == {"x": 8, "y": 2}
+    floors = B.fit_predict_floors(views, seed=0)
+    # without the card, "x" and "y" tie (2 / 2) and the tie goes to "x" anyway: the stratified shares tell them apart
+    assert floors["majority"]["t"].info == {"label": "x", "prior": "train_before_balancing"}
+    assert floors["majority"]["t"].probs[0] == pytest.approx({"x": 0.8, "y": 0.2})
+    strat = floors["stratified"]["t"].pred
+    assert strat.count("x") / len(strat) == pytest.approx(0.8, abs=0.04)
+    uniform = B.fit_predict_floors(B.build_task_views({"train": train, "test": test}), seed=0)["stratified"][
+        "t"
+    ]
+    assert uniform.pred.count("x") / len(uniform.pred) == pytest.approx(0.5, abs=0.05)
