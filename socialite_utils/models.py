@@ -44,7 +44,7 @@ PRESETS: dict[str, dict] = {
     "tiny-random": {
         "kind": "tiny",
         "hub_id": None,
-        "params": None,  # depends on the tokenizer's vocabulary; ~0.2M
+        "params": None,  # ~0.34M with the committed 2,048-token vocabulary
         "description": "2-layer random Llama built in-process + the committed tiny BPE tokenizer; tests, smoke runs",
     },
     "smollm2-135m": {
