@@ -36,9 +36,7 @@ def check_train_step(dtype: torch.dtype) -> dict:
     from socialite_utils import models
     from socialite_utils.training import build_lora_config
 
-    model, tok = models.load_model(
-        "tiny-random", precision=models.choose_precision(), train_texts=TEXTS, seed=0
-    )
+    model, tok = models.load_model("tiny-random", precision=models.choose_precision(), seed=0)
     model = get_peft_model(model.train(), build_lora_config(dropout=0.0))
     lora = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     batch = tok(TEXTS[:8], return_tensors="pt", padding=True).to(DEVICE)
@@ -61,7 +59,7 @@ def check_train_step(dtype: torch.dtype) -> dict:
 def check_qlora_loading() -> dict:
     from socialite_utils import models
 
-    base, tok = models.load_model("tiny-random", train_texts=TEXTS, seed=0)
+    base, tok = models.load_model("tiny-random", seed=0)
     with tempfile.TemporaryDirectory() as d:
         base.save_pretrained(d)
         tok.save_pretrained(d)
@@ -80,9 +78,7 @@ def check_qlora_loading() -> dict:
 def check_throughput(mode: str, n: int = 256) -> dict:
     from socialite_utils import models, scoring
 
-    model, tok = models.load_model(
-        "tiny-random", precision=models.choose_precision(), train_texts=TEXTS, seed=0
-    )
+    model, tok = models.load_model("tiny-random", precision=models.choose_precision(), seed=0)
     prompts = [t.rsplit(" ", 1)[0] for t in TEXTS] * (n // len(TEXTS))
     start = time.perf_counter()
     if mode == "score":

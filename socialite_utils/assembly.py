@@ -16,7 +16,7 @@ import statistics
 import warnings as pywarnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,42 @@ class AssembledData:
     card: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
     general_heldout: list[dict] = field(default_factory=list)  # held-out generalist rows (mixing.py)
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Every option of :func:`build_data` (notebook 01's parameters), the one list of them: the per-task steps,
+    the generation-task assembler (writing_assembly) and the data card's ``params`` all read it."""
+
+    source: str = "local"
+    data_dir: str | os.PathLike | None = None
+    max_train_per_task: int | None = None
+    max_eval_per_task: int | None = None
+    balance_train: bool = False
+    few_shot_k: int = 0
+    prompt_format: str = "paper"
+    seed: int = 0
+    instruction_from: str = "registry"
+    text_normalization: str = "none"
+    writing_dir: str | os.PathLike | None = None
+    mixture: Any = None  # a mixing.MixtureSpec or its fields as a dict; recorded by apply_mixture, not here
+
+    @classmethod
+    def of(cls, params: DataParams | None = None, **options: Any) -> DataParams:
+        """``params`` (default: the defaults) with ``options`` applied; an unknown option is a ValueError."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"unknown data option(s) {unknown}; the options are {known}")
+        return replace(params or cls(), **options)
+
+    def card_params(self, tasks: Sequence[Task]) -> dict[str, Any]:
+        """The data card's ``params``: every option but the mixture, paths as strings, the task names."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "mixture"}
+        for key in ("data_dir", "writing_dir"):
+            values[key] = str(values[key]) if values[key] else None
+        head = {"source": values.pop("source"), "data_dir": values.pop("data_dir")}
+        return {**head, "tasks": [t.name for t in tasks], **values}
 
 
 # ---------------------------------------------------------------- per-record validation
@@ -211,18 +247,10 @@ class TaskRows:
     natural_train_labels: dict[str, int] | None = None  # label counts of the train split before balancing
 
 
-def check_data_options(
-    tasks: Sequence[Task],
-    *,
-    prompt_format: str,
-    instruction_from: str,
-    text_normalization: str,
-    max_train_per_task: int | None,
-    max_eval_per_task: int | None,
-    few_shot_k: int,
-    mixture: Any = None,
-) -> Any:
+def check_data_options(tasks: Sequence[Task], params: DataParams) -> Any:
     """Step 0: check :func:`build_data`'s options (ValueError naming the parameter); return the validated mixture."""
+    mixture, prompt_format = params.mixture, params.prompt_format
+    instruction_from, text_normalization = params.instruction_from, params.text_normalization
     if mixture is not None:
         from .mixing import MixtureSpec
 
@@ -238,7 +266,9 @@ def check_data_options(
     if not tasks:
         raise ValueError("no tasks selected")
     _check_counts(
-        max_train_per_task=max_train_per_task, max_eval_per_task=max_eval_per_task, few_shot_k=few_shot_k
+        max_train_per_task=params.max_train_per_task,
+        max_eval_per_task=params.max_eval_per_task,
+        few_shot_k=params.few_shot_k,
     )
     return mixture
 
@@ -397,33 +427,23 @@ def task_card(tr: TaskRows, *, source: str = "local") -> dict[str, Any]:
 
 
 def build_task_rows(
-    task: Task,
-    *,
-    source: str = "local",
-    data_dir: Any = None,
-    max_train_per_task: int | None = None,
-    max_eval_per_task: int | None = None,
-    balance_train: bool = False,
-    few_shot_k: int = 0,
-    prompt_format: str = "paper",
-    seed: int = 0,
-    instruction_from: str = "registry",
-    text_normalization: str = "none",
+    task: Task, params: DataParams = DataParams()
 ) -> tuple[dict[str, list[dict]], list[dict], dict[str, Any]]:
     """Steps 1-7 for one classification/regression task: ({split: rows}, few-shot pool rows, card entry)."""
-    tr = load_task_rows(task, source=source, data_dir=data_dir, text_normalization=text_normalization)
+    p = params
+    tr = load_task_rows(task, source=p.source, data_dir=p.data_dir, text_normalization=p.text_normalization)
     binarize_task_rows(tr)
-    dedupe_task_rows(tr, source=source, data_dir=data_dir)
-    draw_task_shots(tr, few_shot_k=few_shot_k, seed=seed)
+    dedupe_task_rows(tr, source=p.source, data_dir=p.data_dir)
+    draw_task_shots(tr, few_shot_k=p.few_shot_k, seed=p.seed)
     cap_task_rows(
         tr,
-        max_train_per_task=max_train_per_task,
-        max_eval_per_task=max_eval_per_task,
-        balance_train=balance_train,
-        seed=seed,
+        max_train_per_task=p.max_train_per_task,
+        max_eval_per_task=p.max_eval_per_task,
+        balance_train=p.balance_train,
+        seed=p.seed,
     )
-    splits, pool = render_task_rows(tr, prompt_format=prompt_format, instruction_from=instruction_from)
-    return splits, pool, task_card(tr, source=source)
+    splits, pool = render_task_rows(tr, prompt_format=p.prompt_format, instruction_from=p.instruction_from)
+    return splits, pool, task_card(tr, source=p.source)
 
 
 def build_data_card(
@@ -451,41 +471,35 @@ def build_data_card(
     }
 
 
-def _generation_task_rows(
-    task: Task, *, writing_dir: Any, seed: int, prompt_format: str, few_shot_k: int, **kw: Any
+def _build_task_rows_all(
+    tasks: Sequence[Task], params: DataParams
 ) -> tuple[dict[str, list[dict]], list[dict], dict[str, Any]]:
-    """A generation task's rows (writing_assembly), no few-shot pool, and its card entry."""
+    """Every task's rows, concatenated per split in task order; the few-shot pool; the card's task entries.
+    Each task's warnings are issued (DataWarning) as it is built."""
     from .writing_assembly import build_generation_rows
 
-    rows, card = build_generation_rows(
-        task,
-        fmt=prompt_format,
-        seed=seed,
-        max_train=kw["max_train_per_task"],
-        max_eval=kw["max_eval_per_task"],
-        writing_dir=writing_dir,
-        few_shot_k=few_shot_k,
-    )
-    return rows, [], card
+    splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    pool: list[dict] = []
+    card_tasks: dict[str, Any] = {}
+    for task in tasks:
+        if task.is_generation:
+            task_rows, card_tasks[task.name] = build_generation_rows(task, params)
+            task_pool: list[dict] = []
+        else:
+            task_rows, task_pool, card_tasks[task.name] = build_task_rows(task, params)
+        for split, split_rows in task_rows.items():
+            splits[split] += split_rows
+        pool += task_pool
+        for w in [] if task.is_generation else card_tasks[task.name]["warnings"]:
+            pywarnings.warn(f"task '{task.name}': {w}", DataWarning, stacklevel=3)  # build_data's caller
+    return splits, pool, card_tasks
 
 
-def build_data(
-    tasks: Sequence[Task],
-    *,
-    source: str = "local",
-    data_dir: str | os.PathLike | None = None,
-    max_train_per_task: int | None = None,
-    max_eval_per_task: int | None = None,
-    balance_train: bool = False,
-    few_shot_k: int = 0,
-    prompt_format: str = "paper",
-    seed: int = 0,
-    instruction_from: str = "registry",
-    text_normalization: str = "none",
-    writing_dir: str | os.PathLike | None = None,
-    mixture: Any = None,
-) -> AssembledData:
+def build_data(tasks: Sequence[Task], params: DataParams | None = None, **options: Any) -> AssembledData:
     """Load, validate, de-duplicate, cap and render every task into train/validation/test rows.
+
+    The options are the fields of :class:`DataParams`, given as ``params`` and/or as keywords (keywords win):
+    ``build_data(tasks, data_dir=..., max_train_per_task=200, prompt_format="chat")``.
 
     ``instruction_from="source"`` uses the source's own instruction text where it has one
     (SocialiteInstructions); the registry's otherwise. Train prompts are always zero-shot, as in
@@ -504,53 +518,16 @@ def build_data(
     (:func:`load_task_rows` -> :func:`binarize_task_rows` -> :func:`dedupe_task_rows` -> :func:`draw_task_shots`
     -> :func:`cap_task_rows` -> :func:`render_task_rows` -> :func:`task_card`), then :func:`build_data_card`.
     """
-    counts = {"max_train_per_task": max_train_per_task, "max_eval_per_task": max_eval_per_task}
-    options = {"prompt_format": prompt_format, "instruction_from": instruction_from}
-    options |= {"text_normalization": text_normalization, "few_shot_k": few_shot_k}
-    mixture = check_data_options(tasks, **options, **counts, mixture=mixture)
-    splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    pool: list[dict] = []
-    card_tasks: dict[str, Any] = {}
-    for task in tasks:
-        if task.is_generation:
-            task_rows, task_pool, card_tasks[task.name] = _generation_task_rows(
-                task, writing_dir=writing_dir, seed=seed, **options, **counts
-            )
-        else:
-            task_rows, task_pool, card_tasks[task.name] = build_task_rows(
-                task,
-                source=source,
-                data_dir=data_dir,
-                balance_train=balance_train,
-                seed=seed,
-                **options,
-                **counts,
-            )
-        for split, split_rows in task_rows.items():
-            splits[split] += split_rows
-        pool += task_pool
-        for w in [] if task.is_generation else card_tasks[task.name]["warnings"]:
-            pywarnings.warn(f"task '{task.name}': {w}", DataWarning, stacklevel=2)
-    params = {
-        "source": source,
-        "data_dir": str(data_dir) if data_dir else None,
-        "tasks": [t.name for t in tasks],
-        **counts,
-        "balance_train": balance_train,
-        "few_shot_k": few_shot_k,
-        "prompt_format": prompt_format,
-        "seed": seed,
-        "instruction_from": instruction_from,
-        "text_normalization": text_normalization,
-        "writing_dir": str(writing_dir) if writing_dir else None,
-    }
-    data = AssembledData(
-        splits=splits, pool=pool, card=build_data_card(params, card_tasks, splits), params=params
-    )
+    params = DataParams.of(params, **options)
+    mixture = check_data_options(tasks, params)
+    splits, pool, card_tasks = _build_task_rows_all(tasks, params)
+    card_params = params.card_params(tasks)  # one dict: apply_mixture records the mixture in both places
+    card = build_data_card(card_params, card_tasks, splits)
+    data = AssembledData(splits=splits, pool=pool, card=card, params=card_params)
     if mixture is not None:
         from .mixing import apply_mixture
 
-        apply_mixture(data, mixture, seed=seed, fmt=prompt_format)
+        apply_mixture(data, mixture, seed=params.seed, fmt=params.prompt_format)
     return data
 
 

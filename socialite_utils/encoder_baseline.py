@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
@@ -57,7 +56,7 @@ ENCODER_PRESETS = {
         "minilm-l6", f"package:{MINILM_PACKAGE}", epochs=3, lr=1e-4, max_length=128, batch_size=32,
         pooling="mean", note="pretrained all-MiniLM-L6-v2, CPU in minutes",
     ),
-    # A 2-layer, 64-wide BERT with a WordPiece vocabulary trained on the task texts, random weights: a code-path
+    # A 2-layer, 64-wide BERT with the committed tiny BPE tokenizer, random weights: a code-path
     # check for tests and CI smoke runs, not a meaningful baseline.
     "tiny": EncoderPreset(
         "tiny", None, epochs=3, lr=1e-3, max_length=64, batch_size=16, pooling="mean", note="random tiny BERT (tests)"
@@ -83,65 +82,57 @@ def resolve_preset(
     return preset
 
 
+def _tiny_encoder_tokenizer(max_length: int):
+    """The committed tiny tokenizer made BERT-like: ``<s> a </s> (b </s>)`` with token type ids 0/1."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    from .tiny_tokenizer import load_tiny_tokenizer_file
+
+    tok = load_tiny_tokenizer_file()
+    cls_id, sep_id = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s>:0 $A:0 </s>:0",
+        pair="<s>:0 $A:0 </s>:0 $B:1 </s>:1",
+        special_tokens=[("<s>", cls_id), ("</s>", sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        sep_token="</s>",
+        model_max_length=max_length,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+
+
 def build_tiny_encoder(
-    texts: Sequence[str],
     *,
     arch: str = "bert",
-    vocab_size: int = 2000,
     hidden_size: int = 64,
     num_layers: int = 2,
     num_heads: int = 2,
     max_length: int = 128,
     seed: int = 0,
 ):
-    """A randomly initialised tiny ``BertModel`` (or ``DebertaV2Model``) and a WordPiece tokenizer built from ``texts``.
+    """A randomly initialised tiny ``BertModel`` (or ``DebertaV2Model``) and the committed tiny tokenizer
+    (``assets/tiny_tokenizer.json``, the tiny-random Llama's), made BERT-like.
 
-    Returns ``(model, tokenizer)``; the tokenizer adds ``[CLS] a [SEP] (b [SEP])`` and token type ids like BERT's.
+    Returns ``(model, tokenizer)``; the tokenizer adds ``<s> a </s> (b </s>)`` (``<s>``/``</s>`` are its CLS/SEP)
+    and token type ids 0/1 like BERT's.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    normalizer = normalizers.BertNormalizer(lowercase=True)
-    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    # The vocabulary is built here, not by tokenizers' WordPieceTrainer: that trainer breaks ties between equally
-    # frequent merges in hash order, so the same texts gave different vocabularies from run to run. Every character
-    # seen (word-initial and ``##`` continuation) keeps any word spellable; the most frequent words fill the rest,
-    # ties broken alphabetically.
-    words: Counter = Counter()
-    for text in texts:
-        words.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
-    chars = sorted({c for w in words for c in w})
-    vocab_list = specials + chars + [f"##{c}" for c in chars]
-    frequent = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))
-    vocab_list += frequent[: max(0, vocab_size - len(vocab_list))]
-    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab_list)}, unk_token="[UNK]"))
-    tok.normalizer = normalizer
-    tok.pre_tokenizer = pre_tokenizer
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS]:0 $A:0 [SEP]:0",
-        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=max_length,
-        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
-    )
+    tokenizer = _tiny_encoder_tokenizer(max_length)
     common = dict(
-        vocab_size=tok.get_vocab_size(),
+        vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
         intermediate_size=4 * hidden_size,
         max_position_embeddings=max_length,
-        pad_token_id=tok.token_to_id("[PAD]"),
+        pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
     if arch == "bert":
@@ -175,12 +166,10 @@ def _package_model_dir(dist: str) -> Path:
     raise FileNotFoundError(f"package {dist!r} is installed but ships no config.json next to model weights")
 
 
-def load_encoder(preset: EncoderPreset, texts: Sequence[str] = (), seed: int = 0):
+def load_encoder(preset: EncoderPreset, seed: int = 0):
     """``(encoder, tokenizer)`` for a preset: the hub / a local dir, an installed package, or the tiny model."""
     if preset.model is None:
-        if not texts:
-            raise ValueError("the tiny encoder trains its tokenizer on the task texts: pass texts=")
-        return build_tiny_encoder(texts, max_length=max(preset.max_length, 16), seed=seed)
+        return build_tiny_encoder(max_length=max(preset.max_length, 16), seed=seed)
     from transformers import AutoModel, AutoTokenizer
 
     source = preset.model
@@ -360,6 +349,79 @@ def _mean_loss(model, batches, regression: set[str]) -> float:
     return total / n
 
 
+@dataclass
+class _EncodedRows:
+    """One split of the seen tasks' rows, encoded: task name, token ids and (z-scored / class index) target per row."""
+
+    names: list[str]
+    feats: list[dict]
+    targets: torch.Tensor
+
+
+def _encode_split(tokenizer, trainable: dict[str, TaskData], specs: dict, split: str, max_length: int):
+    rows = [(n, r) for n, v in trainable.items() for r in getattr(v, split)]
+    feats = _encode_rows(tokenizer, [r for _, r in rows], max_length) if rows else []
+    targets = torch.tensor([_targets(specs[n], r) for n, r in rows], dtype=torch.float32)
+    return _EncodedRows([n for n, _ in rows], feats, targets)
+
+
+def _build_multitask_model(
+    preset: EncoderPreset, specs: dict, regression: set[str], seed: int, device, encoder, tokenizer
+):
+    """The encoder (loaded unless given) with its heads, on ``device``; the heads' init depends on ``seed`` only."""
+    torch.manual_seed(seed)
+    if encoder is None:
+        encoder, tokenizer = load_encoder(preset, seed=seed)
+    torch.manual_seed(seed)  # heads initialised identically whatever load_encoder consumed
+    heads = {n: (1 if n in regression else len(s["labels"])) for n, s in specs.items()}
+    return MultiTaskModel(encoder, heads, preset.pooling, preset.dropout).to(device), tokenizer
+
+
+def _fit_multitask(
+    model,
+    tokenizer,
+    train: _EncodedRows,
+    val: _EncodedRows,
+    regression: set[str],
+    preset,
+    seed,
+    device,
+    progress,
+):
+    """The epochs: length-grouped shuffled batches, AdamW steps, validation loss per epoch. Returns the history."""
+    from tqdm.auto import tqdm
+
+    total_steps = math.ceil(len(train.names) / preset.batch_size) * preset.epochs
+    optim, sched = _optimizer(model, preset, total_steps)
+    gen = torch.Generator().manual_seed(seed)
+    lengths = [len(f["input_ids"]) for f in train.feats]
+
+    def batches(split: _EncodedRows, order):
+        return _batches(tokenizer, split.feats, split.targets, split.names, order, preset.batch_size, device)
+
+    history: list[dict] = []
+    bar = tqdm(total=total_steps, desc=f"multi-task encoder ({preset.name})", disable=not progress)
+    step = 0
+    for epoch in range(1, preset.epochs + 1):
+        model.train()
+        for batch in batches(train, _length_grouped_order(lengths, preset.batch_size, gen)):
+            loss, per_task = multitask_loss(model, batch, regression)
+            optim.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optim.step()
+            sched.step()
+            step += 1
+            history.append({"epoch": epoch, "step": step, "loss": float(loss.detach()), "tasks": per_task})
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        if val.names:
+            val_loss = _mean_loss(model, batches(val, torch.arange(len(val.names))), regression)
+            history.append({"epoch": epoch, "step": step, "validation_loss": val_loss})
+    bar.close()
+    return history
+
+
 def train_multitask_encoder(
     views: dict[str, TaskData],
     preset: EncoderPreset,
@@ -375,65 +437,18 @@ def train_multitask_encoder(
     AdamW with linear warmup/decay, gradient clipping at 1.0, dropout on the pooled vector; fixed epochs (the
     preset's). Validation loss is recorded per epoch. Pass ``encoder``/``tokenizer`` to skip :func:`load_encoder`.
     """
-    from tqdm.auto import tqdm
-
     trainable = {n: v for n, v in views.items() if v.group == "seen" and v.train}
     if not trainable:
         raise ValueError("no seen task with train rows: the multi-task encoder has nothing to train on")
     specs = _head_specs(trainable)
     regression = {n for n, s in specs.items() if s["type"] == "regression"}
-
-    torch.manual_seed(seed)
-    if encoder is None:
-        texts = [r["text"] for v in trainable.values() for r in v.train] + [
-            r["text_b"] for v in trainable.values() for r in v.train if r.get("text_b")
-        ]
-        encoder, tokenizer = load_encoder(preset, texts, seed=seed)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(seed)  # heads initialised identically whatever load_encoder consumed
-    heads = {n: (1 if n in regression else len(s["labels"])) for n, s in specs.items()}
-    model = MultiTaskModel(encoder, heads, preset.pooling, preset.dropout).to(device)
+    model, tokenizer = _build_multitask_model(preset, specs, regression, seed, device, encoder, tokenizer)
+    train = _encode_split(tokenizer, trainable, specs, "train", preset.max_length)
+    val = _encode_split(tokenizer, trainable, specs, "validation", preset.max_length)
 
-    rows = [(n, r) for n, v in trainable.items() for r in v.train]
-    feats = _encode_rows(tokenizer, [r for _, r in rows], preset.max_length)
-    targets = torch.tensor([_targets(specs[n], r) for n, r in rows], dtype=torch.float32)
-    val_rows = [(n, r) for n, v in trainable.items() for r in v.validation]
-    val_feats = _encode_rows(tokenizer, [r for _, r in val_rows], preset.max_length) if val_rows else []
-    val_targets = torch.tensor([_targets(specs[n], r) for n, r in val_rows], dtype=torch.float32)
-
-    total_steps = math.ceil(len(rows) / preset.batch_size) * preset.epochs
-    optim, sched = _optimizer(model, preset, total_steps)
-    gen = torch.Generator().manual_seed(seed)
-
-    lengths = [len(f["input_ids"]) for f in feats]
-
-    def batches(feat_list, tgts, names, order):
-        return _batches(tokenizer, feat_list, tgts, names, order, preset.batch_size, device)
-
-    history: list[dict] = []
     start_time = time.perf_counter()
-    bar = tqdm(total=total_steps, desc=f"multi-task encoder ({preset.name})", disable=not progress)
-    step = 0
-    for epoch in range(1, preset.epochs + 1):
-        model.train()
-        order = _length_grouped_order(lengths, preset.batch_size, gen)
-        for batch in batches(feats, targets, [t for t, _ in rows], order):
-            loss, per_task = multitask_loss(model, batch, regression)
-            optim.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optim.step()
-            sched.step()
-            step += 1
-            history.append({"epoch": epoch, "step": step, "loss": float(loss.detach()), "tasks": per_task})
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        if val_rows:
-            val = batches(val_feats, val_targets, [t for t, _ in val_rows], torch.arange(len(val_rows)))
-            history.append(
-                {"epoch": epoch, "step": step, "validation_loss": _mean_loss(model, val, regression)}
-            )
-    bar.close()
+    history = _fit_multitask(model, tokenizer, train, val, regression, preset, seed, device, progress)
     return TrainedEncoder(
         model=model,
         tokenizer=tokenizer,

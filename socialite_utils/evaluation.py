@@ -80,10 +80,7 @@ def load_eval_model(plan: EvalPlan, *, precision: Any | None = None) -> tuple[An
     if precision is None:
         precision = models.choose_precision(model_params=models.resolve_model(plan.base_model).params)
     if plan.train_run_dir is None:
-        texts = [it.row["text"] for it in plan.items]  # tiny-random learns its tokenizer from these
-        return models.load_model(
-            plan.base_model, precision=precision, train_texts=texts, seed=plan.params.seed
-        )
+        return models.load_model(plan.base_model, precision=precision, seed=plan.params.seed)
     from .training import load_adapter, load_run_tokenizer
 
     model = load_adapter(plan.train_run_dir, plan.base_model, precision=precision)

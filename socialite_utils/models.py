@@ -25,6 +25,7 @@ import resource
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,8 @@ PRESETS: dict[str, dict] = {
     "tiny-random": {
         "kind": "tiny",
         "hub_id": None,
-        "params": None,  # depends on the tokenizer's vocabulary; ~0.2M
-        "description": "2-layer random Llama + BPE tokenizer built in-process; for tests and smoke runs",
+        "params": None,  # ~0.34M with the committed 2,048-token vocabulary
+        "description": "2-layer random Llama built in-process + the committed tiny BPE tokenizer; tests, smoke runs",
     },
     "smollm2-135m": {
         "kind": "gguf",
@@ -84,22 +85,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Tokens some vocabularies reserve for padding; reusing one avoids resizing the embeddings.
 _RESERVED_PAD_TOKENS = ("<pad>", "<|pad|>", "[PAD]", "<|finetune_right_pad_id|>")
 
-TINY_SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<unk>"]
 TINY_MAX_POSITIONS = 1024
-# Used with (or instead of) the caller's texts so the tiny tokenizer always learns some merges.
-_TINY_FALLBACK_CORPUS = [
-    "Instruction: Which emotion does the text express? Answer with one word.",
-    "Input: I can't believe how good this day has been, thank you all!",
-    "Output: joy",
-    "Output: anger",
-    "Output: sadness",
-    "Output: optimism",
-    "Input: this is the worst service I have ever had, never again.",
-    "Is the text offensive? Output: offensive",
-    "Is the text sarcastic? Output: not sarcastic",
-    "The quick brown fox jumps over the lazy dog. 0123456789",
-    "user: hello there\nassistant: hi, how can I help you today?",
-]
 
 # Generic template for tokenizers without one. The assistant turn is wrapped in {% generation %} so TRL's
 # assistant_only_loss can find it, and ends with EOS so the model learns to stop; a prompt rendered with
@@ -379,29 +365,19 @@ def _finish_tokenizer(model: Any, tokenizer: Any, max_length: int | None) -> str
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def build_tiny_tokenizer(train_texts: list[str] | None = None, vocab_size: int = 1024) -> Any:
-    """Byte-level BPE trained on ``train_texts`` + a built-in corpus, as a ``PreTrainedTokenizerFast``.
+def load_tiny_tokenizer() -> Any:
+    """The committed tiny tokenizer (``assets/tiny_tokenizer.json``, see tiny_tokenizer.py) as a
+    ``PreTrainedTokenizerFast`` with the chat template.
 
-    Deterministic: the same texts give the same vocabulary and merges. Special tokens ``<s> </s> <pad> <unk>``
-    get ids 0-3; no BOS/EOS is added automatically (the chat template and the trainer add EOS).
+    Special tokens ``<s> </s> <pad> <unk>`` have ids 0-3; no BOS/EOS is added automatically (the chat template and
+    the trainer add EOS).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    texts = [t for t in (train_texts or []) if isinstance(t, str) and t] + _TINY_FALLBACK_CORPUS
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=2,
-        special_tokens=TINY_SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
+    from .tiny_tokenizer import load_tiny_tokenizer_file
+
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+        tokenizer_object=load_tiny_tokenizer_file(),
         bos_token="<s>",
         eos_token="</s>",
         pad_token="<pad>",
@@ -626,8 +602,8 @@ def load_model(
     *,
     precision: Precision | None = None,
     cache_dir: str | Path | None = None,
-    train_texts: list[str] | None = None,
     seed: int = 0,
+    train_texts: list[str] | None = None,
     trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for a preset, hub id or local checkpoint directory (see module docstring).
@@ -635,7 +611,9 @@ def load_model(
     ``precision`` defaults to :func:`choose_precision` for this machine and the model's known size.
     ``cache_dir``: for ``smollm2-135m`` the root under which ``smollm2-135m/`` holds the dequantized copy
     (default :func:`default_cache_dir`); for hub ids it is passed to ``from_pretrained`` (default: the HF cache).
-    ``train_texts`` / ``seed`` only matter for ``tiny-random`` (tokenizer corpus, weight init).
+    ``seed`` only matters for ``tiny-random`` (weight init; its tokenizer is the committed one).
+    ``train_texts`` is deprecated and ignored (tiny-random's tokenizer used to be trained on them); a
+    DeprecationWarning says so.
     The model comes back in eval mode on ``precision.device``; tiny-random stays fp32 whatever the precision,
     because its embeddings/head are trained in full and fp16 AMP refuses fp16 master weights.
     """
@@ -643,8 +621,15 @@ def load_model(
     if precision is None:
         precision = choose_precision(model_params=spec.params)
 
+    if train_texts is not None:
+        warnings.warn(
+            "load_model(train_texts=...) is ignored: tiny-random's tokenizer is the committed "
+            "socialite_utils/assets/tiny_tokenizer.json; drop the argument",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     if spec.kind == "tiny":
-        tokenizer = build_tiny_tokenizer(train_texts)
+        tokenizer = load_tiny_tokenizer()
         model = build_tiny_model(tokenizer, seed=seed).to(precision.device)
         max_length = TINY_MAX_POSITIONS
     elif spec.kind == "gguf":

@@ -231,26 +231,36 @@ def _yerr(value: Any, ci: Sequence[Any] | None) -> tuple[float, float]:
     return max(0.0, v - float(ci[0])), max(0.0, float(ci[1]) - v)
 
 
-def _bars(ax: Any, names: list[str], blocks: list[dict], models: list[str]) -> None:
-    """Grouped bars of macro_over_tasks with whiskers from :func:`example_ci`, one bar per model per name."""
-    width = 0.8 / len(models)
-    for j, m in enumerate(models):
-        xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(names))]
-        vals = [as_float(b[m]["macro_over_tasks"]) for b in blocks]
+def _bar_x(i: float, j: int, n_series: int) -> float:
+    """The centre of series ``j``'s bar in group ``i`` when ``n_series`` bars share a group 0.8 wide."""
+    return i + (j - (n_series - 1) / 2) * (0.8 / n_series)
+
+
+def _grouped_bars(ax: Any, n_groups: int, series: dict[str, tuple[list, list, list]]) -> float:
+    """Grouped bars, the one layout of the kit's bar charts: per group, one bar per series (``{name: (values,
+    whisker below, whisker above)}``) side by side in the series' model colour, whiskers capped, grid lines on
+    the value axis only. Returns the bar width."""
+    width = 0.8 / len(series)
+    for j, (name, (vals, lo, hi)) in enumerate(series.items()):
+        xs = [_bar_x(i, j, len(series)) for i in range(n_groups)]
+        ax.bar(xs, vals, width, yerr=[lo, hi], capsize=3, color=model_color(name, j), label=name)
+    ax.set_xticks(range(n_groups))
+    ax.grid(False, axis="x")
+    return width
+
+
+def _bars(ax: Any, names: list[str], blocks: list[dict], models: list[str]) -> float:
+    """Grouped bars of macro_over_tasks with whiskers from :func:`example_ci`, one bar per model per name;
+    returns the bar width."""
+    series = {}
+    for m in models:
         errs = [_yerr(b[m]["macro_over_tasks"], example_ci(b[m])) for b in blocks]
-        ax.bar(
-            xs,
-            vals,
-            width,
-            yerr=[[e[0] for e in errs], [e[1] for e in errs]],
-            capsize=3,
-            color=model_color(m, j),
-            label=m,
-        )
-    ax.set_xticks(range(len(names)))
+        vals = [as_float(b[m]["macro_over_tasks"]) for b in blocks]
+        series[m] = (vals, [e[0] for e in errs], [e[1] for e in errs])
+    width = _grouped_bars(ax, len(names), series)
     ax.set_ylim(0, 100)
-    ax.grid(False, axis="x")  # grid lines on the value axis only
     ax.set_ylabel("mean macro-F1 over tasks (%)")
+    return width
 
 
 @_styled
@@ -319,12 +329,11 @@ def plot_seen_related(metrics: dict):
     groups = [g for g in ("seen", "related") if g in metrics["groups"]]
     models = metrics["models"]
     fig, ax = plt.subplots(figsize=(2.2 * len(groups) + 2.5, 4))
-    _bars(ax, groups, [metrics["groups"][g] for g in groups], models)
-    width = 0.8 / len(models)
+    width = _bars(ax, groups, [metrics["groups"][g] for g in groups], models)
     for i, g in enumerate(groups):
         members = [t for t in metrics["tasks"].values() if t["group"] == g]
         for j, m in enumerate(models):
-            x = i + (j - (len(models) - 1) / 2) * width
+            x = _bar_x(i, j, len(models))
             ys = [as_float(t["models"][m]["macro_f1"]) for t in members]
             ax.scatter([x] * len(ys), ys, s=12, color="black", zorder=3)
         if len(models) == 2:  # one line per task joins its base and tuned scores
@@ -737,15 +746,13 @@ def plot_generation_metric(metrics: dict, metric: str):
     missing = [n for n, t in metrics["tasks"].items() if t["status"] != "ok" and metric in t["metrics"]]
     systems = metrics["models"]
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * max(1, len(tasks)), 3.6))
-    width = 0.8 / len(systems)
-    for j, m in enumerate(systems):
-        xs = [i + (j - (len(systems) - 1) / 2) * width for i in range(len(tasks))]
+    series = {}
+    for m in systems:
         cells = [metrics["tasks"][t]["systems"][m][metric] for t in tasks]
-        vals = [c["value"] for c in cells]
         lo = [max(0.0, c["value"] - c["ci"][0]) for c in cells]
         hi = [max(0.0, c["ci"][1] - c["value"]) for c in cells]
-        ax.bar(xs, vals, width, yerr=[lo, hi], capsize=3, color=model_color(m, j), label=m)
-    ax.set_xticks(range(len(tasks)))
+        series[m] = ([c["value"] for c in cells], lo, hi)
+    _grouped_bars(ax, len(tasks), series)
     ax.set_xticklabels(tasks)
     ax.set_ylabel(metric + (" (0-1)" if metric == "gleu" else " (0-100)"))
     title = f"{metric} per writing task, 95% bootstrap CI"
@@ -753,7 +760,6 @@ def plot_generation_metric(metrics: dict, metric: str):
         title += f"\nno data: {', '.join(missing)}"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.grid(False, axis="x")
     fig.tight_layout()
     return fig
 

@@ -50,7 +50,6 @@ from trl import SFTConfig
 from . import distributed, models
 from .checkpoints import adapter_problem, describe_skipped, find_resume_checkpoint
 from .offline import check_model_available
-from .prompts import prompt_text
 from .runs import (
     RunWriter,
     check_run_name,
@@ -81,8 +80,8 @@ from .training_data import (  # re-exported: notebooks and tests import them fro
 
 # The paper's LoRA recipe (Dey et al. 2024, following Alpaca-LoRA).
 PAPER_TARGET_MODULES = ("q_proj", "v_proj")
-# Presets built in-process (random weights, tokenizer trained on the run's texts): their base model
-# cannot be re-created from a name, so a run saves it next to the adapter.
+# Presets built in-process (random weights): a run saves the base model next to the adapter, so an evaluation
+# loads exactly the weights it trained from.
 IN_PROCESS_PRESETS = ("tiny-random",)
 
 
@@ -368,10 +367,6 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _model_train_texts(rows: list[dict]) -> list[str]:
-    return [prompt_text(r["prompt"]) + " " + prompt_text(r["completion"]) for r in rows]
-
-
 # ---------------------------------------------------------------- training
 
 
@@ -486,9 +481,7 @@ def load_training_model(plan: TrainingPlan, *, verbose: bool = True) -> Training
     precision = models.choose_precision()
     _sayer(verbose)(f"precision: {precision.describe()}")
     set_seed(params.seed)
-    model, tokenizer = models.load_model(
-        params.base_model, precision=precision, train_texts=_model_train_texts(plan.rows), seed=params.seed
-    )
+    model, tokenizer = models.load_model(params.base_model, precision=precision, seed=params.seed)
     return TrainingSetup(model=model, tokenizer=tokenizer, precision=precision)
 
 

@@ -20,13 +20,15 @@ Mixing: ``build_data(..., mixture=...)`` appends generalist instruction rows to 
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .data import SPLITS
 from .prompts import render_completion, render_prompt
 from .registry import Task
+
+if TYPE_CHECKING:
+    from .assembly import DataParams
 
 GENERAL_TASK = Task(
     name="general_instructions",
@@ -79,17 +81,9 @@ def _generation_row(task: Task, rec: dict, split: str, wording: tuple[int | None
     }
 
 
-def build_generation_rows(
-    task: Task,
-    *,
-    fmt: str,
-    seed: int,
-    max_train: int | None,
-    max_eval: int | None,
-    writing_dir: str | os.PathLike | None = None,
-    few_shot_k: int = 0,
-) -> tuple[dict[str, list[dict]], dict[str, Any]]:
-    """One generation task's rows per split and its data-card entry.
+def build_generation_rows(task: Task, params: DataParams) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    """One generation task's rows per split and its data-card entry, with :func:`assembly.build_data`'s options
+    (``prompt_format``, ``seed``, the caps, ``writing_dir``; ``few_shot_k`` only warns: prompts are zero-shot).
 
     A task declared ``no_data`` gives no rows and a card entry ``{"no_data": reason}``. Records with an empty
     source are impossible (the loader rejects them); sources repeated across or within splits are dropped
@@ -101,7 +95,8 @@ def build_generation_rows(
     from .writing_data import load_generation_split
 
     wanted = SPLITS if task.group == "seen" else ("test",)
-    raw = {s: load_generation_split(task, s, writing_dir) for s in wanted}
+    fmt, seed = params.prompt_format, params.seed
+    raw = {s: load_generation_split(task, s, params.writing_dir) for s in wanted}
     counts: dict[str, dict[str, int]] = {}
     seen_keys: set[str] = set()
     for split in ("test", "validation", "train"):
@@ -114,7 +109,7 @@ def build_generation_rows(
                 seen_keys.add(key)
                 kept.append(rec)
         counts[split] = {"loaded": len(raw[split]), "duplicates_dropped": len(raw[split]) - len(kept)}
-        cap = max_train if split == "train" else max_eval
+        cap = params.max_train_per_task if split == "train" else params.max_eval_per_task
         if cap is not None and len(kept) > cap:
             rng = random.Random(f"{seed}|{task.name}|{split}")
             kept = sorted(rng.sample(kept, cap), key=lambda r: r["line"])
@@ -135,7 +130,9 @@ def build_generation_rows(
             out[split].append(_generation_row(task, rec, split, wording, fmt))
     files = {s: recs[0]["file"] for s, recs in raw.items() if recs}
     warnings = (
-        ["few_shot_k is ignored for generation tasks (their prompts are zero-shot)"] if few_shot_k else []
+        ["few_shot_k is ignored for generation tasks (their prompts are zero-shot)"]
+        if params.few_shot_k
+        else []
     )
     return out, {
         **card,

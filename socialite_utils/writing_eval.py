@@ -131,16 +131,14 @@ def score_generations(
 
 
 def load_generation_model(
-    base_model: str, train_run: str | os.PathLike | None = None, *, texts: Sequence[str] = (), seed: int = 0
+    base_model: str, train_run: str | os.PathLike | None = None, *, seed: int = 0
 ) -> tuple[Any, Any]:
-    """(model, tokenizer): the base model, or the base model with a train run's adapter and its tokenizer.
-
-    ``texts``: what the tiny-random preset learns its tokenizer from (use the training texts)."""
+    """(model, tokenizer): the base model, or the base model with a train run's adapter and its tokenizer."""
     from . import models
 
     precision = models.choose_precision(model_params=models.resolve_model(base_model).params)
     if train_run is None:
-        return models.load_model(base_model, precision=precision, train_texts=list(texts), seed=seed)
+        return models.load_model(base_model, precision=precision, seed=seed)
     from .training import load_adapter, load_run_tokenizer
 
     model = load_adapter(train_run, base_model, precision=precision)

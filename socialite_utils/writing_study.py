@@ -93,7 +93,6 @@ def generate_systems(
     base_model: str,
     train_runs: dict[str, Path],
     *,
-    train_texts: list[str],
     seed: int = 0,
     **generate_kwargs: Any,
 ) -> list[dict]:
@@ -107,7 +106,7 @@ def generate_systems(
         if path.exists():
             preds += read_jsonl(path)
             continue
-        model, tokenizer = load_generation_model(base_model, train_run, texts=train_texts, seed=seed)
+        model, tokenizer = load_generation_model(base_model, train_run, seed=seed)
         rows = score_generations(model, tokenizer, test_rows, model_name=name, **generate_kwargs)
         tmp = path.with_suffix(".partial")
         write_jsonl(tmp, rows)

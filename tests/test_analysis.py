@@ -56,14 +56,14 @@ EMOTIONS = ["anger", "joy", "optimism", "sadness"]
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def make_train_run(run_dir: Path, texts: list[str] | None = None) -> Path:
+def make_train_run(run_dir: Path) -> Path:
     """A training run in notebook 02's layout without training: tiny-random base + a LoRA adapter (q/v plus full
     embeddings/head, as tiny-random trains) whose weights are perturbed so tuned != base."""
     from peft import LoraConfig, get_peft_model
 
     from socialite_utils import models
 
-    model, tok = models.load_model("tiny-random", train_texts=texts)
+    model, tok = models.load_model("tiny-random")
     model.save_pretrained(run_dir / "base_model")
     tok.save_pretrained(run_dir / "base_model")
     config = LoraConfig(
@@ -608,8 +608,7 @@ def test_report_sensitivity_hand_worked():
 
 @pytest.fixture(scope="module")
 def train_run(tmp_path_factory) -> Path:
-    texts = [f"Instruction: emotion\nInput: {ex['text']}\nOutput: {ex['gold']}" for ex in _emotion_examples()]
-    return make_train_run(tmp_path_factory.mktemp("train") / "tiny-train", texts)
+    return make_train_run(tmp_path_factory.mktemp("train") / "tiny-train")
 
 
 @pytest.fixture(scope="module")

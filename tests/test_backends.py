@@ -80,7 +80,7 @@ def fake_vllm(outputs_by_lora):
 def test_vllm_engine_serves_the_adapter_as_a_lora_request_and_feeds_the_same_parser(tmp_path):
     from socialite_utils import models
 
-    _, tokenizer = models.load_model("tiny-random", train_texts=["a b c positive negative"] * 4, seed=0)
+    _, tokenizer = models.load_model("tiny-random", seed=0)
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text('{"r": 16}')

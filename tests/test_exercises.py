@@ -36,8 +36,7 @@ TASK = load_registry("local")["clickbait"]
 @pytest.fixture(scope="module")
 def tiny():
     prompts = [render_prompt(TASK, t) for t in ("Ten cats you must see", "Parliament passes the budget")]
-    texts = [p + render_completion(lab) for p in prompts for lab in TASK.labels]
-    model, tokenizer = load_model("tiny-random", train_texts=texts, seed=0)
+    model, tokenizer = load_model("tiny-random", seed=0)
     return model, tokenizer, prompts
 
 

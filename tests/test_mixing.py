@@ -73,8 +73,7 @@ def test_generalist_row_trains_on_the_response_and_eos_only(tmp_path, fmt):
         general_row(REC, split="train", fmt=fmt),
         general_row({**REC, "line": 8, "input": ""}, split="train", fmt=fmt),
     ]
-    texts = ["List two primes. Small ones please 2 and 3. Both are prime."]
-    model, tok = models.load_model("tiny-random", train_texts=texts, seed=0)
+    model, tok = models.load_model("tiny-random", seed=0)
     params = TrainParams(run_name="t", base_model="tiny-random", max_steps=1, save_steps=1000)
     trainer = KitSFTTrainer(
         model=model,
@@ -219,7 +218,7 @@ def test_score_response_nll_matches_a_hand_computation():
         general_row(REC, split="heldout"),
         general_row({**REC, "line": 9, "input": "", "output": "Seven."}, split="heldout"),
     ]
-    model, tok = models.load_model("tiny-random", train_texts=["List two primes. 2 and 3. Seven."], seed=0)
+    model, tok = models.load_model("tiny-random", seed=0)
     model.eval()
     total, n_tokens = 0.0, 0
     for r in rows:  # token by token, no batching, no padding: log p(token k | tokens < k)

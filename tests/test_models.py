@@ -26,12 +26,12 @@ from socialite_utils.models import (
     ModelAccessError,
     Precision,
     build_tiny_model,
-    build_tiny_tokenizer,
     choose_precision,
     count_parameters,
     describe_device,
     ensure_pad_token,
     load_model,
+    load_tiny_tokenizer,
     peak_memory_mb,
     recommended_lora_kwargs,
     resolve_model,
@@ -51,7 +51,7 @@ def _state(model) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def tiny():
-    return load_model("tiny-random", precision=CPU, train_texts=["I love this, so happy today"] * 20)
+    return load_model("tiny-random", precision=CPU)
 
 
 def test_tiny_random_shape_pad_and_forward(tiny):
@@ -80,14 +80,13 @@ def test_tiny_random_shape_pad_and_forward(tiny):
 
 
 def test_tiny_random_is_deterministic_and_keeps_global_rng():
-    texts = ["stance: favor against none"] * 10
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    m1, t1 = load_model("tiny-random", precision=CPU, train_texts=texts, seed=7)
+    m1, t1 = load_model("tiny-random", precision=CPU, seed=7)
     after = torch.rand(3)
-    m2, t2 = load_model("tiny-random", precision=CPU, train_texts=texts, seed=7)
-    m3, _ = load_model("tiny-random", precision=CPU, train_texts=texts, seed=8)
+    m2, t2 = load_model("tiny-random", precision=CPU, seed=7)
+    m3, _ = load_model("tiny-random", precision=CPU, seed=8)
 
     assert torch.equal(after, expected_next), "building the model must not consume the caller's RNG"
     assert t1.get_vocab() == t2.get_vocab()
@@ -96,16 +95,17 @@ def test_tiny_random_is_deterministic_and_keeps_global_rng():
     assert not torch.equal(s1["model.embed_tokens.weight"], s3["model.embed_tokens.weight"])
 
 
-def test_tiny_tokenizer_learns_train_texts_and_round_trips():
-    tok = build_tiny_tokenizer(["zorblax"] * 30)
-    assert "zorblax" in tok.get_vocab()  # a frequent training word becomes one token
-    assert tok.convert_ids_to_tokens(tok("zorblax")["input_ids"]) == ["zorblax"]
+def test_tiny_tokenizer_is_the_committed_file_and_round_trips():
+    tok = load_tiny_tokenizer()
+    assert len(tok) == 2048  # 4 specials + 256 bytes + merges learnt from the committed corpus
     assert [tok.convert_ids_to_tokens(i) for i in range(4)] == ["<s>", "</s>", "<pad>", "<unk>"]
-    for text in ["Output: joy", "Tweet: café 🙂 #happy @user\nnew line"]:
+    assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id) == (0, 1, 2, 3)
+    # a word frequent in the corpus (the sample's clickbait task) is one token
+    assert tok.convert_ids_to_tokens(tok("not clickbait")["input_ids"]) == ["not", "Ġclickbait"]
+    for text in ["Output: joy", "Tweet: café 🙂 #happy @user\nnew line", "zorblax, never seen"]:
         ids = tok(text)["input_ids"]
         assert tok.bos_token_id not in ids and tok.eos_token_id not in ids  # nothing added behind our back
-        assert tok.decode(ids) == text
-    assert len(build_tiny_tokenizer(None)) > 260  # bytes + specials + some merges from the fallback corpus
+        assert tok.unk_token_id not in ids and tok.decode(ids) == text  # byte-level: every text is spellable
 
 
 def test_tiny_chat_template_prefix_and_assistant_mask(tiny):
@@ -284,7 +284,7 @@ def test_ensure_pad_token_reuses_unk_without_resizing():
 
 def _write_hub_cache(cache: Path, repo_id: str) -> tuple[torch.nn.Module, Path]:
     """Save a tiny model into ``cache`` as huggingface_hub lays a downloaded snapshot out; pad == eos, no template."""
-    tok = build_tiny_tokenizer(None)
+    tok = load_tiny_tokenizer()
     tok.pad_token = tok.eos_token
     tok.chat_template = None
     model = build_tiny_model(tok, seed=3)

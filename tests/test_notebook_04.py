@@ -34,7 +34,7 @@ def eval_runs(tmp_path_factory, bundle_dir):
         max_eval_per_task=4,
     )
     write_data_run("data", data, params={"suite": "local"})
-    make_train_run(root / "train", [r["prompt"] + r["completion"] for r in data.splits["train"]])
+    make_train_run(root / "train")
     for mode in ("score", "generate"):
         params = EvalParams(
             run_name=f"eval-{mode}", data_run="data", train_run="train", mode=mode

@@ -178,8 +178,9 @@ def test_wheel_installs_into_a_fresh_venv_and_imports_what_the_notebooks_import(
     subprocess.run([vpy, "-m", "pip", "check"], check=True, env=env)
     names = modules_to_import()
     code = (
-        "import importlib, socialite_utils.sample as s\n"
+        "import importlib, socialite_utils.sample as s, socialite_utils.tiny_tokenizer as t\n"
         f"for name in {names!r}:\n    importlib.import_module(name)\n"
+        "t.load_tiny_tokenizer_file()  # the committed tokenizer of the tiny models is package data too\n"
         "print(len(s.sample_tasks()), s.SAMPLE_DIR)\n"
     )
     out = subprocess.run([vpy, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)

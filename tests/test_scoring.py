@@ -574,7 +574,7 @@ def test_project_tiny_random_preset():
     paper and chat prompts (its chat template ends turns with EOS), and generate/parse run end to end."""
     from socialite_utils.models import load_model
 
-    model, tok = load_model("tiny-random", train_texts=CORPUS)
+    model, tok = load_model("tiny-random")
     prompts = PROMPTS + CHAT_PROMPTS
     for eos in (False, True):
         got = score_label_logprobs(

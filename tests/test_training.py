@@ -63,14 +63,13 @@ def tiny(**overrides) -> TrainParams:
     return TrainParams(**{**base, **overrides})
 
 
-def tiny_model(rows: list[dict]):
-    texts = [r["prompt"] + r["completion"] for r in rows]
-    return models.load_model("tiny-random", train_texts=texts, seed=0)
+def tiny_model():
+    return models.load_model("tiny-random", seed=0)
 
 
 def make_trainer(rows, params: TrainParams, tmp_path, *, tokenizer=None, model=None):
     if model is None:
-        model, tok = tiny_model(rows)
+        model, tok = tiny_model()
         tokenizer = tokenizer or tok
     config = build_sft_config(params, tmp_path / "out", n_examples=len(rows))
     lora = build_lora_config(target_modules=["q_proj", "v_proj"], modules_to_save=["embed_tokens", "lm_head"])
@@ -178,7 +177,7 @@ def test_saved_adapter_reloads_with_identical_logits(trained, rows):
 
 
 def test_eos_has_a_real_label_even_when_pad_equals_eos(rows, tmp_path):
-    model, tokenizer = tiny_model(rows)
+    model, tokenizer = tiny_model()
     assert tokenizer.pad_token_id != tokenizer.eos_token_id  # models.load_model's guarantee
     tokenizer.pad_token = tokenizer.eos_token  # the risky setup: padding with EOS
     trainer = make_trainer(rows[:4], tiny(), tmp_path, model=model, tokenizer=tokenizer)
@@ -202,7 +201,7 @@ def test_kit_tokenization_is_trls(bundle_dir, tmp_path, prompt_format):
     fmt_rows = build_data(
         tasks, data_dir=bundle_dir, max_train_per_task=4, max_eval_per_task=1, prompt_format=prompt_format
     ).splits["train"]
-    model, tokenizer = tiny_model(fmt_rows) if prompt_format != "chat" else models.load_model("tiny-random")
+    model, tokenizer = tiny_model()
     trainer = make_trainer(fmt_rows, tiny(), tmp_path, model=model, tokenizer=tokenizer)
     assert len(trainer.train_dataset) == len(fmt_rows) == 8
     for row, ex in zip(fmt_rows, trainer.train_dataset, strict=True):
@@ -213,7 +212,7 @@ def test_kit_tokenization_is_trls(bundle_dir, tmp_path, prompt_format):
 
 
 def test_label_mask_view_marks_completion_and_eos(rows):
-    _, tokenizer = tiny_model(rows)
+    _, tokenizer = tiny_model()
     ids, n_prompt = tokenize_like_trl(tokenizer, "Instruction: x\nInput: y\nOutput:", " joy")
     labels = [-100] * n_prompt + ids[n_prompt:]
     view = show_label_mask(tokenizer, ids, labels)
@@ -224,7 +223,7 @@ def test_label_mask_view_marks_completion_and_eos(rows):
 
 
 def test_supervised_token_check_drops_truncated_examples(rows, tmp_path):
-    model, tokenizer = tiny_model(rows)
+    model, tokenizer = tiny_model()
     short = {"prompt": "Instruction: x\nInput: short\nOutput:", "completion": " joy", "id": "short"}
     long = {
         "prompt": "Instruction: x\nInput: " + "word " * 200 + "\nOutput:",

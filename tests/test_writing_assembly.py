@@ -169,9 +169,7 @@ def test_long_generation_targets_are_masked_as_trl_does(writing_dir, general_dir
         prompt_format="alpaca",
     )
     rows = data.splits["train"]
-    model, tokenizer = models.load_model(
-        "tiny-random", train_texts=[r["prompt"] + r["completion"] for r in rows]
-    )
+    model, tokenizer = models.load_model("tiny-random")
     params = TrainParams(
         run_name="t", max_steps=1, per_device_train_batch_size=4, gradient_accumulation_steps=1
     )
