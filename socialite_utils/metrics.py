@@ -61,12 +61,17 @@ class MetricWarning(UserWarning):
 
 
 def collect_warnings(fn: Callable[..., Any], *args: Any, flags: list[str], **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)``; the :class:`MetricWarning` warnings it raises are appended to ``flags`` (as text) instead
-    of reaching the console. The one place the kit turns metric warnings into a result's flags."""
+    """``fn(*args, **kwargs)``; the :class:`MetricWarning` warnings it raises are appended to ``flags`` (as text)
+    instead of reaching the console; any other warning is passed on unchanged. The one place the kit turns metric
+    warnings into a result's flags."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MetricWarning)
         result = fn(*args, **kwargs)
-    flags.extend(str(w.message) for w in caught if issubclass(w.category, MetricWarning))
+    for w in caught:
+        if issubclass(w.category, MetricWarning):
+            flags.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     return result
 
 
