@@ -1,8 +1,11 @@
-"""Evaluation scoring and metrics: prediction rows from a model, metrics.json from prediction rows.
+"""The evaluation core: prediction rows from a model, per-task metrics and metrics.json from prediction rows.
 
-``score_examples`` runs one model in one mode (generate or score) and returns prediction rows (eval
-schema); ``build_metrics`` turns them into metrics.json (per task and model, tuned vs base comparisons,
-aggregates, claims). Used by :func:`socialite_utils.evaluation.evaluate_run` and re-exported there.
+``build_prediction_row`` is the one constructor of a prediction row (evaluation, prompt sensitivity, baselines and
+the writing evaluation all use it; :data:`PREDICTION_ROW_KEYS`). ``score_examples`` runs one model (or adapter) in
+one mode (generate or score) over evaluation items (:mod:`socialite_utils.eval_plan`) and returns rows;
+``compute_task_scores`` / ``compute_task_metrics`` turn one task's rows into the per-task block (baselines reuse it);
+``build_metrics`` turns all rows into metrics.json (per task and model, tuned vs base comparisons, aggregates,
+claims). Used by :func:`socialite_utils.evaluation.evaluate_run` and re-exported there.
 """
 
 from __future__ import annotations
