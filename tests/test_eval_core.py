@@ -282,3 +282,57 @@ def test_training_tokenization_is_scorings(tokenizer):
     np.testing.assert_array_equal(
         scoring.encode_completion(tokenizer, "joy", False, prompt=prompt), completion[:-1]
     )
+
+
+def test_baseline_numbers_match_the_code_before_consolidation():
+    """baselines_metrics.json entries as baselines.compute_system_metrics computed them at f2d867c (its own copy of
+    the metric block): the same values, CIs and flags from the evaluation's block."""
+
+    def row(i, label, kind, score=None, labels=("a", "b", "c")):
+        return {
+            **data_row(i, label, task="t", labels=labels, kind=kind, score=score),
+            "category": "offensive",
+        }
+
+    cls = [row(i, lab, "classification") for i, lab in enumerate("aabbbccaab")]
+    scores = [1.0, 2.5, 3.1, 0.2, 4.4, 2.2, 3.9, 1.7, 2.9, 4.1]
+    reg = [
+        row(i, "high" if s > 2.5 else "low", "regression", s, ("low", "high")) for i, s in enumerate(scores)
+    ]
+    vc = TaskData("t", "offensive", "seen", "classification", ["a", "b", "c"], False, [], "train", [], cls)
+    vr = TaskData("r", "offensive", "seen", "regression", ["low", "high"], False, [], "train", [], reg)
+    p = [0.2, 0.6, 0.7, 0.1, 0.9, 0.4, 0.8, 0.3, 0.45, 0.55]
+    cases = {
+        "cls": (vc, SystemOutput(list("abbbcccaaa"), None, None, None, 10, "train", info={"flag": "note"})),
+        "reg": (
+            vr,
+            SystemOutput(
+                ["high" if x > 0.5 else "low" for x in p],
+                [{"low": 1 - x, "high": x} for x in p],
+                p,
+                "p_high",
+                10,
+                "train",
+            ),
+        ),  # fmt: skip
+        "const": (
+            vr,
+            SystemOutput(["low"] * 10, [{"low": 0.6, "high": 0.4}] * 10, [0.4] * 10, "p_high", 10, "train"),
+        ),
+    }
+    before = {
+        "cls": (70.71428571428572, [29.363636363636363, 100.0], 70.0, [40.0, 100.0], None, ["note"]),
+        "reg": (80.0, [45.05494505494506, 100.0], 80.0, [50.0, 100.0], [0.7069883265580708, 0.9886675636235294], []),
+        "const": (100 / 3, [16.666666666666664, 44.44444444444444], 50.0, [20.0, 80.0], [math.nan, math.nan],
+                  ["pearson_r: constant input (y); returning nan"]),
+    }  # fmt: skip
+    for name, (view, out) in cases.items():
+        e = B.compute_system_metrics(view, out, bootstrap_samples=300, seed=7)
+        f1, f1_ci, acc, acc_ci, r_ci, flags = before[name]
+        assert (e["macro_f1"], e["accuracy"], e["flags"]) == (pytest.approx(f1), acc, flags), name
+        assert e["macro_f1_ci"] == pytest.approx(f1_ci, abs=1e-12) and e["accuracy_ci"] == acc_ci, name
+        if r_ci is not None:
+            assert e["pearson_r_ci"] == pytest.approx(r_ci, abs=1e-12, nan_ok=True), name
+    assert B.compute_system_metrics(*cases["reg"], bootstrap_samples=300, seed=7)[
+        "pearson_r"
+    ] == pytest.approx(0.9153605015673982)
