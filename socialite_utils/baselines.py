@@ -65,6 +65,7 @@ from .encoder_baseline import (
     resolve_preset,
     train_multitask_encoder,
 )
+from .eval_scoring import build_prediction_row, compute_task_metrics
 from .runs import RunWriter, new_run_dir, provenance, resolve_run_dir, write_json, write_jsonl
 from .schema import BASELINES_SCHEMA_VERSION, EVAL_METRICS_SCHEMA_VERSION, read_eval_metrics
 
@@ -94,6 +95,7 @@ __all__ = [
     "multitask_loss",
     "predict_multitask_encoder",
     "prediction_rows",
+    "system_rows",
     "resolve_preset",
     "compute_baselines_metrics",
     "compute_system_metrics",
@@ -118,65 +120,54 @@ class BaselineResults:
     encoder: dict[str, Any] | None = None
 
 
-def _ci(fn, *arrays, n: int, seed: int, vectorized: bool = False, flags: list[str]) -> list[float]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", M.MetricWarning)
-        lo, hi = M.bootstrap_ci(fn, *arrays, n_resamples=n, seed=seed, vectorized=vectorized)
-    flags.extend(str(w.message) for w in caught if issubclass(w.category, M.MetricWarning))
-    return [lo, hi]
+def system_rows(system: str, view: TaskData, output: SystemOutput) -> list[dict]:
+    """One prediction row per test example of ``view`` (:func:`socialite_utils.eval_scoring.build_prediction_row`,
+    ``mode = "baseline"``): no prompt, so few_shot_k, variant, label_words, truncated_tokens, raw_output and
+    logprobs are None. For regression tasks ``expected_score`` is what Pearson r uses; ``score_kind`` says which
+    quantity it is."""
+    if len(output.pred) != len(view.test):
+        raise ValueError(
+            f"{system} on {view.name}: {len(output.pred)} predictions for {len(view.test)} test rows"
+        )
+    return [
+        build_prediction_row(
+            r,
+            model=system,
+            mode="baseline",
+            parsed=output.pred[i],
+            probs=output.probs[i] if output.probs else None,
+            expected_score=output.expected_score[i] if output.expected_score else None,
+            score_kind=output.score_kind,
+        )
+        for i, r in enumerate(view.test)
+    ]
 
 
 def compute_system_metrics(
-    view: TaskData, output: SystemOutput, *, bootstrap_samples: int = 1000, seed: int = 0
+    view: TaskData,
+    output: SystemOutput,
+    *,
+    bootstrap_samples: int = 1000,
+    seed: int = 0,
+    system: str = "baseline",
 ) -> dict:
-    """Metrics of one system on one task: macro-F1 over the task's labels, accuracy, (Pearson), bootstrap CIs.
+    """Metrics of one system on one task: the evaluation's per-task block
+    (:func:`socialite_utils.eval_scoring.compute_task_metrics` on :func:`system_rows`, the same ``seed`` for every
+    task), without its ``n_invalid`` and ``pearson_n`` (baselines_metrics.json has never had them).
 
-    Keys as in notebook 03's ``metrics.json`` model entries, plus ``train_n``, ``train_source`` and ``correct``
-    (per-example booleans, for aggregation; not written to JSON).
+    Adds ``score_kind`` (regression), ``train_n``, ``train_source``, ``info`` and ``correct`` (per-example
+    booleans, for aggregation; not written to JSON); a system's ``info["flag"]`` is appended to ``flags``.
     """
-    gold = [r["label"] for r in view.test]
-    pred = output.pred
-    labels = view.labels
+    rows = system_rows(system, view, output)
+    entry = compute_task_metrics(rows, view.labels, view.type, bootstrap_samples=bootstrap_samples, seed=seed)
+    del entry["n_invalid"]
+    entry.pop("pearson_n", None)
     if view.is_regression:
-        gold_scores = [float(r["score"]) for r in view.test]
-        rep = M.compute_regression(gold_scores, output.expected_score, gold, pred, labels=labels)
-    else:
-        rep = M.compute_classification(gold, pred, labels=labels)
-    flags = list(rep["flags"])
-    correct = M.compute_correctness(gold, pred)
-    entry = {
-        "n": rep["n"],
-        "macro_f1": rep["macro_f1"],
-        "macro_f1_ci": _ci(
-            lambda g, p: M.macro_f1(g, p, labels), gold, pred, n=bootstrap_samples, seed=seed, flags=flags
-        ),
-        "accuracy": rep["accuracy"],
-        "accuracy_ci": _ci(
-            lambda c: 100.0 * c.mean(axis=1),
-            correct,
-            n=bootstrap_samples,
-            seed=seed,
-            vectorized=True,
-            flags=flags,
-        ),
-        "invalid_rate": rep["invalid_rate"],
-        "per_label": rep["per_label"],
-        **M.prediction_concentration(gold, pred),
-    }
-    if view.is_regression:
-        entry["pearson_r"] = rep["pearson_r"]
-        entry["pearson_r_ci"] = (
-            [math.nan, math.nan]
-            if math.isnan(rep["pearson_r"])
-            else _ci(
-                M.pearson_r, gold_scores, output.expected_score, n=bootstrap_samples, seed=seed, flags=flags
-            )
-        )
         entry["score_kind"] = output.score_kind
     if output.info.get("flag"):
-        flags.append(output.info["flag"])
-    entry.update(flags=flags, train_n=output.train_n, train_source=output.train_source, info=output.info)
-    entry["correct"] = correct
+        entry["flags"].append(output.info["flag"])
+    entry.update(train_n=output.train_n, train_source=output.train_source, info=output.info)
+    entry["correct"] = M.compute_correctness([r["gold"] for r in rows], [r["parsed"] for r in rows])
     return entry
 
 
@@ -198,12 +189,8 @@ def compute_baselines_metrics(
             if isinstance(out, str):
                 scores[name][system] = {"status": out}
                 continue
-            if len(out.pred) != len(view.test):
-                raise ValueError(
-                    f"{system} on {name}: {len(out.pred)} predictions for {len(view.test)} test rows"
-                )
             scores[name][system] = compute_system_metrics(
-                view, out, bootstrap_samples=bootstrap_samples, seed=seed
+                view, out, bootstrap_samples=bootstrap_samples, seed=seed, system=system
             )
     enc_info = None
     if encoder is not None:
@@ -222,42 +209,14 @@ def compute_baselines_metrics(
 
 
 def prediction_rows(results: BaselineResults) -> list[dict]:
-    """One row per (test example, system), close to notebook 03's predictions.jsonl (``mode`` = ``"baseline"``).
-
-    For regression tasks ``expected_score`` is what Pearson r used; ``score_kind`` says which quantity it is.
-    """
-    rows = []
-    for system, per_task in results.outputs.items():
-        for name, out in per_task.items():
-            if isinstance(out, str):
-                continue
-            view = results.views[name]
-            for i, r in enumerate(view.test):
-                rows.append(
-                    {
-                        "id": r["id"],
-                        "task": name,
-                        "category": view.category,
-                        "group": view.group,
-                        "task_type": view.type,
-                        "model": system,
-                        "mode": "baseline",
-                        "few_shot_k": None,
-                        "variant": None,
-                        "text": r["text"],
-                        "text_b": r.get("text_b"),
-                        "gold": r["label"],
-                        "gold_score": r.get("score"),
-                        "raw_output": None,
-                        "parsed": out.pred[i],
-                        "logprobs": None,
-                        "probs": out.probs[i] if out.probs else None,
-                        "expected_score": out.expected_score[i] if out.expected_score else None,
-                        "score_kind": out.score_kind,
-                        "correct": out.pred[i] == r["label"],
-                    }
-                )
-    return rows
+    """Every system's prediction rows (:func:`system_rows`), in the evaluation's row schema."""
+    return [
+        row
+        for system, per_task in results.outputs.items()
+        for name, out in per_task.items()
+        if not isinstance(out, str)
+        for row in system_rows(system, results.views[name], out)
+    ]
 
 
 def build_floor_claims(

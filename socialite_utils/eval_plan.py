@@ -126,6 +126,7 @@ class EvalItem:
     to_label: dict[str, str]  # answer word -> the task's canonical label
     few_shot_k: int
     truncated_tokens: int = 0  # tokens cut from the example's own text to fit max_length
+    variant: int | None = None  # the prompt: None the registry's main prompt, i its variants[i]
 
 
 @dataclass
@@ -295,6 +296,31 @@ def _task_meta(task: str, rows: list[dict], source: Path) -> dict:
     return meta
 
 
+def build_task_items(
+    task: Task, rows: Sequence[dict], *, variant: int | None, shots: Sequence[dict], fmt: str | None = None
+) -> list[EvalItem]:
+    """One :class:`EvalItem` per row of one task, its prompt rendered from the registry: ``task``'s main prompt
+    (``variant=None``) or ``task.variants[variant]``, with ``shots`` (already drawn) shown in the variant's words.
+
+    ``rows`` are data-run rows (``text``, ``text_b``, ``labels``; ``prompt_format`` unless ``fmt`` names the
+    format). Any variant, any number of shots: the evaluation (``EvalParams.variant``) and prompt sensitivity
+    (:mod:`socialite_utils.sensitivity`) both build their items here.
+    """
+    labels = list(rows[0]["labels"]) if rows else list(task.labels)
+    by_label = variant_label_words(task, variant)  # validates the variant first
+    words = {lab: by_label.get(lab, lab) for lab in labels}
+    to_label = {w: lab for lab, w in words.items()}
+    items = []
+    for r in rows:
+        row_fmt = fmt or r.get("prompt_format") or ("chat" if isinstance(r.get("prompt"), list) else "paper")
+        # Shots show the answer words the model is asked for (a variant may rename the labels).
+        prompt = render_variant_prompt(
+            task, r["text"], r.get("text_b"), variant=variant, fmt=row_fmt, shots=list(shots)
+        )
+        items.append(EvalItem(r, prompt, list(words.values()), to_label, len(shots), variant=variant))
+    return items
+
+
 def build_eval_items(
     rows_by_task: dict[str, list[dict]],
     registry: dict[str, Task] | None,
@@ -307,7 +333,7 @@ def build_eval_items(
     """One :class:`EvalItem` per row, plus notes on every prompt that was re-rendered or fell back.
 
     A row keeps its data-run prompt unless ``few_shot_k`` differs from the row's ``few_shot_k`` or a
-    ``variant`` is asked for; then the prompt is rendered again with ``prompts.render_variant_prompt`` and shots drawn
+    ``variant`` is asked for; then the prompt is rendered again (:func:`build_task_items`) with shots drawn
     by ``prompts.draw_shots`` from the task's rows in the data run's few-shot pool (seeded by ``seed``).
     """
     pool_by_task: dict[str, list[dict]] = defaultdict(list)
@@ -328,9 +354,7 @@ def build_eval_items(
             continue
         if registry is None or task_name not in registry:
             raise ValueError(f"re-rendering prompts needs task {task_name!r} in the registry suite")
-        task = registry[task_name]
-        by_label = variant_label_words(task, variant)  # validates the variant first
-        words = {lab: by_label.get(lab, lab) for lab in labels}
+        variant_label_words(registry[task_name], variant)  # a bad variant is named before shots are drawn
         k = few_shot_k if few_shot_k is not None else int(rows[0].get("few_shot_k", 0))
         shots = draw_shots(pool_by_task[task_name], k, seed=seed, task_name=task_name, labels=labels)
         if k and len(shots) < k:
@@ -338,14 +362,7 @@ def build_eval_items(
                 f"{task_name}: asked for {k} shots, the few-shot pool gave {len(shots)} "
                 f"(pool has {len(pool_by_task[task_name])} rows)"
             )
-        to_label = {w: lab for lab, w in words.items()}
-        for r in rows:
-            fmt = r.get("prompt_format") or ("chat" if isinstance(r["prompt"], list) else "paper")
-            # Shots show the answer words the model is asked for (a variant may rename the labels).
-            prompt = render_variant_prompt(
-                task, r["text"], r.get("text_b"), variant=variant, fmt=fmt, shots=shots
-            )
-            items.append(EvalItem(r, prompt, list(words.values()), to_label, len(shots)))
+        items += build_task_items(registry[task_name], rows, variant=variant, shots=shots)
     return items, notes
 
 

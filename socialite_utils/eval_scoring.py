@@ -1,14 +1,16 @@
-"""Evaluation scoring and metrics: prediction rows from a model, metrics.json from prediction rows.
+"""The evaluation core: prediction rows from a model, per-task metrics and metrics.json from prediction rows.
 
-``score_examples`` runs one model in one mode (generate or score) and returns prediction rows (eval
-schema); ``build_metrics`` turns them into metrics.json (per task and model, tuned vs base comparisons,
-aggregates, claims). Used by :func:`socialite_utils.evaluation.evaluate_run` and re-exported there.
+``build_prediction_row`` is the one constructor of a prediction row (evaluation, prompt sensitivity, baselines and
+the writing evaluation all use it; :data:`PREDICTION_ROW_KEYS`). ``score_examples`` runs one model (or adapter) in
+one mode (generate or score) over evaluation items (:mod:`socialite_utils.eval_plan`) and returns rows;
+``compute_task_scores`` / ``compute_task_metrics`` turn one task's rows into the per-task block (baselines reuse it);
+``build_metrics`` turns all rows into metrics.json (per task and model, tuned vs base comparisons, aggregates,
+claims). Used by :func:`socialite_utils.evaluation.evaluate_run` and re-exported there.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import partial
@@ -26,6 +28,107 @@ def _argmax_label(probs: dict[str, float]) -> str:
     return max(probs, key=probs.__getitem__)
 
 
+# The keys of every prediction row, in order (evaluation, prompt sensitivity and baselines alike). A field that
+# does not apply to a row is None, never missing: a baseline has no prompt (few_shot_k, variant, label_words,
+# truncated_tokens, raw_output, logprobs are None); only generate mode has raw_output; only score mode and
+# probabilistic baselines have probs; score_kind says what expected_score is (regression tasks only).
+PREDICTION_ROW_KEYS = (
+    "id", "task", "category", "group", "task_type", "model", "mode", "few_shot_k", "variant", "label_words",
+    "text", "text_b", "truncated_tokens", "gold", "gold_score", "raw_output", "parsed", "logprobs", "probs",
+    "expected_score", "score_kind", "correct",
+)  # fmt: skip
+
+
+def build_prediction_row(
+    example: dict,
+    *,
+    model: str,
+    mode: str,
+    parsed: str | None,
+    few_shot_k: int | None = None,
+    variant: int | None = None,
+    label_words: dict[str, str] | None = None,
+    truncated_tokens: int | None = None,
+    raw_output: str | None = None,
+    logprobs: dict[str, float] | None = None,
+    probs: dict[str, float] | None = None,
+    expected_score: float | None = None,
+    score_kind: str | None = None,
+) -> dict:
+    """One prediction row (:data:`PREDICTION_ROW_KEYS`) for ``example``, a data-run row (``id``, ``task``,
+    ``category``, ``group``, ``task_type``, ``text``, ``text_b``, ``label``, ``score``).
+
+    ``mode``: "generate" / "score" (a language model) or "baseline"; ``parsed`` is the canonical label predicted
+    (None: invalid, counted wrong); ``label_words`` maps each canonical label to the word the prompt showed;
+    ``expected_score`` is the score Pearson r uses on a regression task (:func:`llm_expected_score` for a model).
+    """
+    return {
+        "id": example["id"],
+        "task": example["task"],
+        "category": example["category"],
+        "group": example["group"],
+        "task_type": example["task_type"],
+        "model": model,
+        "mode": mode,
+        "few_shot_k": few_shot_k,
+        "variant": variant,
+        "label_words": label_words,
+        "text": example["text"],
+        "text_b": example.get("text_b"),
+        "truncated_tokens": truncated_tokens,
+        "gold": example["label"],
+        "gold_score": example.get("score"),
+        "raw_output": raw_output,
+        "parsed": parsed,
+        "logprobs": logprobs,
+        "probs": probs,
+        "expected_score": expected_score,
+        "score_kind": score_kind,
+        "correct": parsed is not None and parsed == example["label"],
+    }
+
+
+def llm_expected_score(
+    task_type: str, parsed: str | None, probs: dict | None
+) -> tuple[float | None, str | None]:
+    """(expected_score, score_kind) of a language model's answer: on a regression task P(high) in score mode
+    (``"p_high"``), else 1/0 for a "high"/"low" answer (``"parsed_bin"``; None when invalid); (None, None) on a
+    classification task."""
+    if task_type != "regression":
+        return None, None
+    if probs is not None:
+        return probs.get("high"), "p_high"
+    return (None if parsed is None else 1.0 if parsed == "high" else 0.0), "parsed_bin"
+
+
+def _item_row(
+    it: EvalItem,
+    model_name: str,
+    mode: str,
+    parsed: str | None,
+    *,
+    raw: str | None = None,
+    logprobs: dict | None = None,
+    probs: dict | None = None,
+) -> dict:
+    expected, kind = llm_expected_score(it.row["task_type"], parsed, probs)
+    return build_prediction_row(
+        it.row,
+        model=model_name,
+        mode=mode,
+        parsed=parsed,
+        few_shot_k=it.few_shot_k,
+        variant=it.variant,
+        label_words={lab: word for word, lab in it.to_label.items()},
+        truncated_tokens=it.truncated_tokens,
+        raw_output=raw,
+        logprobs=logprobs,
+        probs=probs,
+        expected_score=expected,
+        score_kind=kind,
+    )
+
+
 def score_examples(
     model: Any,
     tokenizer: Any,
@@ -38,10 +141,10 @@ def score_examples(
     lenient: bool = False,
     normalize: str = "sum",
     score_eos: bool = False,
-    variant: int | None = None,
     progress: bool = True,
 ) -> list[dict]:
-    """Run one model on ``items`` and return one prediction row per item (the eval schema).
+    """Run one model (a model, a PEFT-wrapped adapter, or a vLLM engine) on ``items`` and return one prediction row
+    per item (:func:`build_prediction_row`; the row's ``variant`` is the item's).
 
     Invalid generations (nothing parseable, including an empty string) get ``parsed=None`` and
     ``correct=False`` and keep their raw text. In score mode a prompt whose label log-probabilities cannot be
@@ -51,6 +154,8 @@ def score_examples(
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not items:
+        return []
     prompts = [it.prompt for it in items]
     out: list[dict] = []
     if mode == "generate":
@@ -63,7 +168,7 @@ def score_examples(
         for it, raw in zip(items, raws, strict=True):
             word = parse_answer(raw or "", it.answers, lenient=lenient)
             parsed = it.to_label[word] if word is not None else None
-            out.append(_prediction_row(it, model_name, mode, variant, parsed, raw=raw))
+            out.append(_item_row(it, model_name, mode, parsed, raw=raw))
         return out
     logprob_sets = score_label_logprobs(
         model,
@@ -82,62 +187,61 @@ def score_examples(
         except ValueError:
             probs = None  # every label at -inf: no answer, counted wrong like an invalid generation
         parsed = _argmax_label(probs) if probs else None
-        out.append(_prediction_row(it, model_name, mode, variant, parsed, logprobs=logprobs, probs=probs))
+        out.append(_item_row(it, model_name, mode, parsed, logprobs=logprobs, probs=probs))
     return out
-
-
-def _prediction_row(
-    it: EvalItem,
-    model_name: str,
-    mode: str,
-    variant: int | None,
-    parsed: str | None,
-    *,
-    raw: str | None = None,
-    logprobs: dict | None = None,
-    probs: dict | None = None,
-) -> dict:
-    r = it.row
-    expected = None
-    if r["task_type"] == "regression":
-        if probs is not None:
-            expected = probs.get("high")
-        elif parsed is not None:
-            expected = 1.0 if parsed == "high" else 0.0
-    return {
-        "id": r["id"],
-        "task": r["task"],
-        "category": r["category"],
-        "group": r["group"],
-        "task_type": r["task_type"],
-        "model": model_name,
-        "mode": mode,
-        "few_shot_k": it.few_shot_k,
-        "variant": variant,
-        "text": r["text"],
-        "text_b": r.get("text_b"),
-        "truncated_tokens": it.truncated_tokens,
-        "gold": r["label"],
-        "gold_score": r.get("score"),
-        "raw_output": raw if mode == "generate" else None,
-        "parsed": parsed,
-        "logprobs": logprobs,
-        "probs": probs,
-        "expected_score": expected,
-        "correct": parsed is not None and parsed == r["label"],
-    }
 
 
 # ---------------------------------------------------------------- metrics
 
 
-def _collect_warnings(fn: Any, *args: Any, flags: list[str], **kwargs: Any) -> Any:
-    """Call ``fn``; MetricWarnings become entries of ``flags`` instead of console noise."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", M.MetricWarning)
-        result = fn(*args, **kwargs)
-    flags.extend(str(w.message) for w in caught if issubclass(w.category, M.MetricWarning))
-    return result
+def compute_task_scores(rows: Sequence[dict], labels: Sequence[str], task_type: str) -> dict:
+    """One task, one model, no resampling: macro-F1 (over ``labels``), accuracy, invalid rate, per-label scores,
+    prediction concentration and flags; Pearson r (``pearson_r``, ``pearson_n``) on a regression task.
+
+    ``rows`` are prediction rows (:func:`build_prediction_row`) of a single task and model. The point estimates
+    of :func:`compute_task_metrics`, and what prompt sensitivity compares across prompts.
+    """
+    if not rows:
+        raise ValueError("compute_task_scores: no prediction rows")
+    labels = list(labels)
+    gold = [r["gold"] for r in rows]
+    pred = [r["parsed"] for r in rows]
+    flags: list[str] = []
+    if task_type == "regression":
+        res = M.collect_warnings(
+            M.compute_regression,
+            [r["gold_score"] for r in rows],
+            [r["expected_score"] for r in rows],
+            gold,
+            pred,
+            labels=labels,
+            flags=flags,
+        )
+    else:
+        res = M.compute_classification(gold, pred, labels=labels)
+    out = {k: res[k] for k in ("n", "macro_f1", "accuracy", "invalid_rate", "n_invalid", "per_label")}
+    out.update(M.prediction_concentration(gold, pred), flags=list(res["flags"]) + flags)
+    if task_type == "regression":
+        out.update(pearson_r=res["pearson_r"], pearson_n=res["pearson_n"])
+    return out
+
+
+def _pearson_ci(
+    rows: Sequence[dict], r: float, *, bootstrap_samples: int, seed: int, flags: list[str]
+) -> list:
+    """Bootstrap CI of Pearson r over the rows with an expected score; [nan, nan] when r itself is undefined (its
+    flag says why) or fewer than 3 rows are scored (flagged)."""
+    pairs = [(x["gold_score"], x["expected_score"]) for x in rows if x["expected_score"] is not None]
+    if len(pairs) < 3:
+        flags.append(f"pearson_r_ci: only {len(pairs)} scored pair(s); CI undefined")
+        return [math.nan, math.nan]
+    if math.isnan(r):
+        return [math.nan, math.nan]
+    xs, ys = zip(*pairs, strict=True)
+    ci = M.collect_warnings(
+        M.bootstrap_ci, M.pearson_r, list(xs), list(ys), n_resamples=bootstrap_samples, seed=seed, flags=flags
+    )
+    return list(ci)
 
 
 def compute_task_metrics(
@@ -149,71 +253,32 @@ def compute_task_metrics(
     seed: int = 0,
     keep_bootstrap: bool = False,
 ) -> dict:
-    """One task, one model: macro-F1 (over ``labels``), accuracy, invalid rate, CIs; Pearson r for regression.
+    """One task, one model: :func:`compute_task_scores` plus percentile bootstrap CIs over the examples
+    (``macro_f1_ci``, ``accuracy_ci``; ``pearson_r_ci`` on a regression task), every resample drawn with ``seed``.
 
-    ``rows`` are prediction rows of a single task and model. Returns the per-model block of metrics.json;
-    ``keep_bootstrap=True`` adds ``macro_f1_boot``, the bootstrap values behind ``macro_f1_ci`` (an array, for
-    :func:`metrics.aggregate`; not JSON).
+    ``rows`` are prediction rows of a single task and model (an LLM's or a baseline system's). Returns the
+    per-model block of metrics.json; ``keep_bootstrap=True`` adds ``macro_f1_boot``, the bootstrap values behind
+    ``macro_f1_ci`` (an array, for :func:`metrics.aggregate`; not JSON).
     """
-    if not rows:
-        raise ValueError("compute_task_metrics: no prediction rows")
+    out = compute_task_scores(rows, labels, task_type)
+    flags = out["flags"]
     labels = list(labels)
     gold = [r["gold"] for r in rows]
     pred = [r["parsed"] for r in rows]
-    flags: list[str] = []
-    if task_type == "regression":
-        gold_scores = [r["gold_score"] for r in rows]
-        expected = [r["expected_score"] for r in rows]
-        res = _collect_warnings(
-            M.compute_regression, gold_scores, expected, gold, pred, labels=labels, flags=flags
-        )
-        flags = list(res["flags"]) + flags
-        pairs = [(g, e) for g, e in zip(gold_scores, expected, strict=True) if e is not None]
-        if len(pairs) >= 3:
-            xs, ys = zip(*pairs, strict=True)
-            r_ci = _collect_warnings(
-                M.bootstrap_ci,
-                M.pearson_r,
-                list(xs),
-                list(ys),
-                n_resamples=bootstrap_samples,
-                seed=seed,
-                flags=flags,
-            )
-        else:
-            r_ci = (math.nan, math.nan)
-            flags.append(f"pearson_r_ci: only {len(pairs)} scored pair(s); CI undefined")
-    else:
-        res = M.compute_classification(gold, pred, labels=labels)
-        flags = list(res["flags"])
-    f1_boot = _collect_warnings(
-        M.bootstrap_values,
-        lambda g, p: M.macro_f1(g, p, labels),
-        gold,
-        pred,
-        n_resamples=bootstrap_samples,
-        seed=seed,
-        flags=flags,
+    boot = {"n_resamples": bootstrap_samples, "seed": seed, "flags": flags}
+    f1_boot = M.collect_warnings(
+        M.bootstrap_values, lambda g, p: M.macro_f1(g, p, labels), gold, pred, **boot
     )
-    f1_ci = _collect_warnings(M.percentile_ci, f1_boot, what="bootstrap_ci", flags=flags)
+    out["macro_f1_ci"] = list(M.collect_warnings(M.percentile_ci, f1_boot, what="bootstrap_ci", flags=flags))
     correct = np.array([bool(r["correct"]) for r in rows])
-    acc_ci = M.bootstrap_ci(
-        lambda c: 100.0 * c.mean(axis=1), correct, n_resamples=bootstrap_samples, seed=seed, vectorized=True
+    acc_ci = M.collect_warnings(
+        M.bootstrap_ci, lambda c: 100.0 * c.mean(axis=1), correct, vectorized=True, **boot
     )
-    out = {
-        "n": res["n"],
-        "macro_f1": res["macro_f1"],
-        "macro_f1_ci": list(f1_ci),
-        "accuracy": res["accuracy"],
-        "accuracy_ci": list(acc_ci),
-        "invalid_rate": res["invalid_rate"],
-        "n_invalid": res["n_invalid"],
-        "per_label": res["per_label"],
-        **M.prediction_concentration(gold, pred),
-        "flags": flags,
-    }
+    out["accuracy_ci"] = list(acc_ci)
     if task_type == "regression":
-        out.update(pearson_r=res["pearson_r"], pearson_r_ci=list(r_ci), pearson_n=res["pearson_n"])
+        out["pearson_r_ci"] = _pearson_ci(
+            rows, out["pearson_r"], bootstrap_samples=bootstrap_samples, seed=seed, flags=flags
+        )
     if keep_bootstrap:
         out["macro_f1_boot"] = f1_boot
     return out

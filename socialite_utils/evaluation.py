@@ -158,7 +158,6 @@ def _score_models(
         "lenient": p.lenient,
         "normalize": p.normalize,
         "score_eos": p.score_eos,
-        "variant": p.variant,
         "progress": verbose,
     }
     predictions: list[dict] = []

@@ -41,6 +41,7 @@ __all__ = [
     "accuracy",
     "aggregate",
     "bootstrap_ci",
+    "collect_warnings",
     "expected_calibration_error",
     "macro_f1",
     "mcnemar",
@@ -57,6 +58,21 @@ __all__ = [
 
 class MetricWarning(UserWarning):
     """A metric was computed but is degenerate (nan, constant input, dropped resamples)."""
+
+
+def collect_warnings(fn: Callable[..., Any], *args: Any, flags: list[str], **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``; the :class:`MetricWarning` warnings it raises are appended to ``flags`` (as text)
+    instead of reaching the console; any other warning is passed on unchanged. The one place the kit turns metric
+    warnings into a result's flags."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetricWarning)
+        result = fn(*args, **kwargs)
+    for w in caught:
+        if issubclass(w.category, MetricWarning):
+            flags.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return result
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -271,14 +287,13 @@ def compute_regression(
             flags.append(
                 f"pearson: {n - pearson_n} of {n} predicted scores are None; r uses {pearson_n} pairs"
             )
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", MetricWarning)
-            r = (
-                pearson_r([gold_scores[i] for i in keep], [pred_scores[i] for i in keep])
-                if keep
-                else math.nan
+        r = (
+            collect_warnings(
+                pearson_r, [gold_scores[i] for i in keep], [pred_scores[i] for i in keep], flags=flags
             )
-        flags.extend(str(w.message) for w in caught if issubclass(w.category, MetricWarning))
+            if keep
+            else math.nan
+        )
         if not keep:
             flags.append("pearson: every predicted score is None; pearson_r is nan")
     return {"pearson_r": r, "pearson_n": pearson_n, **result}

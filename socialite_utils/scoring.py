@@ -43,6 +43,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .prompts import render_completion
+
 Prompt = str | list[dict[str, Any]]
 
 # Papermill logs every progress refresh as a line; a few seconds between refreshes keeps logs readable while a
@@ -95,36 +97,56 @@ def encode_prompt(tokenizer: Any, prompt: Prompt) -> list[int]:
     return list(tokenizer(prompt)["input_ids"])
 
 
+def tokenize_like_trl(
+    tokenizer: Any, prompt: Prompt, completion: str | list[dict[str, Any]], *, eos: bool = True
+) -> tuple[list[int], int]:
+    """Token ids of prompt+completion and the prompt length, exactly as TRL 1.16's SFTTrainer builds a training
+    sequence (``trl/trainer/sft_trainer.py::tokenize_fn``): the one home of that rule, for training and scoring.
+
+    ``completion`` is the data run's (``" joy"``, or a list of assistant messages for a chat prompt). Plain
+    strings: TRL appends ``tokenizer.eos_token`` to the completion, tokenizes prompt and prompt+completion
+    separately (special tokens included), and supervises everything after their common prefix. Chat messages: the
+    chat template renders both (the prompt with the generation prompt); the template's end-of-turn token is the
+    EOS. ``eos=False`` stops at the end of the completion text (no EOS, no end of turn): what scoring uses.
+    """
+    prompt_ids = encode_prompt(tokenizer, prompt)
+    if _is_chat(prompt):
+        if eos:
+            full_ids = _chat_ids(tokenizer, prompt + completion)
+        else:  # the conversation rendered up to the end of the completion, without the end-of-turn tokens
+            full_ids = _chat_ids(tokenizer, prompt + completion, continue_final_message=True)
+    else:
+        if eos:
+            if tokenizer.eos_token is None:
+                raise ValueError(f"{type(tokenizer).__name__} has no eos_token to end the completion with")
+            if not completion.endswith(tokenizer.eos_token):
+                completion = completion + tokenizer.eos_token
+        full_ids = list(tokenizer(prompt + completion)["input_ids"])
+    return full_ids, _common_prefix_length(prompt_ids, full_ids)
+
+
 def encode_prompt_completion(
     tokenizer: Any, prompt: Prompt, label: str, *, eos: bool = False
 ) -> tuple[list[int], list[int]]:
     """(context ids, completion ids) for one prompt and one label, split exactly as TRL's SFTTrainer splits them.
 
-    `context + completion` is a prefix of TRL's training sequence for this example (the whole sequence when
-    `eos=True`). The context is normally `encode_prompt(prompt)`; it is shorter only when the tokenizer merges
-    tokens across the prompt/answer boundary, in which case TRL also trains on the shorter context.
+    The completion is the training target for ``label`` (``" " + label``, or an assistant message for a chat
+    prompt), tokenized by :func:`tokenize_like_trl`. `context + completion` is a prefix of TRL's training sequence
+    for this example (the whole sequence when `eos=True`). The context is normally `encode_prompt(prompt)`; it is
+    shorter only when the tokenizer merges tokens across the prompt/answer boundary, in which case TRL also trains
+    on the shorter context.
     """
-    prompt_ids = encode_prompt(tokenizer, prompt)
-    if not prompt_ids:
+    if not encode_prompt(tokenizer, prompt):
         raise ValueError(
             f"prompt {prompt!r} encodes to no tokens: there is nothing to condition the label on"
         )
     if eos and tokenizer.eos_token is None:
         raise ValueError(f"eos=True but {type(tokenizer).__name__} has no eos_token")
-    if _is_chat(prompt):
-        answer = [{"role": "assistant", "content": label}]
-        if eos:
-            full_ids = _chat_ids(tokenizer, prompt + answer)
-        else:
-            # The conversation rendered up to the end of the label: TRL's completion without the end-of-turn tokens.
-            full_ids = _chat_ids(tokenizer, prompt + answer, continue_final_message=True)
-    else:
-        full_ids = list(tokenizer(prompt + " " + label + (tokenizer.eos_token if eos else ""))["input_ids"])
-    start = _common_prefix_length(prompt_ids, full_ids)
-    completion = full_ids[start:]
-    if not completion:
+    completion = render_completion(label, "chat" if _is_chat(prompt) else "paper")  # the training target
+    full_ids, start = tokenize_like_trl(tokenizer, prompt, completion, eos=eos)
+    if start == len(full_ids):
         raise ValueError(f"label {label!r} encodes to no tokens after prompt {str(prompt)[-60:]!r}")
-    return full_ids[:start], completion
+    return full_ids[:start], full_ids[start:]
 
 
 def encode_completion(

@@ -12,15 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics
 from .analysis_runs import EvalRun, EvalRunError
-from .prompts import FORMATS, draw_shots, render_variant_prompt, variant_label_words
+from .eval_plan import EvalItem, build_task_items
+from .prompts import FORMATS, draw_shots
 from .registry import Task, load_all_suites
 from .runs import (
     read_json,
     resolve_run_ref,
 )
-from .scoring import label_probabilities
 
 MAIN = "main"  # name of the registry's main prompt in sensitivity summaries (variant null)
 
@@ -199,9 +198,10 @@ def load_eval_models(ev: EvalRun, precision: Any | None = None) -> EvalModels:
     if not base_model:
         raise EvalRunError(f"{ev.run_dir}/metrics.json settings name neither train_run nor base_model")
     # tiny-random builds its tokenizer from the evaluated texts (in evaluation order) and its weights from the
-    # seed, exactly as evaluation.load_eval_model does, so the base model is the one that was evaluated.
+    # seed, exactly as evaluation.load_eval_model does, so the base model is the one that was evaluated (the run's
+    # own prompt: a run on a prompt variant has no main-prompt rows).
     first = ev.models[0]
-    texts = [r["text"] for r in ev.predictions if r["model"] == first and r.get("variant") is None]
+    texts = [r["text"] for r in ev.predictions if r["model"] == first and r.get("variant") == ev.variant]
     model, tokenizer = kit_models.load_model(
         base_model, precision=precision, train_texts=texts, seed=int(ev.settings.get("seed") or 0)
     )
@@ -217,54 +217,37 @@ def load_eval_tokenizer(ev: EvalRun) -> Any:
     return load_eval_models(ev).tokenizer
 
 
-def _plan_variant_prompts(
-    tokenizer: Any,
+def _example_row(ex: dict, task: Task, fmt: str) -> dict:
+    """A sensitivity example (:func:`select_sensitivity_examples`) as the data-run row an :class:`EvalItem` holds."""
+    fields = ("id", "task", "category", "group", "task_type", "text", "text_b")
+    return {
+        **{k: ex.get(k) for k in fields},
+        "label": ex["gold"],
+        "score": ex.get("gold_score"),
+        "labels": list(task.labels),
+        "prompt_format": fmt,
+    }
+
+
+def build_sensitivity_items(
     examples: dict[str, list[dict]],
     tasks: dict[str, Task],
     *,
-    variants: Sequence[int] | None,
-    fmt: str,
-    shots: dict[str, list[dict]] | None,
-    eos: bool,
-    max_length: int | None,
-) -> tuple[list[tuple[dict, int | None, dict[str, str], int]], list, list[list[str]]]:
-    """(plan, prompts, label sets) for every example x prompt; plan rows are (example, variant, words, tokens cut).
-
-    Each prompt is fitted into ``max_length`` by cutting the example's own text (evaluation's rule)."""
-    from .truncation import answer_reserve, fit_prompt
-
-    plan: list[tuple[dict, int | None, dict[str, str], int]] = []
-    prompts, label_sets = [], []
+    variants: Sequence[int] | None = None,
+    fmt: str = "paper",
+    shots: dict[str, list[dict]] | None = None,
+) -> list[EvalItem]:
+    """Evaluation items for every example x prompt (the main prompt, then each variant of ``variants``; None: all
+    of the task's), built by the evaluation's item builder (:func:`socialite_utils.eval_plan.build_task_items`)
+    with the same ``shots`` for every prompt of a task, so only the wording differs."""
+    items: list[EvalItem] = []
     for name, exs in examples.items():
         task = tasks[name]
+        rows = [_example_row(ex, task, fmt) for ex in exs]
         indices = list(range(len(task.variants))) if variants is None else list(variants)
         for v in [None, *indices]:
-            words = variant_label_words(task, v)
-            reserve = answer_reserve(
-                tokenizer, list(words.values()), chat=fmt == "chat", mode="score", max_new_tokens=0, eos=eos
-            )
-
-            def render(text, text_b, task=task, v=v, name=name):
-                return render_variant_prompt(
-                    task, text, text_b, variant=v, fmt=fmt, shots=(shots or {}).get(name)
-                )
-
-            for ex in exs:
-                prompt, cut = render(ex["text"], ex.get("text_b")), 0
-                if max_length is not None:
-                    prompt, cut = fit_prompt(
-                        tokenizer,
-                        prompt,
-                        ex["text"],
-                        ex.get("text_b"),
-                        max_length - reserve,
-                        render=render,
-                        name=f"example {ex['id']} (max_length {max_length})",
-                    )
-                prompts.append(prompt)
-                label_sets.append(list(words.values()))
-                plan.append((ex, v, words, cut))
-    return plan, prompts, label_sets
+            items += build_task_items(task, rows, variant=v, shots=(shots or {}).get(name) or [])
+    return items
 
 
 def score_prompt_variants(
@@ -285,72 +268,44 @@ def score_prompt_variants(
 ) -> list[dict]:
     """Score every example with the main prompt and each variant (score mode); rows in the predictions schema.
 
-    Prompts are fitted into ``max_length`` tokens (None: the model's context length) by cutting the example's own
-    text, exactly as evaluation does (:func:`socialite_utils.truncation.fit_prompt`); rows record the tokens cut
-    in ``truncated_tokens``.
+    The evaluation's own steps: items from :func:`build_sensitivity_items`, fitted into ``max_length`` tokens
+    (None: the model's context length) by cutting the example's own text
+    (:func:`socialite_utils.truncation.fit_eval_items`), scored by
+    :func:`socialite_utils.eval_scoring.score_examples`. So a row is the row the evaluation would write for that
+    example, model and ``variant``.
 
     ``variants``: indices into each task's ``variants`` (None: all of them). A variant that renames labels is
-    scored on its own words; the probabilities are mapped back to the canonical labels before anything else, so
-    ``parsed``/``gold`` are always canonical. Rows add ``label_words`` (canonical -> word shown in the prompt).
+    scored on its own words, mapped back to the canonical labels (``parsed``/``gold``/``probs`` are canonical);
+    ``label_words`` records canonical label -> word shown in the prompt.
     """
-    from .scoring import score_label_logprobs
-    from .truncation import model_context_length
+    from .eval_scoring import score_examples
+    from .truncation import fit_eval_items, model_context_length
 
+    items = build_sensitivity_items(examples, tasks, variants=variants, fmt=fmt, shots=shots)
     max_length = max_length or model_context_length(model, tokenizer)
-    plan, prompts, label_sets = _plan_variant_prompts(
-        tokenizer, examples, tasks, variants=variants, fmt=fmt, shots=shots, eos=eos, max_length=max_length
-    )
-    if not prompts:
-        return []
-    logprobs = score_label_logprobs(
+    items = fit_eval_items(items, tokenizer, max_length, mode="score", score_eos=eos)
+    return score_examples(
         model,
         tokenizer,
-        prompts,
-        label_sets,
+        items,
+        model_name=model_name,
+        mode="score",
         batch_size=batch_size,
         normalize=normalize,
-        eos=eos,
+        score_eos=eos,
         progress=progress,
     )
-    rows = []
-    for (ex, v, words, cut), lp in zip(plan, logprobs, strict=True):
-        canonical_lp = {lab: lp[word] for lab, word in words.items()}  # back to canonical labels
-        probs = label_probabilities(canonical_lp)
-        parsed = max(probs, key=probs.get)
-        rows.append(
-            {
-                "id": ex["id"],
-                "task": ex["task"],
-                "category": ex.get("category"),
-                "group": ex.get("group"),
-                "task_type": ex.get("task_type"),
-                "model": model_name,
-                "mode": "score",
-                "few_shot_k": len((shots or {}).get(ex["task"]) or []),
-                "variant": v,
-                "label_words": words,
-                "text": ex["text"],
-                "text_b": ex.get("text_b"),
-                "truncated_tokens": cut,
-                "gold": ex["gold"],
-                "gold_score": ex.get("gold_score"),
-                "raw_output": None,
-                "parsed": parsed,
-                "logprobs": canonical_lp,
-                "probs": probs,
-                "expected_score": probs.get("high") if ex.get("task_type") == "regression" else None,
-                "correct": parsed == ex["gold"],
-            }
-        )
-    return rows
 
 
 def compute_sensitivity(rows: Sequence[dict], tasks: dict[str, Task]) -> dict[str, Any]:
     """Macro-F1 (percent, over the task's labels) per prompt and its spread, per task and model.
 
     Per task and model: ``{"n", "macro_f1": {"main": x, "variant 0": y, ...}, "min", "max", "range", "std",
-    "mean", "flags"}``; ``std`` is the population std (ddof=0) over the prompts, main prompt included.
+    "mean", "flags"}``; ``std`` is the population std (ddof=0) over the prompts, main prompt included. Each
+    prompt's macro-F1 is the evaluation's (:func:`socialite_utils.eval_scoring.compute_task_scores`).
     """
+    from .eval_scoring import compute_task_scores
+
     groups: dict[tuple[str, str], dict[Any, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         groups[(r["task"], r["model"])][r["variant"]].append(r)
@@ -359,10 +314,7 @@ def compute_sensitivity(rows: Sequence[dict], tasks: dict[str, Task]) -> dict[st
         labels = tasks[task].labels
         scores, flags = {}, []
         for v in sorted(by_variant, key=lambda x: -1 if x is None else x):
-            vr = by_variant[v]
-            rep = metrics.compute_classification(
-                [r["gold"] for r in vr], [r["parsed"] for r in vr], labels=labels
-            )
+            rep = compute_task_scores(by_variant[v], labels, tasks[task].type)
             scores[MAIN if v is None else f"variant {v}"] = rep["macro_f1"]
             flags += [f for f in rep["flags"] if f.startswith("single_class_gold") and f not in flags]
         values = np.array(list(scores.values()))
@@ -452,6 +404,7 @@ def sensitivity_table(summary: dict):
 
 __all__ = [
     "MAIN",
+    "build_sensitivity_items",
     "EvalModels",
     "load_eval_models",
     "load_eval_registry",

@@ -16,6 +16,7 @@ from typing import Any
 from datasets import Dataset
 
 from .runs import read_jsonl, resolve_run_dir
+from .scoring import tokenize_like_trl  # TRL's tokenization, one home (re-exported)
 
 
 def load_training_rows(data_run: str | os.PathLike) -> list[dict]:
@@ -80,36 +81,6 @@ def sample_rows(rows: list[dict], n: int | None, seed: int) -> list[dict]:
         return list(rows)
     keep = sorted(random.Random(seed).sample(range(len(rows)), n))
     return [rows[i] for i in keep]
-
-
-def tokenize_like_trl(
-    tokenizer: Any, prompt: str | list[dict], completion: str | list[dict]
-) -> tuple[list[int], int]:
-    """Token ids of prompt+completion(+EOS) and the prompt length, exactly as TRL 1.16's SFTTrainer builds them.
-
-    Plain strings: TRL appends ``tokenizer.eos_token`` to the completion, tokenizes prompt and
-    prompt+completion separately, and supervises everything after their common prefix. Chat
-    messages: the chat template renders both (the prompt with the generation prompt); the
-    template's end-of-turn token is the EOS.
-    """
-    if isinstance(prompt, str):
-        if not completion.endswith(tokenizer.eos_token):
-            completion = completion + tokenizer.eos_token
-        prompt_ids = tokenizer(text=prompt)["input_ids"]
-        full_ids = tokenizer(text=prompt + completion)["input_ids"]
-    else:
-        prompt_ids = tokenizer.apply_chat_template(
-            prompt, tokenize=True, return_dict=True, add_generation_prompt=True
-        )["input_ids"]
-        full_ids = tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True)[
-            "input_ids"
-        ]
-    n_prompt = 0
-    for a, b in zip(prompt_ids, full_ids, strict=False):
-        if a != b:
-            break
-        n_prompt += 1
-    return list(full_ids), n_prompt
 
 
 def check_supervised_tokens(rows: list[dict], tokenizer: Any, max_length: int) -> tuple[list[dict], int]:

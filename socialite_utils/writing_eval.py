@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from . import text_metrics as TM
+from .eval_scoring import build_prediction_row
 from .metrics import task_seed
 from .registry import Task
 from .runs import runs_root_at
@@ -60,30 +61,20 @@ def clean_output(raw: str) -> str:
 
 
 def prediction_row(row: dict, model_name: str, raw: str | None, output: str, budget: int | None) -> dict:
-    """One prediction row (evaluation.py's schema + ``references``, ``max_new_tokens``) for a data-run row."""
-    return {
-        "id": row["id"],
-        "task": row["task"],
-        "category": row["category"],
-        "group": row["group"],
-        "task_type": row["task_type"],
-        "model": model_name,
-        "mode": "generate",
-        "few_shot_k": row.get("few_shot_k", 0),
-        "variant": row.get("wording"),
-        "text": row["text"],
-        "text_b": None,
-        "gold": row["label"],
-        "gold_score": None,
-        "raw_output": raw,
-        "parsed": output,
-        "logprobs": None,
-        "probs": None,
-        "expected_score": None,
-        "correct": bool(TM.exact_match([output], [row["references"]]) == 100.0),
-        "references": row["references"],
-        "max_new_tokens": budget,
-    }
+    """One prediction row (:func:`socialite_utils.eval_scoring.build_prediction_row`; ``variant`` is the row's
+    ``wording``) for a data-run row, correct when ``output`` matches a reference exactly, plus ``references`` and
+    ``max_new_tokens``."""
+    out = build_prediction_row(
+        row,
+        model=model_name,
+        mode="generate",
+        parsed=output,
+        few_shot_k=row.get("few_shot_k", 0),
+        variant=row.get("wording"),
+        raw_output=raw,
+    )
+    out["correct"] = bool(TM.exact_match([output], [row["references"]]) == 100.0)
+    return {**out, "references": row["references"], "max_new_tokens": budget}
 
 
 def copy_predictions(rows: Sequence[dict]) -> list[dict]:

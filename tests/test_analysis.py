@@ -38,6 +38,7 @@ from socialite_utils.analysis import (
     variant_label_words,
     write_analysis_run,
 )
+from socialite_utils.eval_scoring import build_prediction_row, llm_expected_score
 from socialite_utils.plotting import (
     plot_confusion_matrices,
     plot_invalid_kinds,
@@ -86,29 +87,31 @@ def make_train_run(run_dir: Path) -> Path:
 
 
 def score_row(ex: dict, model: str, probs: dict[str, float], *, task_info: dict) -> dict:
-    """A score-mode predictions.jsonl row (eval schema) from hand-set probabilities."""
+    """A score-mode predictions.jsonl row (the evaluation's row constructor) from hand-set probabilities."""
     parsed = max(probs, key=probs.get)
-    return {
+    example = {
         "id": ex["id"],
         "task": ex["task"],
         "category": task_info["category"],
         "group": task_info["group"],
         "task_type": task_info["type"],
-        "model": model,
-        "mode": "score",
-        "few_shot_k": 0,
-        "variant": None,
         "text": ex["text"],
         "text_b": ex.get("text_b"),
-        "gold": ex["gold"],
-        "gold_score": ex.get("gold_score"),
-        "raw_output": None,
-        "parsed": parsed,
-        "logprobs": {k: math.log(v) for k, v in probs.items()},
-        "probs": probs,
-        "expected_score": probs.get("high") if task_info["type"] == "regression" else None,
-        "correct": parsed == ex["gold"],
+        "label": ex["gold"],
+        "score": ex.get("gold_score"),
     }
+    expected, kind = llm_expected_score(task_info["type"], parsed, probs)
+    return build_prediction_row(
+        example,
+        model=model,
+        mode="score",
+        parsed=parsed,
+        few_shot_k=0,
+        logprobs={k: math.log(v) for k, v in probs.items()},
+        probs=probs,
+        expected_score=expected,
+        score_kind=kind,
+    )
 
 
 def generate_row(ex: dict, model: str, raw: str, labels: list[str], *, task_info: dict) -> dict:
@@ -124,6 +127,7 @@ def generate_row(ex: dict, model: str, raw: str, labels: list[str], *, task_info
         "logprobs": None,
         "probs": None,
         "expected_score": None,
+        "score_kind": None if task_info["type"] != "regression" else "parsed_bin",
         "correct": parsed == ex["gold"],
     }
 
