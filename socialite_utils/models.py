@@ -25,7 +25,6 @@ import resource
 import shutil
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -603,7 +602,6 @@ def load_model(
     precision: Precision | None = None,
     cache_dir: str | Path | None = None,
     seed: int = 0,
-    train_texts: list[str] | None = None,
     trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for a preset, hub id or local checkpoint directory (see module docstring).
@@ -612,8 +610,6 @@ def load_model(
     ``cache_dir``: for ``smollm2-135m`` the root under which ``smollm2-135m/`` holds the dequantized copy
     (default :func:`default_cache_dir`); for hub ids it is passed to ``from_pretrained`` (default: the HF cache).
     ``seed`` only matters for ``tiny-random`` (weight init; its tokenizer is the committed one).
-    ``train_texts`` is deprecated and ignored (tiny-random's tokenizer used to be trained on them); a
-    DeprecationWarning says so.
     The model comes back in eval mode on ``precision.device``; tiny-random stays fp32 whatever the precision,
     because its embeddings/head are trained in full and fp16 AMP refuses fp16 master weights.
     """
@@ -621,13 +617,6 @@ def load_model(
     if precision is None:
         precision = choose_precision(model_params=spec.params)
 
-    if train_texts is not None:
-        warnings.warn(
-            "load_model(train_texts=...) is ignored: tiny-random's tokenizer is the committed "
-            "socialite_utils/assets/tiny_tokenizer.json; drop the argument",
-            DeprecationWarning,
-            stacklevel=2,
-        )
     if spec.kind == "tiny":
         tokenizer = load_tiny_tokenizer()
         model = build_tiny_model(tokenizer, seed=seed).to(precision.device)

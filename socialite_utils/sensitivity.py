@@ -197,13 +197,10 @@ def load_eval_models(ev: EvalRun, precision: Any | None = None) -> EvalModels:
         return EvalModels(model, tokenizer, has_adapter=True)
     if not base_model:
         raise EvalRunError(f"{ev.run_dir}/metrics.json settings name neither train_run nor base_model")
-    # tiny-random builds its tokenizer from the evaluated texts (in evaluation order) and its weights from the
-    # seed, exactly as evaluation.load_eval_model does, so the base model is the one that was evaluated (the run's
-    # own prompt: a run on a prompt variant has no main-prompt rows).
-    first = ev.models[0]
-    texts = [r["text"] for r in ev.predictions if r["model"] == first and r.get("variant") == ev.variant]
+    # tiny-random rebuilds its weights from the run's seed (its tokenizer is the committed one), exactly as
+    # evaluation.load_eval_model does, so the base model is the one that was evaluated
     model, tokenizer = kit_models.load_model(
-        base_model, precision=precision, train_texts=texts, seed=int(ev.settings.get("seed") or 0)
+        base_model, precision=precision, seed=int(ev.settings.get("seed") or 0)
     )
     return EvalModels(model, tokenizer, has_adapter=False)
 

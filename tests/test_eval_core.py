@@ -264,7 +264,7 @@ def test_sensitivity_variant_row_equals_the_evaluation_row(tmp_path, runs_dir, b
 def tokenizer():
     from socialite_utils import models
 
-    return models.load_model("tiny-random", train_texts=["Output: joy sadness anger", "hello there"])[1]
+    return models.load_model("tiny-random")[1]
 
 
 def test_training_tokenization_is_scorings(tokenizer):

@@ -3,11 +3,9 @@ gives the same bytes, and both tiny models (the tiny-random Llama, the tiny enco
 
 from __future__ import annotations
 
-import pytest
-
 from socialite_utils import tiny_tokenizer as T
 from socialite_utils.encoder_baseline import build_tiny_encoder
-from socialite_utils.models import build_tiny_model, load_model, load_tiny_tokenizer
+from socialite_utils.models import build_tiny_model, load_tiny_tokenizer
 
 
 def test_regenerating_the_committed_tokenizer_gives_the_same_bytes(tmp_path):
@@ -39,10 +37,3 @@ def test_the_corpus_is_the_sample_and_the_prompt_corpus():
     assert (
         "19 Items Anyone Who Loves Burgers Needs To Own" in corpus
     )  # a text of the bundled clickbait sample
-
-
-def test_load_model_says_train_texts_is_ignored():
-
-    with pytest.warns(DeprecationWarning, match="train_texts=.*is ignored"):
-        _, tok = load_model("tiny-random", train_texts=["zorblax"] * 30)
-    assert tok.get_vocab() == load_tiny_tokenizer().get_vocab()  # the texts changed nothing
