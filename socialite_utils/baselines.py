@@ -62,8 +62,13 @@ from .encoder_baseline import (
     resolve_preset,
     train_multitask_encoder,
 )
-from .runs import RunWriter, new_run_dir, provenance, resolve_run_dir, write_json, write_jsonl
-from .schema import BASELINES_SCHEMA_VERSION, EVAL_METRICS_SCHEMA_VERSION, read_eval_metrics
+from .runs import RunWriter, new_run_dir, provenance, resolve_run_dir, write_json
+from .schema import (
+    SCHEMA_VERSION,
+    read_eval_metrics,
+    write_baselines_metrics,
+    write_prediction_rows,
+)
 
 __all__ = [
     "BASELINE_SYSTEMS",
@@ -312,7 +317,7 @@ def baselines_metrics(
         }
     aggs = {s: _aggregates(trs) for s, trs in per_system.items()}
     return {
-        "schema_version": BASELINES_SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "run_name": run_name,
         "settings": results.settings,
         "systems": list(results.outputs),
@@ -334,8 +339,6 @@ def baselines_metrics(
 # --------------------------------------------------------------------------------------------------------
 # The evaluation run's metrics and the comparison table
 # --------------------------------------------------------------------------------------------------------
-
-EVAL_SCHEMA_VERSION = EVAL_METRICS_SCHEMA_VERSION
 
 
 def load_eval_metrics(eval_run: str | os.PathLike) -> dict:
@@ -524,8 +527,10 @@ def write_baselines_run(
     run_dir = new_run_dir(run_name, overwrite=overwrite)
     with RunWriter(run_dir, overwrite=overwrite) as tmp:
         table.to_csv(tmp / "comparison.csv", index=False)
-        write_json(tmp / "baselines_metrics.json", baselines_metrics(results, run_dir.name, claims))
-        write_jsonl(tmp / "predictions.jsonl", prediction_rows(results))
+        write_baselines_metrics(
+            tmp / "baselines_metrics.json", baselines_metrics(results, run_dir.name, claims)
+        )
+        write_prediction_rows(tmp / "predictions.jsonl", prediction_rows(results))
         write_json(tmp / "params.json", {**results.settings, **(params or {})})
         write_json(tmp / "provenance.json", provenance({"stage": "baselines"}))
         (tmp / "figures").mkdir()

@@ -18,7 +18,8 @@ import numpy as np
 
 from . import metrics as M
 from .backends import VLLMModel
-from .eval_plan import BASE, METRICS_SCHEMA_VERSION, MODES, TUNED, EvalItem
+from .eval_plan import BASE, MODES, TUNED, EvalItem
+from .schema import SCHEMA_VERSION
 
 
 def _argmax_label(probs: dict[str, float]) -> str:
@@ -296,7 +297,7 @@ def build_metrics(
         return dict(res)
 
     metrics = {
-        "schema_version": METRICS_SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "run_name": run_name,
         "settings": settings,
         "models": model_names,

@@ -33,6 +33,7 @@ from . import text_metrics as TM
 from .metrics import task_seed
 from .registry import Task
 from .runs import runs_root_at
+from .schema import SCHEMA_VERSION
 
 COPY = "copy"
 NO_DATA = "no data"
@@ -239,7 +240,7 @@ def build_generation_metrics(
                 entry["pairs"][f"{a} vs {b}"][metric] = _test(test)
         out[task.name] = entry
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "models": models,
         "pairs": [list(p) for p in pairs],
         "alpha": alpha,
