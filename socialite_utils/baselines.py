@@ -64,6 +64,9 @@ from .encoder_baseline import (
 )
 from .runs import RunWriter, new_run_dir, provenance, resolve_run_dir, write_json
 from .schema import (
+    EVAL_MODEL_FIELDS,
+    EVAL_REGRESSION_FIELDS,
+    EVAL_TASK_FIELDS,
     SCHEMA_VERSION,
     read_eval_metrics,
     write_baselines_metrics,
@@ -350,9 +353,9 @@ def load_eval_metrics(eval_run: str | os.PathLike) -> dict:
         )
     return read_eval_metrics(
         run_dir / "metrics.json",
-        task_fields=("category", "group", "type", "n", "models"),
-        model_fields=("macro_f1", "macro_f1_ci", "accuracy"),
-        regression_fields=("pearson_r",),
+        task_fields=EVAL_TASK_FIELDS,
+        model_fields=EVAL_MODEL_FIELDS,
+        regression_fields=EVAL_REGRESSION_FIELDS,
     )
 
 
