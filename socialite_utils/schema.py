@@ -1,7 +1,7 @@
 """The kit's run documents: one schema version, one reader and one writer each, one row check.
 
 ``SCHEMA_VERSION`` is the version of every versioned run document the kit writes (``metrics.json``,
-``baselines_metrics.json``, ``analysis.json``, a writing run's ``metrics.json``); a reader refuses any other.
+``baselines_metrics.json``, ``analysis.json``, a writing run's ``metrics.json``); the readers here refuse any other.
 
 - data rows, ``data/<split>.jsonl`` of a data run (notebook 01, :mod:`socialite_utils.assembly`):
   :func:`read_data_rows` / :func:`write_data_rows`, each row checked by :func:`check_data_row`;
@@ -11,8 +11,9 @@
   / :func:`write_eval_metrics`;
 - ``baselines_metrics.json`` of a baselines run (notebook 05): :func:`read_baselines_metrics` /
   :func:`write_baselines_metrics`;
-- ``analysis.json`` of an analysis run (notebook 04) carries ``schema_version`` but no module reads it back, so it has
-  no reader here (:func:`socialite_utils.analysis_runs.write_analysis_run` writes it);
+- ``analysis.json`` of an analysis run (notebook 04) and a writing run's ``metrics.json`` (notebook 07) carry
+  ``schema_version`` but no module reads them back, so they have no reader here (their writers:
+  :func:`socialite_utils.analysis_runs.write_analysis_run`, :func:`socialite_utils.writing_study.write_writing_report`);
 - task documents (the task YAML files): :mod:`socialite_utils.registry` is their one home (``load_registry``
   checks every field and level, :class:`~socialite_utils.registry.RegistryError` names the file, task and field);
   nothing here repeats it.
