@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import metrics
-from .analysis_runs import SCHEMA_VERSION, EvalRun, EvalRunError, load_eval_run, write_analysis_run
+from .analysis_runs import EvalRun, EvalRunError, load_eval_run, write_analysis_run
 from .calibration import calibration_from_rows, compute_calibration
 from .error_slices import (
     INVALID_COLUMN,
@@ -45,7 +45,7 @@ from .error_slices import (
 )
 from .invalid_answers import INVALID_KINDS, classify_invalid, compute_invalid_answers, labels_mentioned
 from .prompts import render_variant_prompt, variant_label_words
-from .schema import ANALYSIS_SCHEMA_VERSION  # the analysis.json schema this module writes
+from .schema import SCHEMA_VERSION  # analysis.json's schema_version (socialite_utils.schema)
 from .sensitivity import (
     MAIN,
     EvalModels,
@@ -172,7 +172,7 @@ def analyze_eval_run(
             "models": per_model,
         }
     return {
-        "schema_version": ANALYSIS_SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "eval_run": str(ev.run_dir),
         "eval_settings": ev.settings,
         "mode": mode,
@@ -419,12 +419,10 @@ def format_caveats(ev: EvalRun, analysis: dict) -> list[str]:
 
 
 __all__ = [
-    "ANALYSIS_SCHEMA_VERSION",
     "INVALID_COLUMN",
     "INVALID_KINDS",
     "LENGTH_UNITS",
     "MAIN",
-    "SCHEMA_VERSION",
     "EvalModels",
     "EvalRun",
     "EvalRunError",

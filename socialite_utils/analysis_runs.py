@@ -25,7 +25,6 @@ from .runs import (
     write_json,
     write_jsonl,
 )
-from .schema import EVAL_METRICS_SCHEMA_VERSION as SCHEMA_VERSION  # the metrics.json schema this module reads
 from .schema import PREDICTION_ROW_FIELDS, SchemaError, read_eval_metrics, read_prediction_rows
 
 _REQUIRED_METRICS_FIELDS = ("settings", "models", "tasks")
@@ -174,4 +173,4 @@ def write_analysis_run(
     return run_dir
 
 
-__all__ = ["SCHEMA_VERSION", "EvalRun", "EvalRunError", "load_eval_run", "write_analysis_run"]
+__all__ = ["EvalRun", "EvalRunError", "load_eval_run", "write_analysis_run"]

@@ -35,11 +35,10 @@ from .runs import (
     new_run_dir,
     provenance,
     read_json,
-    read_jsonl,
     resolve_run_dir,
     write_json,
-    write_jsonl,
 )
+from .schema import read_data_rows, write_data_rows
 
 FEWSHOT_POOL_PER_TASK = 64  # enough distinct shots per label for k <= 8 without storing whole train splits
 
@@ -609,10 +608,10 @@ def write_data_run(
     run_dir = new_run_dir(run_name, overwrite=overwrite)
     with RunWriter(run_dir, overwrite=overwrite) as tmp:
         for split, rows in data.splits.items():
-            write_jsonl(tmp / "data" / f"{split}.jsonl", rows)
-        write_jsonl(tmp / "data" / "fewshot_pool.jsonl", data.pool)
+            write_data_rows(tmp / "data" / f"{split}.jsonl", rows)
+        write_data_rows(tmp / "data" / "fewshot_pool.jsonl", data.pool)
         if "mixture" in data.card:
-            write_jsonl(tmp / "data" / "general_heldout.jsonl", data.general_heldout)
+            write_data_rows(tmp / "data" / "general_heldout.jsonl", data.general_heldout)
         write_json(tmp / "data_card.json", data.card)
         write_json(tmp / "params.json", {**data.params, **(params or {})})
         write_json(tmp / "provenance.json", provenance({"stage": "data_assembly"}))
@@ -622,7 +621,9 @@ def write_data_run(
 
 
 def load_data_run(run_dir: str | os.PathLike) -> dict[str, list[dict]]:
-    """The rows of a data run, split -> rows (``fewshot_pool`` included). Errors name what is missing."""
+    """The rows of a data run, split -> rows (``fewshot_pool`` included), read by
+    :func:`socialite_utils.schema.read_data_rows`: errors name what is missing, or the file, line and field of a
+    bad row."""
     run_dir = resolve_run_dir(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"data run {run_dir} does not exist (run notebook 01 first)")
@@ -631,7 +632,7 @@ def load_data_run(run_dir: str | os.PathLike) -> dict[str, list[dict]]:
         path = run_dir / "data" / f"{name}.jsonl"
         if not path.exists():
             raise FileNotFoundError(f"data run {run_dir} is incomplete: {path} is missing")
-        out[name] = read_jsonl(path)
+        out[name] = read_data_rows(path)
     return out
 
 

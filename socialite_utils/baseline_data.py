@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .schema import LABELLED_TYPES, check_data_row, row_where
+
 BASELINE_SYSTEMS = ("majority", "stratified", "tfidf_lr", "multitask_encoder")
 HELD_OUT = "not trainable: held out"
 
@@ -39,18 +41,17 @@ class TaskData:
         return self.type == "regression"
 
 
+# What a baseline reads of a data row (rows built in memory need only these).
 _ROW_FIELDS = ("id", "task", "category", "group", "task_type", "text", "label", "labels")
 
 
 def _check_row(row: dict, where: str) -> None:
-    missing = [k for k in _ROW_FIELDS if k not in row or row[k] is None]
-    if missing:
-        raise ValueError(f"{where} ({row.get('id', '?')}): missing field(s) {missing}")
-    if row["label"] not in row["labels"]:
-        raise ValueError(f"{where} ({row['id']}): field 'label' {row['label']!r} is not in {row['labels']}")
-    if row["task_type"] == "regression" and not isinstance(row.get("score"), int | float):
+    """:func:`socialite_utils.schema.check_data_row`, and a task type the baselines can score."""
+    check_data_row(row, where, fields=_ROW_FIELDS)
+    if row["task_type"] not in LABELLED_TYPES:
         raise ValueError(
-            f"{where} ({row['id']}): regression row needs a numeric 'score', got {row.get('score')!r}"
+            f"{where}: task {row['task']!r} is a {row['task_type']!r} task; the baselines score "
+            f"{' and '.join(LABELLED_TYPES)} tasks only"
         )
 
 
@@ -68,14 +69,16 @@ def build_task_views(data: dict[str, list[dict]], card: dict | None = None) -> d
 
     Every task with test rows gets a view; a task with rows but no test rows cannot be scored and raises.
     Regression thresholds come from the data card (``tasks.<t>.binarization.threshold``) when given, else from
-    the training rows. Rows are checked: a missing field or a label outside ``labels`` raises, naming the row.
+    the training rows. Rows are checked (:func:`socialite_utils.schema.check_data_row`): a missing field or a label
+    outside ``labels`` raises, naming the row as ``data/<split>.jsonl: line N (id X)`` (the line in the data run's
+    file when ``data`` is :func:`~socialite_utils.assembly.load_data_run`'s).
     """
     if "test" not in data:
         raise ValueError(f"data has no 'test' split; got {sorted(data)}")
     by_task: dict[str, dict[str, list[dict]]] = {}
     for split in ("test", "train", "validation", "fewshot_pool"):
         for i, row in enumerate(data.get(split, [])):
-            _check_row(row, f"{split} row {i + 1}")
+            _check_row(row, row_where(f"data/{split}.jsonl", i + 1, row))
             by_task.setdefault(row["task"], {}).setdefault(split, []).append(row)
     untestable = sorted(t for t, s in by_task.items() if not s.get("test"))
     if untestable and any(by_task[t].get("train") for t in untestable):

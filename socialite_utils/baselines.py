@@ -66,8 +66,16 @@ from .encoder_baseline import (
     train_multitask_encoder,
 )
 from .eval_scoring import build_prediction_row, compute_task_metrics
-from .runs import RunWriter, new_run_dir, provenance, resolve_run_dir, write_json, write_jsonl
-from .schema import BASELINES_SCHEMA_VERSION, EVAL_METRICS_SCHEMA_VERSION, read_eval_metrics
+from .runs import RunWriter, new_run_dir, provenance, resolve_run_dir, write_json
+from .schema import (
+    EVAL_MODEL_FIELDS,
+    EVAL_REGRESSION_FIELDS,
+    EVAL_TASK_FIELDS,
+    SCHEMA_VERSION,
+    read_eval_metrics,
+    write_baselines_metrics,
+    write_prediction_rows,
+)
 
 __all__ = [
     "BASELINE_SYSTEMS",
@@ -274,7 +282,7 @@ def baselines_metrics(
         }
     aggs = {s: _aggregates(trs) for s, trs in per_system.items()}
     return {
-        "schema_version": BASELINES_SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "run_name": run_name,
         "settings": results.settings,
         "systems": list(results.outputs),
@@ -297,8 +305,6 @@ def baselines_metrics(
 # The evaluation run's metrics and the comparison table
 # --------------------------------------------------------------------------------------------------------
 
-EVAL_SCHEMA_VERSION = EVAL_METRICS_SCHEMA_VERSION
-
 
 def load_eval_metrics(eval_run: str | os.PathLike) -> dict:
     """Read and check an evaluation run's ``metrics.json`` (notebook 03); errors name what is missing."""
@@ -309,9 +315,9 @@ def load_eval_metrics(eval_run: str | os.PathLike) -> dict:
         )
     return read_eval_metrics(
         run_dir / "metrics.json",
-        task_fields=("category", "group", "type", "n", "models"),
-        model_fields=("macro_f1", "macro_f1_ci", "accuracy"),
-        regression_fields=("pearson_r",),
+        task_fields=EVAL_TASK_FIELDS,
+        model_fields=EVAL_MODEL_FIELDS,
+        regression_fields=EVAL_REGRESSION_FIELDS,
     )
 
 
@@ -486,8 +492,10 @@ def write_baselines_run(
     run_dir = new_run_dir(run_name, overwrite=overwrite)
     with RunWriter(run_dir, overwrite=overwrite) as tmp:
         table.to_csv(tmp / "comparison.csv", index=False)
-        write_json(tmp / "baselines_metrics.json", baselines_metrics(results, run_dir.name, claims))
-        write_jsonl(tmp / "predictions.jsonl", prediction_rows(results))
+        write_baselines_metrics(
+            tmp / "baselines_metrics.json", baselines_metrics(results, run_dir.name, claims)
+        )
+        write_prediction_rows(tmp / "predictions.jsonl", prediction_rows(results))
         write_json(tmp / "params.json", {**results.settings, **(params or {})})
         write_json(tmp / "provenance.json", provenance({"stage": "baselines"}))
         (tmp / "figures").mkdir()

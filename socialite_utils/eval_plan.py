@@ -26,13 +26,11 @@ from .runs import (
     read_json,
     resolve_run_dir,
 )
-from .schema import EVAL_METRICS_SCHEMA_VERSION
 
 MODES = ("score", "generate")
 EVAL_SPLITS = ("test", "validation")
 NORMALIZATIONS = ("sum", "mean")
 BASE, TUNED = "base", "tuned"
-METRICS_SCHEMA_VERSION = EVAL_METRICS_SCHEMA_VERSION
 
 
 @dataclass
@@ -245,16 +243,10 @@ def _check_model_name(name: str, resolve_model: Any) -> None:
 
 
 def _select_rows(rows: list[dict], params: EvalParams, source: Path) -> dict[str, list[dict]]:
-    """Rows per task (data-run order), filtered to ``params.tasks`` and capped by a seeded subset."""
+    """Rows per task (data-run order), filtered to ``params.tasks`` and capped by a seeded subset. The rows are
+    :func:`load_data_run`'s, each already checked by :func:`socialite_utils.schema.check_data_row`."""
     by_task: dict[str, list[dict]] = defaultdict(list)
     for lineno, row in enumerate(rows, start=1):
-        missing = [
-            k
-            for k in ("id", "task", "label", "labels", "prompt", "task_type", "category", "group")
-            if k not in row
-        ]
-        if missing:
-            raise ValueError(f"{source}: line {lineno} (id {row.get('id', '?')}): missing field(s) {missing}")
         if row["task_type"] == "generation":  # rewriting tasks are scored by socialite_utils.writing_eval
             raise ValueError(
                 f"{source}: line {lineno}: task '{row['task']}' is a generation task; use notebook 07"
@@ -284,15 +276,9 @@ def _task_meta(task: str, rows: list[dict], source: Path) -> dict:
         "type": first["task_type"],
         "labels": list(first["labels"]),
     }
-    for r in rows:
+    for r in rows:  # each row's label and score: checked by the data-run reader (schema.check_data_row)
         if list(r["labels"]) != meta["labels"] or r["group"] != meta["group"]:
             raise ValueError(f"{source}: rows of task {task!r} disagree on labels/group (see id {r['id']})")
-        if r["label"] not in meta["labels"]:
-            raise ValueError(
-                f"{source}: id {r['id']}: field 'label' {r['label']!r} is not in {meta['labels']}"
-            )
-        if meta["type"] == "regression" and not isinstance(r.get("score"), int | float):
-            raise ValueError(f"{source}: id {r['id']}: regression row without a numeric 'score'")
     return meta
 
 

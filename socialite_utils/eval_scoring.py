@@ -20,7 +20,8 @@ import numpy as np
 
 from . import metrics as M
 from .backends import VLLMModel
-from .eval_plan import BASE, METRICS_SCHEMA_VERSION, MODES, TUNED, EvalItem
+from .eval_plan import BASE, MODES, TUNED, EvalItem
+from .schema import SCHEMA_VERSION
 
 
 def _argmax_label(probs: dict[str, float]) -> str:
@@ -32,11 +33,6 @@ def _argmax_label(probs: dict[str, float]) -> str:
 # does not apply to a row is None, never missing: a baseline has no prompt (few_shot_k, variant, label_words,
 # truncated_tokens, raw_output, logprobs are None); only generate mode has raw_output; only score mode and
 # probabilistic baselines have probs; score_kind says what expected_score is (regression tasks only).
-PREDICTION_ROW_KEYS = (
-    "id", "task", "category", "group", "task_type", "model", "mode", "few_shot_k", "variant", "label_words",
-    "text", "text_b", "truncated_tokens", "gold", "gold_score", "raw_output", "parsed", "logprobs", "probs",
-    "expected_score", "score_kind", "correct",
-)  # fmt: skip
 
 
 def build_prediction_row(
@@ -361,7 +357,7 @@ def build_metrics(
         return dict(res)
 
     metrics = {
-        "schema_version": METRICS_SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "run_name": run_name,
         "settings": settings,
         "models": model_names,

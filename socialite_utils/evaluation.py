@@ -39,7 +39,6 @@ from .backends import backend_info, load_vllm_model
 from .eval_plan import (  # re-exported: notebooks, the pipeline and tests import them from here
     BASE,
     EVAL_SPLITS,  # noqa: F401
-    METRICS_SCHEMA_VERSION,  # noqa: F401
     MODES,  # noqa: F401
     NORMALIZATIONS,  # noqa: F401
     TUNED,  # noqa: F401
@@ -63,8 +62,7 @@ from .runs import (
     run_ref,
     write_json,
 )
-from .runs import write_jsonl as _write_jsonl
-from .schema import read_eval_metrics, read_prediction_rows
+from .schema import read_eval_metrics, read_prediction_rows, write_eval_metrics, write_prediction_rows
 
 # ---------------------------------------------------------------- models
 
@@ -208,11 +206,11 @@ def _write_eval_run(
 
     p = plan.params
     with RunWriter(plan.run_dir, overwrite=p.overwrite) as tmp:
-        _write_jsonl(tmp / "predictions.jsonl", predictions)
-        write_json(tmp / "metrics.json", metrics)
+        write_prediction_rows(tmp / "predictions.jsonl", predictions)
+        write_eval_metrics(tmp / "metrics.json", metrics)
         if calibrated is not None:  # beside the uncalibrated run, never instead of it
-            _write_jsonl(tmp / "calibrated" / "predictions.jsonl", calibrated[1])
-            write_json(tmp / "calibrated" / "metrics.json", calibrated[0])
+            write_prediction_rows(tmp / "calibrated" / "predictions.jsonl", calibrated[1])
+            write_eval_metrics(tmp / "calibrated" / "metrics.json", calibrated[0])
         write_json(tmp / "params.json", p.to_dict())
         report_paper_comparison(metrics).to_csv(tmp / "paper_comparison.csv", index=False)
         figures = plot_all(metrics, tmp / "figures")

@@ -228,14 +228,15 @@ def apply_mixture(data: AssembledData, spec: MixtureSpec, *, seed: int, fmt: str
 
 def load_general_heldout(data_run: str | os.PathLike) -> list[dict]:
     """The held-out generalist rows of a data run (``data/general_heldout.jsonl``); errors say what is missing."""
-    from .runs import read_jsonl, resolve_run_dir
+    from .runs import resolve_run_dir
+    from .schema import read_data_rows
 
     path = resolve_run_dir(data_run) / "data" / "general_heldout.jsonl"
     if not path.exists():
         raise FileNotFoundError(
             f"{path} is missing: build the data run with a mixture (build_data(..., mixture=MixtureSpec(...)))"
         )
-    return read_jsonl(path)
+    return read_data_rows(path)
 
 
 def mixture_from_params(

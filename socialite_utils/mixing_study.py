@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
-from .runs import read_json, read_jsonl, resolve_run_dir, runs_root_at, write_json
+from .runs import read_json, resolve_run_dir, runs_root_at, write_json
+from .schema import read_data_rows, read_eval_metrics, read_prediction_rows
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "SUPPORTED", "NOT SUPPORTED", "INCONCLUSIVE"
 # Categories read as needing understanding and reasoning (irony/sarcasm need pragmatic inference; empathy and stance
@@ -286,7 +287,7 @@ def _label_prior(data_dir: Path) -> dict[str, str]:
     for split in ("train", "fewshot_pool"):
         by_task: dict[str, Counter] = {}
         labels: dict[str, list[str]] = {}
-        for r in read_jsonl(data_dir / "data" / f"{split}.jsonl"):
+        for r in read_data_rows(data_dir / "data" / f"{split}.jsonl"):
             if r.get("label") is not None and r["task"] not in prior:
                 by_task.setdefault(r["task"], Counter())[r["label"]] += 1
                 labels[r["task"]] = r["labels"]
@@ -309,10 +310,20 @@ def collect_results(params: MixingStudyParams) -> tuple[pd.DataFrame, pd.DataFra
         eval_dir, ret_path = cells_dir / f"eval-{name}", cells_dir / f"retention-{name}.json"
         if not (eval_dir / "metrics.json").is_file() or not ret_path.is_file():
             continue
-        metrics, ret = read_json(eval_dir / "metrics.json"), read_json(ret_path)
+        metrics = read_eval_metrics(
+            eval_dir,
+            fields=("models", "tasks", "groups", "categories"),
+            task_fields=("category", "group", "labels", "models"),
+            model_fields=("n", "macro_f1", "macro_f1_ci"),
+        )
+        ret = read_json(ret_path)
         nll = {"nll_base": ret["base"]["nll_per_token"], "nll_tuned": ret["tuned"]["nll_per_token"]}
         prior = _label_prior(cells_dir / f"data-{name}")
-        preds = [p for p in read_jsonl(eval_dir / "predictions.jsonl") if p["model"] == "tuned"]
+        preds = read_prediction_rows(
+            eval_dir / "predictions.jsonl",
+            fields=("model", "task", "category", "group", "id", "gold", "parsed"),
+        )
+        preds = [p for p in preds if p["model"] == "tuned"]
         by_task: dict[str, list[dict]] = {}
         for p in preds:
             by_task.setdefault(p["task"], []).append(p)

@@ -168,6 +168,19 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     return path
 
 
+def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
+    """:func:`write_jsonl` to a hidden temporary file, then renamed over ``path`` (same bytes, never half-written)."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp-{_owner()}"
+    try:
+        write_jsonl(tmp, rows)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return path
+
+
 def invalid_utf8_message(path: str | os.PathLike, line: int, raw: bytes, exc: UnicodeDecodeError) -> str:
     """``<file>: line N: invalid UTF-8 ...`` for a line whose bytes ``raw`` failed to decode with ``exc``."""
     column = len(raw[: exc.start].decode("utf-8", errors="replace")) + 1

@@ -15,15 +15,19 @@ from typing import Any
 
 from datasets import Dataset
 
-from .runs import read_jsonl, resolve_run_dir
+from .runs import resolve_run_dir
+from .schema import check_data_row, read_data_rows, row_where
 from .scoring import tokenize_like_trl  # TRL's tokenization, one home (re-exported)
+
+# What training reads of a data row (train_lora also takes rows built in memory: only these are required).
+TRAIN_ROW_FIELDS = ("prompt", "completion")
 
 
 def load_training_rows(data_run: str | os.PathLike) -> list[dict]:
     """The train rows of a data run written by notebook 01 (``<run>/data/train.jsonl``).
 
-    Errors before any training: a missing run, a missing/empty train split, rows without a
-    prompt/completion (the message names the file and line).
+    Errors before any training: a missing run, a missing/empty train split, a bad row
+    (:func:`socialite_utils.schema.read_data_rows`; the message names the file, line and field).
     """
     run_dir = resolve_run_dir(data_run)
     if not run_dir.is_dir():
@@ -31,7 +35,7 @@ def load_training_rows(data_run: str | os.PathLike) -> list[dict]:
     path = run_dir / "data" / "train.jsonl"
     if not path.exists():
         raise ValueError(f"data run {run_dir} has no train examples: {path} is missing")
-    rows = read_jsonl(path)
+    rows = read_data_rows(path, fields=TRAIN_ROW_FIELDS)
     if not rows:
         raise ValueError(
             f"data run {run_dir} has no train examples: {path} is empty "
@@ -41,35 +45,15 @@ def load_training_rows(data_run: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def _is_messages(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(m, dict) and "role" in m and "content" in m for m in value
-    )
-
-
 def validate_rows(rows: list[dict], *, source: str = "rows") -> str:
-    """Check every row has a prompt and completion of one format; return "paper" (strings) or "chat"."""
+    """Check every row has a prompt and completion of one format (:func:`socialite_utils.schema.check_data_row`
+    with :data:`TRAIN_ROW_FIELDS`); return "paper" (strings) or "chat"."""
     if not rows:
         raise ValueError(f"{source}: no train examples")
     kinds = Counter()
     for i, row in enumerate(rows, start=1):
-        where = f"{source}: line {i} (id {row.get('id', '?')})"
-        for key in ("prompt", "completion"):
-            if key not in row:
-                raise ValueError(f"{where}: missing field '{key}'")
-        prompt, completion = row["prompt"], row["completion"]
-        if isinstance(prompt, str) and isinstance(completion, str):
-            kind = "paper"
-        elif _is_messages(prompt) and _is_messages(completion):
-            kind = "chat"
-        else:
-            raise ValueError(
-                f"{where}: 'prompt' and 'completion' must both be strings or both be lists of chat messages, "
-                f"got {type(prompt).__name__} and {type(completion).__name__}"
-            )
-        if kind == "paper" and not completion.strip():
-            raise ValueError(f"{where}: empty 'completion'")
-        kinds[kind] += 1
+        check_data_row(row, row_where(source, i, row), fields=TRAIN_ROW_FIELDS)
+        kinds["paper" if isinstance(row["prompt"], str) else "chat"] += 1
     if len(kinds) > 1:
         raise ValueError(f"{source}: rows mix string and chat prompts ({dict(kinds)}); use one prompt_format")
     return next(iter(kinds))

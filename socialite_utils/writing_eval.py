@@ -34,6 +34,7 @@ from .eval_scoring import build_prediction_row
 from .metrics import task_seed
 from .registry import Task
 from .runs import runs_root_at
+from .schema import SCHEMA_VERSION
 
 COPY = "copy"
 NO_DATA = "no data"
@@ -228,7 +229,7 @@ def build_generation_metrics(
                 entry["pairs"][f"{a} vs {b}"][metric] = _test(test)
         out[task.name] = entry
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "models": models,
         "pairs": [list(p) for p in pairs],
         "alpha": alpha,

@@ -15,7 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .runs import provenance, read_json, read_jsonl, resolve_run_dir, runs_root_at, write_json, write_jsonl
+from .runs import provenance, read_json, resolve_run_dir, runs_root_at, write_json
+from .schema import read_prediction_rows, write_prediction_rows
 
 # system name -> (train mixture of writing_assembly.select_mixture, train run directory)
 TUNED_SYSTEMS = {
@@ -104,13 +105,11 @@ def generate_systems(
     for name, train_run in {"base": None, **train_runs}.items():
         path = run_dir / "predictions" / f"{name.replace('+', '_')}.jsonl"
         if path.exists():
-            preds += read_jsonl(path)
+            preds += read_prediction_rows(path)
             continue
         model, tokenizer = load_generation_model(base_model, train_run, seed=seed)
         rows = score_generations(model, tokenizer, test_rows, model_name=name, **generate_kwargs)
-        tmp = path.with_suffix(".partial")
-        write_jsonl(tmp, rows)
-        tmp.rename(path)
+        write_prediction_rows(path, rows)  # atomic: a killed run leaves no half-written cache
         preds += rows
         del model
     return preds
@@ -124,7 +123,7 @@ def write_writing_report(
     from .writing_eval import format_diff_html, report_generation_table, report_writing_claims
 
     paths = [
-        write_jsonl(run_dir / "predictions.jsonl", predictions),
+        write_prediction_rows(run_dir / "predictions.jsonl", predictions),
         write_json(run_dir / "metrics.json", metrics),
     ]
     report_generation_table(metrics).to_csv(run_dir / "table.csv", index=False)

@@ -725,10 +725,23 @@ def test_sensitivity_end_to_end_helpers(tmp_path, runs_dir, train_run):
 
 def test_few_shot_sensitivity_draws_from_the_data_run(tmp_path, runs_dir):
     data = runs_dir / "data-fs"
-    pool = [
-        {"task": "tweet_emotion", "text": f"pool text {i}", "text_b": None, "label": lab}
-        for i, lab in enumerate(EMOTIONS * 2)
-    ] + [{"task": "tweet_irony", "text": "other task", "text_b": None, "label": "ironic"}]
+    local = load_registry("local")
+
+    def pool_row(i: int, task: str, text: str, label: str) -> dict:  # a data row as notebook 01 writes it
+        t = local[task]
+        meta = {
+            "category": t.category,
+            "task_type": t.type,
+            "group": t.group,
+            "split": "train",
+            "labels": t.labels,
+        }
+        return {"id": f"{task}:train:{i}", "task": task, **meta, "text": text, "text_b": None, "label": label,
+                "score": None, "prompt": f"{text}\nOutput:", "completion": f" {label}", "prompt_format": "paper",
+                "few_shot_k": 0}  # fmt: skip
+
+    pool = [pool_row(i, "tweet_emotion", f"pool text {i}", lab) for i, lab in enumerate(EMOTIONS * 2)]
+    pool += [pool_row(99, "tweet_irony", "other task", "ironic")]
     (data / "data").mkdir(parents=True)
     for split in ("train", "validation", "test"):
         (data / "data" / f"{split}.jsonl").write_text("")

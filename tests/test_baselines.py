@@ -195,7 +195,9 @@ def test_related_tasks_train_on_the_fewshot_pool_and_the_encoder_marks_them_held
 
 def test_bad_rows_name_the_row_and_field():
     good = row("t", "test", 1, "x", "a", ["a", "b"])
-    with pytest.raises(ValueError, match=r"test row 1 \(t:test:1\).*'label' 'c' is not in"):
+    with pytest.raises(
+        ValueError, match=r"data/test\.jsonl: line 1 \(id t:test:1\): field 'label' 'c' is not in"
+    ):
         B.build_task_views({"test": [{**good, "label": "c"}]})
     with pytest.raises(ValueError, match=r"missing field\(s\) \['text'\]"):
         B.build_task_views({"test": [{**good, "text": None}]})
@@ -203,6 +205,10 @@ def test_bad_rows_name_the_row_and_field():
         B.build_task_views(
             {"test": [{**good, "task_type": "regression", "labels": ["low", "high"], "label": "low"}]}
         )
+    with pytest.raises(
+        ValueError, match=r"\(id t:test:1\): task 't' is a 'generation' task; the baselines score"
+    ):
+        B.build_task_views({"test": [{**good, "task_type": "generation", "labels": []}]})
 
 
 # ------------------------------------------------------------------------------------------------ encoder

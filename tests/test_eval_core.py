@@ -15,7 +15,6 @@ from socialite_utils import scoring, training_data
 from socialite_utils.baseline_data import SystemOutput, TaskData
 from socialite_utils.eval_plan import EvalItem, build_eval_items, build_task_items
 from socialite_utils.eval_scoring import (
-    PREDICTION_ROW_KEYS,
     build_prediction_row,
     compute_task_metrics,
     compute_task_scores,
@@ -23,6 +22,7 @@ from socialite_utils.eval_scoring import (
 )
 from socialite_utils.prompts import draw_shots, render_variant_prompt
 from socialite_utils.registry import load_registry
+from socialite_utils.schema import PREDICTION_ROW_KEYS
 from socialite_utils.sensitivity import build_sensitivity_items, compute_sensitivity, score_prompt_variants
 
 EMOTIONS = ["anger", "joy", "optimism", "sadness"]

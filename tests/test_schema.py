@@ -10,7 +10,7 @@ import pytest
 from socialite_utils import analysis, baselines, evaluation
 from socialite_utils.runs import write_json
 from socialite_utils.schema import (
-    EVAL_METRICS_SCHEMA_VERSION,
+    SCHEMA_VERSION,
     SchemaError,
     read_baselines_metrics,
     read_eval_metrics,
@@ -40,7 +40,7 @@ def test_eval_metrics_reader_names_file_and_field(tmp_path):
         SchemaError, match=rf"^{path}: schema_version 7 is not supported; this kit reads schema_version 1"
     ):
         read_eval_metrics(path)
-    assert EVAL_METRICS_SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 1
 
     doc = _metrics_doc()
     del doc["schema_version"]

@@ -439,7 +439,9 @@ def test_bad_rows_name_the_line(runs_dir, rows):
     (run / "data").mkdir(parents=True)
     lines = [json.dumps(rows[0]), json.dumps({"id": "x:train:2", "prompt": "Instruction: hi\nOutput:"})]
     (run / "data" / "train.jsonl").write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match=r"train.jsonl: line 2 \(id x:train:2\): missing field 'completion'"):
+    with pytest.raises(
+        ValueError, match=r"train.jsonl: line 2 \(id x:train:2\): missing field\(s\) \['completion'\]"
+    ):
         load_training_rows("bad-data")
 
 
