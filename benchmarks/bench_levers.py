@@ -229,6 +229,7 @@ def lever_row(run_dir: Path, *, name: str, calibrated: bool) -> dict[str, str]:
         "epochs": f"{train['num_train_epochs']:g}",
         "lr": f"{train['learning_rate']:g}",
         "LoRA": f"r{train['lora_r']} {targets if isinstance(targets, str) else '+'.join(targets)}",
+        "batch": str(train["per_device_train_batch_size"] * train["gradient_accumulation_steps"]),
         "steps": str(summary["global_step"]),
         "train s": f"{seconds.get('train', float('nan')):.0f}",
         "data+train+eval+baselines s": f"{sum(seconds.get(k, 0) for k in STEPS.split(',')):.0f}",
