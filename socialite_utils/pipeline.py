@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--profile", default="smoke", help="profile from profiles.yaml (smoke, cpu-demo, colab-t4, paper)"
     )
-    ap.add_argument("--run-name", required=True, help="directory under runs/ for this pipeline run")
+    ap.add_argument("--run-name", help="directory under runs/ for this pipeline run (required unless --list)")
     ap.add_argument(
         "--set", action="append", default=[], metavar="STEP.PARAM=VALUE", help="override a parameter"
     )
@@ -403,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, prof in load_profiles().items():
             print(f"{name:<10} {prof['description']}\n{'':<10} needs: {prof.get('needs', '-')}")
         return 0
+    if not args.run_name:
+        ap.error("the following arguments are required: --run-name")  # exit 2, as argparse's own check did
     overrides: dict[str, dict[str, Any]] = {}
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     try:  # a mistake in the command line: one clear line, no traceback, nothing run or written

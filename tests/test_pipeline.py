@@ -147,3 +147,15 @@ def test_smoke_profile_is_reproducible(smoke_pipeline, tmp_path):
     ):
         again = (tmp_path / "smoke" / name).read_bytes()
         assert again == (smoke_pipeline / name).read_bytes(), f"{name} differs between two smoke runs"
+
+
+def test_list_needs_no_run_name_and_a_run_still_does(capsys):
+    from socialite_utils.pipeline import main
+
+    # the README's command, as written: `python -m socialite_utils.pipeline --list`
+    assert main(["--list"]) == 0
+    listed = capsys.readouterr().out
+    assert "cpu-demo-long" in listed and "needs: CPU (2 cores)" in listed
+    with pytest.raises(SystemExit) as e:
+        main(["--profile", "smoke"])
+    assert e.value.code == 2 and "--run-name" in capsys.readouterr().err
