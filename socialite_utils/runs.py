@@ -140,13 +140,23 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return path
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """:func:`write_json` to a hidden temporary file, then renamed over ``path``: a reader (or a kill) never sees
-    a half-written file."""
+def _write_atomic(path: str | os.PathLike, write: Any, content: Any) -> Path:
+    """``write(tmp, content)`` to a hidden temporary file beside ``path``, then renamed over ``path``: a reader (or
+    a kill) never sees a half-written file; a failed write leaves no temporary file."""
     path = Path(path)
-    tmp = write_json(path.parent / f".{path.name}.tmp-{_owner()}", obj)
+    tmp = path.parent / f".{path.name}.tmp-{_owner()}"
+    try:
+        write(tmp, content)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return path
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    """:func:`write_json`, atomically (same bytes, never half-written)."""
+    return _write_atomic(path, write_json, obj)
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -169,16 +179,8 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
 
 
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
-    """:func:`write_jsonl` to a hidden temporary file, then renamed over ``path`` (same bytes, never half-written)."""
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.tmp-{_owner()}"
-    try:
-        write_jsonl(tmp, rows)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
-    return path
+    """:func:`write_jsonl`, atomically (same bytes, never half-written)."""
+    return _write_atomic(path, write_jsonl, rows)
 
 
 def invalid_utf8_message(path: str | os.PathLike, line: int, raw: bytes, exc: UnicodeDecodeError) -> str:
