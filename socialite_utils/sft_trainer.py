@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from accelerate.utils import is_peft_model
 from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+from torch.utils.data import Sampler
 from tqdm.auto import tqdm
 from transformers import ProgressCallback, TrainerCallback
 from transformers.trainer_pt_utils import BatchRebalanceSampler
@@ -68,6 +69,13 @@ class KitSFTTrainer(SFTTrainer):
         super().log(logs, start_time)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy == "group_by_length" and hasattr(dataset, "__len__"):
+            return LengthBucketSampler(
+                [len(ids) for ids in dataset["input_ids"]],
+                batch_size=self.args.per_device_train_batch_size,
+                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            )
         sampler = super()._get_train_sampler(train_dataset)
         if isinstance(sampler, BatchRebalanceSampler):
             sampler.seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
@@ -105,6 +113,39 @@ class KitSFTTrainer(SFTTrainer):
             self._total_train_tokens += int(inputs["attention_mask"].sum()) // self._tp_size
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         return loss
+
+
+class LengthBucketSampler(Sampler):
+    """Micro-batches of similar length, in random order (the ``group_by_length`` training option).
+
+    Each epoch: shuffle all examples, cut them into windows of ``window`` micro-batches, sort each window by
+    length, cut it into micro-batches and shuffle the micro-batches of the whole epoch. Padding almost vanishes
+    (similar lengths share a micro-batch) and, unlike transformers' ``group_by_length`` (longest to shortest
+    within each window), the order of lengths -- and of tasks, whose texts differ in length -- stays random.
+    Which examples share an optimizer step changes; ``sort_by_length`` keeps them and saves less.
+    Seeded by the run's seed and the epoch (``set_epoch``), so a resumed run sees the same order.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, window: int = 50):
+        self.lengths, self.batch_size, self.seed, self.window = list(lengths), batch_size, seed, window
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=g).tolist()
+        size = self.window * self.batch_size
+        batches = []
+        for start in range(0, len(order), size):
+            ranked = sorted(order[start : start + size], key=lambda i: self.lengths[i])
+            batches += [ranked[i : i + self.batch_size] for i in range(0, len(ranked), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=g).tolist():
+            yield from batches[b]
 
 
 class _LogAtSaveCallback(TrainerCallback):

@@ -115,6 +115,8 @@ class TrainParams:
     save_total_limit: int = 2
     gradient_checkpointing: bool | None = None  # None: on for CUDA (memory), off on CPU (speed)
     sort_by_length: bool = True  # sort each optimizer step's examples by length (less padding)
+    group_by_length: bool = False  # micro-batches of similar length in random order: least padding (replaces
+    # sort_by_length; which examples share a step changes; sft_trainer.LengthBucketSampler)
     compact_lm_head: bool = True  # CPU: run the LM head on supervised positions only
     torch_threads: int | None = None  # None: torch's default; 1 helps on a busy shared CPU
     overwrite: bool = False  # replace an existing finished run of the same name
@@ -270,8 +272,15 @@ def build_sft_config(
         fp16=bool(precision.fp16) if precision is not None else False,
         use_cpu=device == "cpu",
         activation_checkpointing=gradient_checkpointing,  # transformers 5's name for gradient checkpointing
-        # Same examples per optimizer step as the default random sampler; sorted inside the step.
-        train_sampling_strategy="batch_rebalance" if params.sort_by_length else "random",
+        # batch_rebalance: the same examples per optimizer step as the default random sampler, sorted inside the
+        # step. group_by_length: the kit's LengthBucketSampler (sft_trainer.py).
+        train_sampling_strategy=(
+            "group_by_length"
+            if params.group_by_length
+            else "batch_rebalance"
+            if params.sort_by_length
+            else "random"
+        ),
         seed=params.seed,
         data_seed=params.seed,
         logging_steps=params.logging_steps or max(1, round(total / 50)),

@@ -333,6 +333,43 @@ def test_length_sorting_keeps_each_steps_examples(rows, tmp_path):
     assert windows(True, seed=1)[0] != sorted_steps  # the run's seed decides the order
 
 
+def test_group_by_length_pads_least_and_keeps_lengths_in_random_order(rows, tmp_path):
+    """group_by_length: every example once per epoch, less padding than within-step sorting, seeded, not monotone."""
+    from socialite_utils.sft_trainer import LengthBucketSampler
+
+    params = tiny(group_by_length=True, gradient_accumulation_steps=4, per_device_train_batch_size=2, seed=0)
+    trainer = make_trainer(rows, params, tmp_path / "group")
+    loader = trainer.get_train_dataloader()
+    sampler = loader.batch_sampler.sampler
+    assert isinstance(sampler, LengthBucketSampler)
+    lengths = [len(ex) for ex in trainer.train_dataset["input_ids"]]
+    order = list(iter(sampler))
+    assert sorted(order) == list(range(len(lengths)))  # nothing dropped or repeated
+    micro = [order[i : i + 2] for i in range(0, len(order), 2)]
+    padded = sum(len(m) * max(lengths[j] for j in m) for m in micro)
+    rebalance = make_trainer(
+        rows, tiny(gradient_accumulation_steps=4, per_device_train_batch_size=2), tmp_path / "r"
+    )
+    re_micro = list(iter(rebalance.get_train_dataloader().batch_sampler))
+    assert padded < sum(len(m) * max(lengths[j] for j in m) for m in re_micro)
+
+    # Hand-made case: 4 lengths x 3 copies, batches of 3, one window: each batch holds one length, and the
+    # batches' order is shuffled, not longest-first; the epoch and the seed change it, a rerun does not.
+    toy = LengthBucketSampler([10, 20, 30, 40] * 3, batch_size=3, seed=0)
+    batches = [list(iter(toy))[i : i + 3] for i in range(0, 12, 3)]
+    assert all(len({[10, 20, 30, 40][j % 4] for j in b}) == 1 for b in batches)
+    epochs = set()
+    for epoch in range(6):
+        toy.set_epoch(epoch)
+        epochs.add(
+            tuple([10, 20, 30, 40][b[0] % 4] for b in [list(iter(toy))[i : i + 3] for i in range(0, 12, 3)])
+        )
+    assert len(epochs) > 1 and any(list(e) != sorted(e, reverse=True) for e in epochs)
+    toy.set_epoch(0)
+    assert list(iter(toy)) == list(iter(LengthBucketSampler([10, 20, 30, 40] * 3, batch_size=3, seed=0)))
+    assert list(iter(toy)) != list(iter(LengthBucketSampler([10, 20, 30, 40] * 3, batch_size=3, seed=1)))
+
+
 def test_progress_replaces_transformers_bars_and_logs_one_line(rows, tmp_path):
     from transformers import ProgressCallback
 
