@@ -280,30 +280,39 @@ def table_row(name: str, runs_dir: Path, *, calibrated: bool) -> dict[str, str] 
     return lever_row(run_dir, name=name, calibrated=calibrated) if _finished(run_dir) else None
 
 
-def length_stats(run_dir: Path, micro_batch: int = 8, step_batch: int = 16) -> str:
-    """Token lengths of a run's training examples and the share of padding in length-sorted micro-batches
-    (``micro_batch`` examples, sorted within each optimizer step of ``step_batch``, as the kit's sampler does)."""
+def length_stats(run_dir: Path, step_batch: int = 16) -> str:
+    """Token lengths of a run's training examples and the share of padding in micro-batches of 8 and 4: unsorted,
+    sorted within each optimizer step of ``step_batch`` (the kit's default ``sort_by_length``) and grouped by length
+    (the ``group_by_length`` option's sampler)."""
     import numpy as np
 
     from socialite_utils.runs import read_jsonl
+    from socialite_utils.sft_trainer import LengthBucketSampler
     from socialite_utils.training import load_run_tokenizer, tokenize_like_trl
 
     tok = load_run_tokenizer(run_dir / "train")
     rows = read_jsonl(run_dir / "data" / "data" / "train.jsonl")
     lens = np.array([len(tokenize_like_trl(tok, r["prompt"], r["completion"])[0]) for r in rows])
     order = np.random.default_rng(0).permutation(len(lens))
-    padding = {"sorted": 0, "unsorted": 0}
-    for start in range(0, len(order), step_batch):
-        step = lens[order[start : start + step_batch]]
-        for kind, values in (("sorted", np.sort(step)), ("unsorted", step)):
-            for mb in range(0, len(values), micro_batch):
-                chunk = values[mb : mb + micro_batch]
-                padding[kind] += int((chunk.max() - chunk).sum())
-    share = {k: v / (v + lens.sum()) for k, v in padding.items()}
+
+    def share(micro_batches: list[np.ndarray]) -> str:
+        padding = sum(int((mb.max() - mb).sum()) for mb in micro_batches)
+        return f"{padding / (padding + lens.sum()):.1%}"
+
+    parts = []
+    for micro in (8, 4):
+        steps = [lens[order[i : i + step_batch]] for i in range(0, len(order), step_batch)]
+        unsorted = [st[j : j + micro] for st in steps for j in range(0, len(st), micro)]
+        ranked = [np.sort(st)[j : j + micro] for st in steps for j in range(0, len(st), micro)]
+        grouped_order = np.array(list(LengthBucketSampler(lens.tolist(), batch_size=micro, seed=0)))
+        grouped = [lens[grouped_order[i : i + micro]] for i in range(0, len(grouped_order), micro)]
+        parts.append(
+            f"micro-batches of {micro}: {share(unsorted)} unsorted, {share(ranked)} sorted within each step of "
+            f"{step_batch}, {share(grouped)} grouped by length"
+        )
     return (
         f"{run_dir.name}: {len(lens)} training examples, tokens p50 {np.percentile(lens, 50):.0f}, "
-        f"p99 {np.percentile(lens, 99):.0f}, max {lens.max()}; padding share of micro-batches of {micro_batch}: "
-        f"{share['sorted']:.0%} sorted within each step of {step_batch}, {share['unsorted']:.0%} unsorted"
+        f"p99 {np.percentile(lens, 99):.0f}, max {lens.max()}; padding share of " + "; ".join(parts)
     )
 
 

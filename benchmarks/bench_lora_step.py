@@ -2,7 +2,8 @@
 trained at 6 s per step of 8 examples in `make demo`, against about 2.4 s per 8 examples for the q/v adapter.)
 
 Times forward + backward + AdamW step of SmolLM2-135M (the packaged model, fp32) on the same micro-batch of 8
-real training prompts (the first 8 rows of a data run, padded to the longest), for LoRA adapters that differ in
+real training prompts (the first 8 rows of a data run, padded to the longest; `benchmarks/levers.md` used
+`runs/levers-160-bal/data`, the rows of the demo before issue 11), for LoRA adapters that differ in
 one setting at a time: targets (q/v or every linear layer), rank, dropout. The kit's trainer adds its own work on
 top (TRL collation, the compact LM head, logging, checkpoints); this isolates the adapter's share.
 
@@ -27,11 +28,13 @@ from socialite_utils.training_data import load_training_rows, tokenize_like_trl
 
 REPO = Path(__file__).resolve().parents[1]
 ADAPTERS = {  # name -> build_lora_config kwargs
-    "q/v r8 dropout 0.05 (cpu-demo)": dict(r=8, alpha=16, dropout=0.05, target_modules="q_proj,v_proj"),
+    "q/v r8 dropout 0.05 (cpu-demo before)": dict(
+        r=8, alpha=16, dropout=0.05, target_modules="q_proj,v_proj"
+    ),
     "all-linear r16 dropout 0.05 (cpu-demo-long)": dict(
         r=16, alpha=32, dropout=0.05, target_modules="all-linear"
     ),
-    "all-linear r16 dropout 0": dict(r=16, alpha=32, dropout=0.0, target_modules="all-linear"),
+    "all-linear r16 dropout 0 (cpu-demo)": dict(r=16, alpha=32, dropout=0.0, target_modules="all-linear"),
     "all-linear r8 dropout 0.05": dict(r=8, alpha=16, dropout=0.05, target_modules="all-linear"),
 }
 
