@@ -69,16 +69,14 @@ class KitSFTTrainer(SFTTrainer):
         super().log(logs, start_time)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if self.args.train_sampling_strategy == "group_by_length" and hasattr(dataset, "__len__"):
-            return LengthBucketSampler(
-                [len(ids) for ids in dataset["input_ids"]],
-                batch_size=self.args.per_device_train_batch_size,
-                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
-            )
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+            return LengthBucketSampler(lengths, batch_size=self.args.per_device_train_batch_size, seed=seed)
         sampler = super()._get_train_sampler(train_dataset)
         if isinstance(sampler, BatchRebalanceSampler):
-            sampler.seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            sampler.seed = seed
         return sampler
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
