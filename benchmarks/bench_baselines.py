@@ -14,7 +14,7 @@ import os
 import time
 
 from socialite_utils import baselines as B
-from socialite_utils.assembly import build_data
+from socialite_utils.data.assembly import build_data
 from socialite_utils.registry import load_registry
 
 

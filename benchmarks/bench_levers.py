@@ -8,7 +8,7 @@ optimizer steps, wall times, seen / related mean macro-F1 of the base and tuned 
 model against the best floor (paired 95% CI over test examples) and the collapsed seen tasks (one answer for
 more than 90% of a task's examples). The same table with contextual calibration (Zhao et al. 2021) follows;
 calibration is computed from the saved predictions plus one content-free prompt per task and model
-(``socialite_utils.contextual_calibration``), beside the uncalibrated numbers, never instead of them.
+(``socialite_utils.evaluation.contextual_calibration``), beside the uncalibrated numbers, never instead of them.
 
     python benchmarks/bench_levers.py                       # every configuration below, in order
     python benchmarks/bench_levers.py --configs 160-bal     # only some (comma-separated names)
@@ -195,7 +195,7 @@ def _fmt_ci(value: float, ci: list[float] | None) -> str:
 
 def _priors(run_dir: Path, metrics: dict) -> dict:
     """Content-free label priors of the run's base and tuned models (cached in the run directory)."""
-    from socialite_utils import contextual_calibration as calibration
+    from socialite_utils.evaluation import contextual_calibration as calibration
     from socialite_utils.runs import read_json, read_jsonl, write_json_atomic
     from socialite_utils.training import load_adapter, load_run_tokenizer
 
@@ -222,8 +222,8 @@ def _priors(run_dir: Path, metrics: dict) -> dict:
 
 def lever_row(run_dir: Path, *, name: str, calibrated: bool) -> dict[str, str]:
     """One table row from a finished run's files (calibrated: contextual calibration of the same predictions)."""
-    from socialite_utils.contextual_calibration import build_calibrated_metrics
     from socialite_utils.evaluation import load_eval_run
+    from socialite_utils.evaluation.contextual_calibration import build_calibrated_metrics
     from socialite_utils.reporting import build_floor_claim, collapsed_tasks
     from socialite_utils.runs import read_json, read_jsonl
 
@@ -287,8 +287,8 @@ def length_stats(run_dir: Path, step_batch: int = 16) -> str:
     import numpy as np
 
     from socialite_utils.runs import read_jsonl
-    from socialite_utils.sft_trainer import LengthBucketSampler
     from socialite_utils.training import load_run_tokenizer, tokenize_like_trl
+    from socialite_utils.training.trainer import LengthBucketSampler
 
     tok = load_run_tokenizer(run_dir / "train")
     rows = read_jsonl(run_dir / "data" / "data" / "train.jsonl")

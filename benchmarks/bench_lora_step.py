@@ -24,7 +24,7 @@ from peft import get_peft_model
 
 from socialite_utils import models
 from socialite_utils.training import build_lora_config
-from socialite_utils.training_data import load_training_rows, tokenize_like_trl
+from socialite_utils.training.rows import load_training_rows, tokenize_like_trl
 
 REPO = Path(__file__).resolve().parents[1]
 ADAPTERS = {  # name -> build_lora_config kwargs

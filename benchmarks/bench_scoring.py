@@ -29,18 +29,17 @@ import torch
 from transformers import GenerationConfig
 
 from socialite_utils.data import load_local_split
-from socialite_utils.models import load_model
-from socialite_utils.prompts import draw_shots, render_prompt
-from socialite_utils.registry import load_registry
-from socialite_utils.scoring import (
+from socialite_utils.evaluation.scoring import (
     MIN_SHARED_PREFIX_TOKENS,
     _group_by_prefix,
-    encode_completion,
-    encode_prompt,
     generate_answers,
     parse_answer,
     score_label_logprobs,
 )
+from socialite_utils.models import load_model
+from socialite_utils.prompts import draw_shots, render_prompt
+from socialite_utils.registry import load_registry
+from socialite_utils.tokens import encode_completion, encode_prompt
 
 DEFAULT_TASKS = ["tweet_emotion", "tweet_sentiment", "tweet_offensive", "hate_offensive"]
 

@@ -40,7 +40,7 @@ from transformers.trainer_utils import IntervalStrategy  # noqa: E402
 from trl import SFTConfig, SFTTrainer  # noqa: E402
 
 from socialite_utils import models  # noqa: E402
-from socialite_utils.assembly import build_data  # noqa: E402
+from socialite_utils.data.assembly import build_data  # noqa: E402
 from socialite_utils.registry import load_registry  # noqa: E402
 from socialite_utils.training import (  # noqa: E402
     KitSFTTrainer,

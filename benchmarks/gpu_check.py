@@ -76,7 +76,8 @@ def check_qlora_loading() -> dict:
 
 
 def check_throughput(mode: str, n: int = 256) -> dict:
-    from socialite_utils import models, scoring
+    from socialite_utils import models
+    from socialite_utils.evaluation import scoring
 
     model, tok = models.load_model("tiny-random", precision=models.choose_precision(), seed=0)
     prompts = [t.rsplit(" ", 1)[0] for t in TEXTS] * (n // len(TEXTS))

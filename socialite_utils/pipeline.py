@@ -26,6 +26,15 @@ from typing import Any
 
 import yaml
 
+from .reporting import (
+    example_ci,
+    fmt_ci,
+    fmt_value,
+    format_headline,
+    report_aggregate_table,
+    report_claims,
+    report_task_table,
+)
 from .runs import (
     RunExistsError,
     check_run_name,
@@ -289,7 +298,6 @@ def run_pipeline(
 def format_summary(pipe_dir: str | os.PathLike) -> str:
     """Base vs tuned per category and group (mean macro-F1 over tasks, 95% CI over test examples), claims, and the
     figures."""
-    from .reporting import example_ci, fmt_ci, fmt_value, format_headline
 
     pipe_dir = Path(pipe_dir)
     metrics_path = pipe_dir / "eval" / "metrics.json"
@@ -351,8 +359,6 @@ PUBLISHED_FIGURES = {
 def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
     """Copy a finished run's headline figures (PNG + PDF) to ``dest`` with its numbers beside them."""
     import shutil
-
-    from .reporting import report_aggregate_table, report_claims, report_task_table
 
     pipe_dir, dest = Path(pipe_dir), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)

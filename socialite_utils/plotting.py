@@ -30,8 +30,18 @@ import numpy as np
 import seaborn as sns
 from matplotlib import pyplot as plt
 
+from .prompts import MAIN
 from .registry import CATEGORIES, GENERATION_CATEGORIES
-from .reporting import SIGNIFICANCE, as_float, compared_tasks, example_ci, is_significant, n_tasks_label
+from .reporting import (
+    SIGNIFICANCE,
+    as_float,
+    compared_tasks,
+    example_ci,
+    is_significant,
+    n_tasks_label,
+    system_order,
+)
+from .schema import INVALID_KINDS
 
 # ---------------------------------------------------------------- style, palette, saving
 
@@ -145,7 +155,7 @@ def _task_order(data: Any) -> list[tuple[str, str, str]]:
 @_styled
 def plot_composition(data: Any):
     """Two panels: examples per task and split, grouped by category; label shares per task (test split).
-    ``data``: an :class:`~socialite_utils.assembly.AssembledData` (anything with ``splits``)."""
+    ``data``: an :class:`~socialite_utils.data.assembly.AssembledData` (anything with ``splits``)."""
     order = _task_order(data)
     names = [f"{t}{' *' if g == 'related' else ''}" for t, _, g in order]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 0.38 * len(order) + 1.8), sharey=True)
@@ -187,11 +197,14 @@ def plot_composition(data: Any):
 # ---------------------------------------------------------------- notebook 02: training
 
 
+def loss_points(log_history: list[dict]) -> list[tuple[int, float]]:
+    """(step, loss) for every training log entry."""
+    return [(int(h["step"]), float(h["loss"])) for h in log_history if "loss" in h and "step" in h]
+
+
 @_styled
 def plot_loss_curve(log_history: list[dict], *, title: str | None = None):
     """Training loss (and learning rate, right axis) against the optimizer step; returns the Figure."""
-    from .training import loss_points
-
     points = loss_points(log_history)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if points:
@@ -457,8 +470,6 @@ def plot_reliability(analysis: dict):
 @_styled
 def plot_sensitivity(summary: dict):
     """Per-task range bars: min-max macro-F1 over prompts, main prompt marked, base and tuned side by side."""
-    from .sensitivity import MAIN
-
     tasks = sorted(summary)
     if not tasks:
         raise ValueError("empty sensitivity summary")
@@ -492,8 +503,6 @@ def plot_sensitivity(summary: dict):
 @_styled
 def plot_invalid_kinds(analysis: dict):
     """Stacked bars of invalid-answer kinds per task, one panel per model (generate mode)."""
-    from .invalid_answers import INVALID_KINDS
-
     kinds = [*INVALID_KINDS, "parser_mismatch"]
     if analysis.get("invalid_summary") is None:
         raise ValueError("no invalid-answer data: the evaluation run is not in generate mode")
@@ -603,8 +612,6 @@ def _comparison_points(table, system: str, keys: list, level: str | None) -> tup
 def plot_comparison(table):
     """Two panels: macro-F1 per task (related tasks marked *), and per category (seen tasks) and group, with CIs.
     ``table``: :func:`socialite_utils.baselines.build_comparison`."""
-    from .baselines import system_order
-
     systems = system_order(table["system"])
     tasks = table[table["level"] == "task"].drop_duplicates("name")
     tasks = tasks.assign(

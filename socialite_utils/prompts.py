@@ -27,6 +27,7 @@ from typing import Any
 from .registry import Task
 
 FORMATS = ("paper", "chat", "alpaca")
+MAIN = "main"  # the registry's main prompt (variant None), as named in sensitivity summaries
 # How the example's own text (text, text_b, few-shot texts) is put into the prompt:
 # "none" verbatim, character for character (as other harnesses build the prompt); "collapse_whitespace" joins
 # every run of whitespace (spaces, tabs, line breaks) into one space and strips both ends.

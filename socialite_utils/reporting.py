@@ -50,6 +50,17 @@ PAPER_RELATED_IMPROVED = (5, 6)
 # ---------------------------------------------------------------- small helpers
 
 
+# the baselines of notebook 05, in the order tables and figures show them
+BASELINE_SYSTEMS = ("majority", "stratified", "tfidf_lr", "multitask_encoder")
+
+
+def system_order(systems) -> list[str]:
+    """The distinct ``systems`` in display order: the baselines of BASELINE_SYSTEMS first, then the others."""
+    systems = list(dict.fromkeys(systems))
+    known = [s for s in BASELINE_SYSTEMS if s in systems]
+    return known + [s for s in systems if s not in known]
+
+
 def as_float(x: Any) -> float:
     """A metrics value as float; None (nan written as null) -> nan."""
     return math.nan if x is None else float(x)

@@ -8,6 +8,7 @@ leaves a half-written run that a later stage would mistake for a finished one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -20,6 +21,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 # Packages whose versions decide results; recorded in every provenance.json.
 TRACKED_PACKAGES = (
@@ -132,6 +135,20 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def json_safe(obj: Any) -> Any:
+    """A copy of ``obj`` that is strict JSON any tool can read: nan/inf -> None, tuples -> lists, numpy scalars ->
+    Python numbers, dictionary keys -> strings, recursively."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented, key-sorted UTF-8 JSON (stable bytes for the same input)."""
     path = Path(path)
@@ -152,6 +169,11 @@ def _write_atomic(path: str | os.PathLike, write: Any, content: Any) -> Path:
         raise
     os.replace(tmp, path)
     return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically (never half-written; a failed write leaves no temporary file)."""
+    return _write_atomic(path, lambda p, t: p.write_text(t, encoding="utf-8"), text)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:

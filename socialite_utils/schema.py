@@ -3,7 +3,7 @@
 ``SCHEMA_VERSION`` is the version of every versioned run document the kit writes (``metrics.json``,
 ``baselines_metrics.json``, ``analysis.json``, a writing run's ``metrics.json``); the readers here refuse any other.
 
-- data rows, ``data/<split>.jsonl`` of a data run (notebook 01, :mod:`socialite_utils.assembly`):
+- data rows, ``data/<split>.jsonl`` of a data run (notebook 01, :mod:`socialite_utils.data.assembly`):
   :func:`read_data_rows` / :func:`write_data_rows`, each row checked by :func:`check_data_row`;
 - prediction rows, ``predictions.jsonl`` of an evaluation or baselines run (one row per example x model):
   :func:`read_prediction_rows` / :func:`write_prediction_rows`;
@@ -13,7 +13,7 @@
   :func:`write_baselines_metrics`;
 - ``analysis.json`` of an analysis run (notebook 04) and a writing run's ``metrics.json`` (notebook 07) carry
   ``schema_version`` but no module reads them back, so they have no reader here (their writers:
-  :func:`socialite_utils.analysis_runs.write_analysis_run`, :func:`socialite_utils.writing_study.write_writing_report`);
+  :func:`socialite_utils.analysis.write.write_analysis_run`, :func:`socialite_utils.studies.writing.write_writing_report`);
 - task documents (the task YAML files): :mod:`socialite_utils.registry` is their one home (``load_registry``
   checks every field and level, :class:`~socialite_utils.registry.RegistryError` names the file, task and field);
   nothing here repeats it.
@@ -78,6 +78,8 @@ EVAL_TASK_FIELDS = ("category", "group", "type", "n", "labels", "models")
 EVAL_MODEL_FIELDS = ("macro_f1", "macro_f1_ci", "accuracy")
 EVAL_REGRESSION_FIELDS = ("pearson_r",)
 BASELINES_METRICS_FIELDS = ("systems", "tasks")
+# why a generated answer was invalid (analysis.json "invalid_summary"), in display order
+INVALID_KINDS = ("empty", "several_labels", "echo", "label_with_extra_text", "out_of_label_set")
 
 _EVAL_WRITER = "evaluation (notebook 03)"
 _BASELINES_WRITER = "baselines run (notebook 05)"

@@ -27,7 +27,7 @@ def bundle_dir() -> Path:
 @pytest.fixture(scope="session")
 def writing_dir() -> Path:
     """The writing bundle (../shared/data/writing_tasks or $SOCIALITE_WRITING_DIR). Missing -> fail, not skip."""
-    from socialite_utils.writing_data import default_writing_dir
+    from socialite_utils.data.writing_sources import default_writing_dir
 
     path = default_writing_dir()
     assert (path / "MANIFEST.json").exists(), (
@@ -39,7 +39,7 @@ def writing_dir() -> Path:
 @pytest.fixture(scope="session")
 def general_dir() -> Path:
     """The generalist bundle (../shared/data/general_instructions or $SOCIALITE_GENERAL_DIR). Missing -> fail."""
-    from socialite_utils.writing_data import default_general_dir
+    from socialite_utils.data.writing_sources import default_general_dir
 
     path = default_general_dir()
     assert (path / "MANIFEST.json").exists(), (
@@ -94,7 +94,7 @@ TRAIN_TASKS = ("tweet_emotion", "tweet_irony", "emobank_valence", "tweet_stance"
 @pytest.fixture(scope="session")
 def train_rows(bundle_dir) -> list[dict]:
     """~40 real train rows (paper format) from four seen bundle tasks: a pair task and a regression task included."""
-    from socialite_utils.assembly import build_data
+    from socialite_utils.data.assembly import build_data
     from socialite_utils.registry import load_registry
 
     registry = load_registry("local")

@@ -16,13 +16,13 @@ from accelerate.commands.launch import _validate_launch_command, launch_command_
 from accelerate.utils import DeepSpeedPlugin, DistributedType, FullyShardedDataParallelPlugin
 from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
 
-from socialite_utils.distributed import ACCELERATE_CONFIGS, accelerate_config_path, launch_args
-from socialite_utils.train import main as train_main
+from socialite_utils.training.cli import main as train_main
+from socialite_utils.training.distributed import ACCELERATE_CONFIGS, accelerate_config_path, launch_args
 
 
 def resolved(name: str):
     parser = launch_command_parser()
-    args = parser.parse_args([*launch_args(name), "-m", "socialite_utils.train"])
+    args = parser.parse_args([*launch_args(name), "-m", "socialite_utils.training"])
     return _validate_launch_command(args)
 
 

@@ -38,7 +38,8 @@ from socialite_utils.analysis import (
     variant_label_words,
     write_analysis_run,
 )
-from socialite_utils.eval_scoring import build_prediction_row, llm_expected_score
+from socialite_utils.evaluation.predictions import build_prediction_row, llm_expected_score
+from socialite_utils.evaluation.scoring import score_label_logprobs
 from socialite_utils.plotting import (
     plot_confusion_matrices,
     plot_invalid_kinds,
@@ -47,7 +48,6 @@ from socialite_utils.plotting import (
     plot_slices,
 )
 from socialite_utils.registry import Task, load_registry
-from socialite_utils.scoring import score_label_logprobs
 
 EMOTIONS = ["anger", "joy", "optimism", "sadness"]
 
@@ -116,7 +116,7 @@ def score_row(ex: dict, model: str, probs: dict[str, float], *, task_info: dict)
 
 def generate_row(ex: dict, model: str, raw: str, labels: list[str], *, task_info: dict) -> dict:
     """A generate-mode predictions.jsonl row; ``parsed`` by the strict parser, as evaluation does."""
-    from socialite_utils.scoring import parse_answer
+    from socialite_utils.evaluation.scoring import parse_answer
 
     parsed = parse_answer(raw, labels)
     return {

@@ -8,7 +8,8 @@ import random
 import pytest
 from conftest import toy_task
 
-from socialite_utils.assembly import (
+from socialite_utils.data import DataError
+from socialite_utils.data.assembly import (
     _cap_balanced,
     _cap_stratified,
     build_data,
@@ -16,7 +17,6 @@ from socialite_utils.assembly import (
     mixture_table,
     write_data_run,
 )
-from socialite_utils.data import DataError
 from socialite_utils.registry import load_registry, select_tasks
 from socialite_utils.runs import RunExistsError, RunWriter
 

@@ -14,9 +14,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from socialite_utils import backends
-from socialite_utils.backends import backend_info, check_backend, require_vllm
-from socialite_utils.evaluation import EvalParams, score_examples
+from socialite_utils.evaluation import EvalParams, backends, score_examples
+from socialite_utils.evaluation.backends import backend_info, check_backend, require_vllm
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
 
@@ -95,7 +94,7 @@ def test_vllm_engine_serves_the_adapter_as_a_lora_request_and_feeds_the_same_par
         with engine.disable_adapter():
             base = score_examples(engine, tokenizer, [item], model_name="base", mode="generate")
     sent, sampling, lora = calls[1][1], calls[1][2], calls[1][3]
-    from socialite_utils.scoring import encode_prompt
+    from socialite_utils.tokens import encode_prompt
 
     assert sent == [{"prompt_token_ids": encode_prompt(tokenizer, item.prompt)}]  # same tokens as HF
     assert sampling["temperature"] == 0.0 and sampling["max_tokens"] == 20

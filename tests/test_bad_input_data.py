@@ -15,9 +15,8 @@ import warnings
 import pytest
 from conftest import toy_task
 
-from socialite_utils import sources
-from socialite_utils.assembly import build_data, load_data_card, write_data_run
-from socialite_utils.data import DataError, DataWarning, load_task_split
+from socialite_utils.data import DataError, DataWarning, load_task_split, sources
+from socialite_utils.data.assembly import build_data, load_data_card, write_data_run
 from socialite_utils.prompts import render_prompt, render_variant_prompt
 from socialite_utils.registry import SOURCE_FIELDS, SOURCE_KINDS, RegistryError, load_registry
 from socialite_utils.runs import read_jsonl

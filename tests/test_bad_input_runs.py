@@ -17,8 +17,8 @@ from conftest import toy_task
 
 from socialite_utils import pipeline
 from socialite_utils.analysis import analyze_eval_run, write_analysis_run
-from socialite_utils.assembly import build_data, load_data_run, write_data_run
 from socialite_utils.baselines import write_baselines_run
+from socialite_utils.data.assembly import build_data, load_data_run, write_data_run
 from socialite_utils.evaluation import EvalParams, build_eval_plan
 from socialite_utils.registry import load_registry, select_tasks
 from socialite_utils.runs import RunExistsError, new_run_dir, resolve_run_dir

@@ -17,7 +17,8 @@ import torch
 from conftest import TRAIN_TASKS
 from transformers import TrainerCallback
 
-from socialite_utils.assembly import build_data
+from socialite_utils import tokens
+from socialite_utils.data.assembly import build_data
 from socialite_utils.registry import load_registry
 from socialite_utils.runs import runs_root_at
 from socialite_utils.training import KitSFTTrainer, TrainParams, loss_points, train_lora
@@ -221,7 +222,7 @@ def _spans(history):
 @pytest.fixture(scope="module")
 def eval_runs(tmp_path_factory, bundle_dir) -> Path:
     """A runs/ root with a small data run ("data": 2 tasks, 3 test rows each) and a 2-step training run ("train")."""
-    from socialite_utils.assembly import write_data_run
+    from socialite_utils.data.assembly import write_data_run
     from socialite_utils.registry import select_tasks
 
     root = tmp_path_factory.mktemp("eval-runs")
@@ -283,13 +284,13 @@ def _no_model_load(*args, **kwargs):
 
 @pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
 def test_offline_hub_id_not_in_cache_fails_at_once(tmp_path, monkeypatch, variable):
-    from socialite_utils import models, offline
+    from socialite_utils import models
 
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv(variable, "1")
     start = time.monotonic()
-    with pytest.raises(offline.ModelOfflineError) as err:
+    with pytest.raises(models.ModelOfflineError) as err:
         models.load_model("nobody/not-cached", cache_dir=tmp_path / "hf")
     assert time.monotonic() - start < 3
     msg = str(err.value)
@@ -300,7 +301,7 @@ def test_offline_hub_id_not_in_cache_fails_at_once(tmp_path, monkeypatch, variab
 
 
 def test_offline_hub_id_is_refused_by_the_training_and_evaluation_checks(eval_runs, runs_dir, monkeypatch):
-    from socialite_utils import models, offline
+    from socialite_utils import models
     from socialite_utils.evaluation import EvalParams, evaluate_run
 
     copy_runs(eval_runs, runs_dir)
@@ -308,9 +309,9 @@ def test_offline_hub_id_is_refused_by_the_training_and_evaluation_checks(eval_ru
     monkeypatch.setattr(models, "load_model", _no_model_load)
     before = tree(runs_dir)
     start = time.monotonic()
-    with pytest.raises(offline.ModelOfflineError, match="'nobody/not-cached' is not in the local cache"):
+    with pytest.raises(models.ModelOfflineError, match="'nobody/not-cached' is not in the local cache"):
         train_lora(tiny(run_name="hub", data_run="data", base_model="nobody/not-cached"), verbose=False)
-    with pytest.raises(offline.ModelOfflineError, match="'nobody/not-cached' is not in the local cache"):
+    with pytest.raises(models.ModelOfflineError, match="'nobody/not-cached' is not in the local cache"):
         evaluate_run(
             EvalParams(run_name="ev", data_run="data", train_run=None, base_model="nobody/not-cached"),
             verbose=False,
@@ -323,7 +324,7 @@ def test_no_network_is_detected_quickly_and_cached_ids_still_load(tmp_path, monk
     """No offline variable, but the hub endpoint cannot be reached: a cached id loads, an uncached one fails fast."""
     import huggingface_hub.constants as hub_constants
 
-    from socialite_utils import models, offline
+    from socialite_utils import models
 
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
@@ -331,8 +332,8 @@ def test_no_network_is_detected_quickly_and_cached_ids_still_load(tmp_path, monk
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub_constants, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused at once
-    monkeypatch.setattr(offline, "_NETWORK_PROBE", {})
-    assert offline.hub_offline_reason().startswith("127.0.0.1:9 cannot be reached")
+    monkeypatch.setattr(models, "_NETWORK_PROBE", {})
+    assert models.hub_offline_reason().startswith("127.0.0.1:9 cannot be reached")
 
     cache = tmp_path / "hf"
     tok = models.load_tiny_tokenizer()
@@ -347,7 +348,7 @@ def test_no_network_is_detected_quickly_and_cached_ids_still_load(tmp_path, monk
     model, _ = models.load_model("someone/cached-model", cache_dir=cache)
     assert time.monotonic() - start < 10
     assert torch.equal(model.lm_head.weight, saved.lm_head.weight)
-    with pytest.raises(offline.ModelOfflineError, match=r"offline \(127.0.0.1:9 cannot be reached"):
+    with pytest.raises(models.ModelOfflineError, match=r"offline \(127.0.0.1:9 cannot be reached"):
         models.load_model("someone/other-model", cache_dir=cache)
 
 
@@ -359,7 +360,7 @@ HUGE = 100_000  # characters: ~35k tokens, a prompt far beyond tiny-random's 1,0
 def write_long_data_run(root: Path, bundle_dir: Path) -> tuple[str, str]:
     """Data run "long": tweet_irony and tweet_stance, 3 test rows each; one irony text of HUGE characters and one
     stance pair whose text (HUGE) and target (3,000 characters) are both too long. Returns their ids."""
-    from socialite_utils.assembly import write_data_run
+    from socialite_utils.data.assembly import write_data_run
     from socialite_utils.prompts import render_prompt
     from socialite_utils.registry import select_tasks
 
@@ -382,7 +383,7 @@ def write_long_data_run(root: Path, bundle_dir: Path) -> tuple[str, str]:
 @pytest.mark.parametrize("mode", ["score", "generate"])
 def test_long_texts_are_cut_to_the_context_and_counted(eval_runs, runs_dir, bundle_dir, mode):
     from socialite_utils.evaluation import EvalParams, evaluate_run, load_eval_run
-    from socialite_utils.truncation import format_truncation
+    from socialite_utils.evaluation.truncation import format_truncation
 
     copy_runs(eval_runs, runs_dir)
     long_ids = write_long_data_run(runs_dir, bundle_dir)
@@ -390,7 +391,8 @@ def test_long_texts_are_cut_to_the_context_and_counted(eval_runs, runs_dir, bund
         run_name="ev", data_run="long", train_run="train", mode=mode, max_new_tokens=4, bootstrap_samples=20
     )
     evaluate_run(params, verbose=False)
-    metrics, preds = load_eval_run("ev")
+    ev = load_eval_run("ev")
+    metrics, preds = ev.metrics, ev.predictions
     assert metrics["settings"]["max_length"] == 1024  # tiny-random's context length, the default
     assert {t: e["n_truncated"] for t, e in metrics["tasks"].items()} == {"tweet_irony": 1, "tweet_stance": 1}
     assert format_truncation(metrics) == (
@@ -404,10 +406,9 @@ def test_long_texts_are_cut_to_the_context_and_counted(eval_runs, runs_dir, bund
 
 def test_only_the_examples_own_text_is_cut(eval_runs, runs_dir, bundle_dir):
     """Instruction and answer cue stay whole; a pair's longer text is cut first; prompt + answer fit max_length."""
-    from socialite_utils import scoring
     from socialite_utils.evaluation import EvalParams, build_eval_plan
+    from socialite_utils.evaluation.truncation import fit_eval_items
     from socialite_utils.training import load_run_tokenizer
-    from socialite_utils.truncation import fit_eval_items
 
     copy_runs(eval_runs, runs_dir)
     irony_id, stance_id = write_long_data_run(runs_dir, bundle_dir)
@@ -416,7 +417,7 @@ def test_only_the_examples_own_text_is_cut(eval_runs, runs_dir, bundle_dir):
     fitted = fit_eval_items(plan.items, tokenizer, 300, mode="generate", max_new_tokens=20)
     by_id = {it.row["id"]: (before, it) for before, it in zip(plan.items, fitted, strict=True)}
     for before, it in by_id.values():
-        assert len(scoring.encode_prompt(tokenizer, it.prompt)) <= 300 - 20
+        assert len(tokens.encode_prompt(tokenizer, it.prompt)) <= 300 - 20
         if it.row["id"] not in (irony_id, stance_id):
             assert it.prompt is before.prompt and it.truncated_tokens == 0
     before, it = by_id[irony_id]
@@ -479,17 +480,17 @@ def test_analysis_rescoring_cuts_the_same_way(eval_runs, runs_dir, bundle_dir):
 @pytest.mark.parametrize("fmt", ["paper", "chat"])
 def test_chat_prompts_and_collapsed_whitespace_are_cut_in_place(fmt):
     """The text is found in the rendered prompt (last user message for chat, whitespace collapsed or verbatim)."""
-    from socialite_utils import models, scoring
+    from socialite_utils import models
+    from socialite_utils.evaluation.truncation import fit_prompt
     from socialite_utils.prompts import render_prompt
     from socialite_utils.registry import get_task
-    from socialite_utils.truncation import fit_prompt
 
     task = get_task("tweet_irony", "local")
     tokenizer = models.load_tiny_tokenizer()
     text = "so   much\tfun " * 500  # runs of whitespace: rendered collapsed or verbatim, both are found
     prompt = render_prompt(task, text, fmt=fmt)
     fitted, cut = fit_prompt(tokenizer, prompt, text, None, 400)
-    assert cut > 0 and len(scoring.encode_prompt(tokenizer, fitted)) <= 400
+    assert cut > 0 and len(tokens.encode_prompt(tokenizer, fitted)) <= 400
     content, original = (fitted, prompt) if fmt == "paper" else (fitted[-1]["content"], prompt[-1]["content"])
     head, tail = original.split("Input: ")[0] + "Input: ", original.rsplit("\n", 1)[1]
     assert content.startswith(head) and content.endswith("\n" + tail)  # instruction and answer cue intact

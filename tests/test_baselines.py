@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from socialite_utils import baselines as B
-from socialite_utils import encoder_baseline as E
+from socialite_utils.baselines import encoder as E
 from socialite_utils.plotting import plot_comparison, plot_encoder_history
 from socialite_utils.runs import write_json
 

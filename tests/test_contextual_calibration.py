@@ -8,7 +8,7 @@ import pytest
 from conftest import toy_task
 from test_evaluation import trained  # noqa: F401, F811  (fixture: a data run and a 4-step tiny training run)
 
-from socialite_utils import contextual_calibration as C
+from socialite_utils.evaluation import contextual_calibration as C
 from socialite_utils.prompts import render_prompt
 
 
@@ -122,7 +122,7 @@ def test_priors_from_the_tiny_model_are_distributions_per_task():
     assert set(priors) == {"toy"} and list(priors["toy"]) == ["negative", "positive"]
     assert math.isclose(sum(priors["toy"].values()), 1.0, rel_tol=1e-9)
     # by hand: the mean of the three fillers' label distributions
-    from socialite_utils.scoring import label_probabilities, score_label_logprobs
+    from socialite_utils.evaluation.scoring import label_probabilities, score_label_logprobs
 
     prompts = [C.content_free_prompt(rows["toy"][0], f) for f in C.CONTENT_FREE_FILLERS]
     dists = [

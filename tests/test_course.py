@@ -15,8 +15,14 @@ import papermill as pm
 import pytest
 from nbrun import NOTEBOOKS, run_notebook
 
-from socialite_utils import exercises
-from socialite_utils.course import CourseError, build_site, build_student_notebooks, main, strip_solutions
+from socialite_utils.course import (
+    CourseError,
+    build_site,
+    build_student_notebooks,
+    exercises,
+    main,
+    strip_solutions,
+)
 
 WITH_EXERCISES = [
     "00_inside_the_pipeline",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from socialite_utils.assembly import DataParams, build_data
+from socialite_utils.data.assembly import DataParams, build_data
 from socialite_utils.registry import load_registry, select_tasks
 
 

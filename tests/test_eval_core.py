@@ -11,10 +11,16 @@ import pytest
 
 from socialite_utils import baselines as B
 from socialite_utils import metrics as M
-from socialite_utils import scoring, training_data
-from socialite_utils.baseline_data import SystemOutput, TaskData
-from socialite_utils.eval_plan import EvalItem, build_eval_items, build_task_items
-from socialite_utils.eval_scoring import (
+from socialite_utils import tokens
+from socialite_utils.analysis.sensitivity import (
+    build_sensitivity_items,
+    compute_sensitivity,
+    score_prompt_variants,
+)
+from socialite_utils.baselines.views import SystemOutput, TaskData
+from socialite_utils.evaluation import predictions as eval_predictions
+from socialite_utils.evaluation.plan import EvalItem, build_eval_items, build_task_items
+from socialite_utils.evaluation.predictions import (
     build_prediction_row,
     compute_task_metrics,
     compute_task_scores,
@@ -23,7 +29,7 @@ from socialite_utils.eval_scoring import (
 from socialite_utils.prompts import draw_shots, render_variant_prompt
 from socialite_utils.registry import load_registry
 from socialite_utils.schema import PREDICTION_ROW_KEYS
-from socialite_utils.sensitivity import build_sensitivity_items, compute_sensitivity, score_prompt_variants
+from socialite_utils.training import rows as training_data
 
 EMOTIONS = ["anger", "joy", "optimism", "sadness"]
 
@@ -51,13 +57,13 @@ def data_row(i: int, label: str, *, task="tweet_emotion", labels=EMOTIONS, kind=
 def test_evaluation_sensitivity_and_baseline_rows_share_one_schema(monkeypatch):
     rows = [data_row(1, "joy"), data_row(2, "anger")]
     items = [EvalItem(r, r["prompt"], EMOTIONS, {w: w for w in EMOTIONS}, 0) for r in rows]
-    monkeypatch.setattr(scoring, "generate_answers", lambda m, t, prompts, **k: ["joy", "nonsense"])
+    monkeypatch.setattr(eval_predictions, "generate_answers", lambda m, t, prompts, **k: ["joy", "nonsense"])
     evaluated = score_examples(None, None, items, model_name="base", mode="generate", progress=False)
 
     def fake_scores(model, tok, prompts, label_sets, **kwargs):  # the 2nd answer word gets P = 0.6
         return [dict(zip(words, map(math.log, (0.1, 0.6, 0.2, 0.1)), strict=True)) for words in label_sets]
 
-    monkeypatch.setattr(scoring, "score_label_logprobs", fake_scores)
+    monkeypatch.setattr(eval_predictions, "score_label_logprobs", fake_scores)
     task = load_registry("local")["tweet_emotion"]
     example = {"id": "tweet_emotion:test:1", "task": "tweet_emotion", "category": "sentiment_emotion",
                "group": "seen", "task_type": "classification", "text": "so glad", "gold": "joy"}  # fmt: skip
@@ -231,7 +237,7 @@ def test_sensitivity_variant_row_equals_the_evaluation_row(tmp_path, runs_dir, b
     """An evaluation run on prompt variant 0, then prompt sensitivity re-scoring the same examples with variant 0:
     the same rows (the model is rebuilt from the run, base-only tiny-random)."""
     from socialite_utils import analysis
-    from socialite_utils.assembly import build_data, write_data_run
+    from socialite_utils.data.assembly import build_data, write_data_run
     from socialite_utils.evaluation import EvalParams, evaluate_run
     from socialite_utils.registry import select_tasks
 
@@ -268,19 +274,19 @@ def tokenizer():
 
 
 def test_training_tokenization_is_scorings(tokenizer):
-    assert training_data.tokenize_like_trl is scoring.tokenize_like_trl
+    assert training_data.tokenize_like_trl is tokens.tokenize_like_trl
     prompt = "Instruction: which emotion?\nInput: a fine day\nOutput:"
     ids, n_prompt = training_data.tokenize_like_trl(tokenizer, prompt, " joy")
-    context, completion = scoring.encode_prompt_completion(tokenizer, prompt, "joy", eos=True)
+    context, completion = tokens.encode_prompt_completion(tokenizer, prompt, "joy", eos=True)
     assert (ids, n_prompt) == (context + completion, len(context))
-    assert ids[-1] == tokenizer.eos_token_id and ids[:n_prompt] == scoring.encode_prompt(tokenizer, prompt)
+    assert ids[-1] == tokenizer.eos_token_id and ids[:n_prompt] == tokens.encode_prompt(tokenizer, prompt)
     assert ids[n_prompt:-1] == tokenizer(" joy", add_special_tokens=False)["input_ids"]  # byte-level BPE
     # a completion that already ends with EOS gets no second one
     assert training_data.tokenize_like_trl(tokenizer, prompt, " joy" + tokenizer.eos_token) == (ids, n_prompt)
-    no_eos, _ = scoring.tokenize_like_trl(tokenizer, prompt, " joy", eos=False)
+    no_eos, _ = tokens.tokenize_like_trl(tokenizer, prompt, " joy", eos=False)
     assert no_eos == ids[:-1]
     np.testing.assert_array_equal(
-        scoring.encode_completion(tokenizer, "joy", False, prompt=prompt), completion[:-1]
+        tokens.encode_completion(tokenizer, "joy", False, prompt=prompt), completion[:-1]
     )
 
 

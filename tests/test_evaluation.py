@@ -10,8 +10,7 @@ import pytest
 from safetensors.torch import save_file
 
 from socialite_utils import metrics as M
-from socialite_utils import scoring
-from socialite_utils.assembly import build_data, write_data_run
+from socialite_utils.data.assembly import build_data, write_data_run
 from socialite_utils.evaluation import (
     EvalItem,
     EvalParams,
@@ -21,7 +20,9 @@ from socialite_utils.evaluation import (
     evaluate_run,
     load_eval_run,
     score_examples,
+    scoring,
 )
+from socialite_utils.evaluation import predictions as eval_predictions
 from socialite_utils.plotting import plot_all
 from socialite_utils.registry import load_registry, select_tasks
 from socialite_utils.reporting import (
@@ -236,7 +237,9 @@ def _item(label="joy", labels=("anger", "joy"), task_type="classification"):
 def test_empty_and_invalid_generations_are_kept_and_wrong(monkeypatch):
     outputs = ["", " joy\nmore", "   ", "JOYFUL"]
     # the fake model answers the i-th prompt with outputs[-len(prompts) + i]
-    monkeypatch.setattr(scoring, "generate_answers", lambda m, t, prompts, **k: outputs[-len(prompts) :])
+    monkeypatch.setattr(
+        eval_predictions, "generate_answers", lambda m, t, prompts, **k: outputs[-len(prompts) :]
+    )
     items = [_item() for _ in outputs]
     rows = score_examples(None, None, items, model_name="base", mode="generate", lenient=False)
     assert [r["parsed"] for r in rows] == [None, "joy", None, None]
@@ -248,7 +251,7 @@ def test_empty_and_invalid_generations_are_kept_and_wrong(monkeypatch):
 
 def test_score_mode_probabilities_and_unnormalisable_rows(monkeypatch):
     logprobs = [{"low": math.log(0.2), "high": math.log(0.6)}, {"low": -math.inf, "high": -math.inf}]
-    monkeypatch.setattr(scoring, "score_label_logprobs", lambda *a, **k: logprobs)
+    monkeypatch.setattr(eval_predictions, "score_label_logprobs", lambda *a, **k: logprobs)
     items = [_item("high", ("low", "high"), "regression") for _ in logprobs]
     rows = score_examples(None, None, items, model_name="tuned", mode="score")
     assert rows[0]["parsed"] == "high" and rows[0]["correct"] is True
@@ -413,7 +416,8 @@ def test_end_to_end_tiny_random(trained, tmp_path, monkeypatch, mode):
     )
     result = evaluate_run(params, verbose=False)
     run = tmp_path / f"ev-{mode}"
-    metrics, preds = load_eval_run(run)
+    ev = load_eval_run(run)
+    metrics, preds = ev.metrics, ev.predictions
     assert len(preds) == 20 * 2  # 4 tasks x 5 test rows x (base, tuned)
     test_ids = [json.loads(line)["id"] for line in (trained / "data" / "data" / "test.jsonl").open()]
     assert sorted((p["id"], p["model"]) for p in preds) == sorted(
@@ -481,7 +485,8 @@ def test_base_only_run(data_run, runs_dir):
         bootstrap_samples=50,
     )
     evaluate_run(params, verbose=False)
-    metrics, preds = load_eval_run("base-only")
+    ev = load_eval_run("base-only")
+    metrics, preds = ev.metrics, ev.predictions
     assert metrics["models"] == ["base"] and len(preds) == 20
     assert all(c["supported"] is None for c in metrics["claims"])
     figures = sorted(p.name for p in (runs_dir / "base-only" / "figures").iterdir())

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from socialite_utils.exercises import (
+from socialite_utils.course.exercises import (
     ExerciseNotSolved,
     check_constant_floor,
     check_ece,

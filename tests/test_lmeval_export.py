@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from socialite_utils.assembly import build_data, write_data_run
+from socialite_utils.data.assembly import build_data, write_data_run
 from socialite_utils.evaluation import EvalParams, build_eval_plan, load_eval_model, score_examples
-from socialite_utils.lmeval import export_lmeval
+from socialite_utils.evaluation.lmeval import export_lmeval
 from socialite_utils.registry import load_registry, select_tasks
 
 TASKS = ["tweet_emotion", "tweet_irony", "emobank_valence", "tweet_hate"]

@@ -9,8 +9,8 @@ import math
 import pytest
 
 from socialite_utils import models
-from socialite_utils.assembly import build_data, load_data_card, write_data_run
-from socialite_utils.mixing import (
+from socialite_utils.data.assembly import build_data, load_data_card, write_data_run
+from socialite_utils.data.mixing import (
     GENERAL_TASK,
     MixtureSpec,
     build_mixture_rows,
@@ -18,6 +18,7 @@ from socialite_utils.mixing import (
     load_general_heldout,
     split_general,
 )
+from socialite_utils.data.writing_sources import load_general_instructions
 from socialite_utils.registry import load_registry, select_tasks
 from socialite_utils.training import (
     KitSFTTrainer,
@@ -27,7 +28,6 @@ from socialite_utils.training import (
     build_sft_dataset,
     tokenize_like_trl,
 )
-from socialite_utils.writing_data import load_general_instructions
 
 TASKS = ["tweet_irony", "tweet_offensive", "tweet_sentiment"]  # seen; + a related task below
 REC = {
@@ -212,7 +212,7 @@ def test_build_mixture_rows_info(general_dir):
 def test_score_response_nll_matches_a_hand_computation():
     import torch
 
-    from socialite_utils.mixing import score_response_nll
+    from socialite_utils.evaluation.scoring import score_response_nll
 
     rows = [
         general_row(REC, split="heldout"),

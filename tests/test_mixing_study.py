@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from socialite_utils.mixing_study import (
+from socialite_utils.studies.mixing import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
     SUPPORTED,
@@ -132,8 +132,8 @@ def test_params_from_notebook_globals():
 
 
 def test_a_study_cannot_mix_two_experiments(runs_dir):
-    from socialite_utils.mixing_study import run_grid
     from socialite_utils.runs import write_json
+    from socialite_utils.studies.mixing import run_grid
 
     p = MixingStudyParams(run_name="st", base_model="tiny-random", smoke=True)
     write_json(runs_dir / "st" / "study_params.json", {**p.to_dict(), "base_model": "smollm2-135m"})
@@ -150,8 +150,8 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint(runs_dir, bundle_dir, g
 
     from transformers import TrainerCallback
 
-    from socialite_utils.mixing_study import _build_cell_data, _train_params, run_cell
     from socialite_utils.runs import runs_root_at
+    from socialite_utils.studies.mixing import _build_cell_data, _train_params, run_cell
     from socialite_utils.training import train_lora
 
     class Crash(TrainerCallback):

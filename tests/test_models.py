@@ -19,7 +19,7 @@ import torch
 import transformers
 from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
-from socialite_utils import models, offline
+from socialite_utils import models
 from socialite_utils.models import (
     DEFAULT_CHAT_TEMPLATE,
     PRESETS,
@@ -341,7 +341,7 @@ def _gated() -> GatedRepoError:
 
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_gated_repo_error_explains_login(monkeypatch, wrapped):
-    monkeypatch.setattr(offline, "hub_offline_reason", lambda **kw: None)  # pretend the hub is reachable
+    monkeypatch.setattr(models, "hub_offline_reason", lambda **kw: None)  # pretend the hub is reachable
 
     def raise_gated(*args, **kwargs):
         if not wrapped:
@@ -362,7 +362,7 @@ def test_gated_repo_error_explains_login(monkeypatch, wrapped):
 
 
 def test_not_found_and_other_errors(monkeypatch):
-    monkeypatch.setattr(offline, "hub_offline_reason", lambda **kw: None)  # pretend the hub is reachable
+    monkeypatch.setattr(models, "hub_offline_reason", lambda **kw: None)  # pretend the hub is reachable
     url = "https://huggingface.co/api/models/nobody/nothing"
     not_found = RepositoryNotFoundError(
         "404 Client Error. Repository Not Found",

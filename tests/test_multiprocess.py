@@ -25,13 +25,13 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from socialite_utils.assembly import build_data
-from socialite_utils.distributed import batch_layout, world_gradient_accumulation
+from socialite_utils.data.assembly import build_data
 from socialite_utils.registry import load_registry
 from socialite_utils.runs import read_json, read_jsonl, write_jsonl
-from socialite_utils.train import main as train_main
-from socialite_utils.train import parse_overrides
 from socialite_utils.training import loss_points, train_lora
+from socialite_utils.training.cli import main as train_main
+from socialite_utils.training.cli import parse_overrides
+from socialite_utils.training.distributed import batch_layout, world_gradient_accumulation
 
 TASKS = ("tweet_emotion", "tweet_irony", "emobank_valence", "tweet_stance")
 SETTINGS = [
@@ -59,7 +59,7 @@ def cli_args(run_name: str, *extra: str) -> list[str]:
 def launch_two(runs_dir, run_name: str, *extra: str) -> subprocess.CompletedProcess:
     accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
     cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
-    cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "socialite_utils.train"]
+    cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "socialite_utils.training"]
     env = {**os.environ, "SOCIALITE_RUNS_DIR": str(runs_dir), "OMP_NUM_THREADS": "1"}
     env.pop("CUDA_VISIBLE_DEVICES", None)
     proc = subprocess.run(

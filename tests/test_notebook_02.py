@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbrun import run_notebook
 
-from socialite_utils.assembly import build_data, write_data_run
+from socialite_utils.data.assembly import build_data, write_data_run
 from socialite_utils.registry import load_registry
 
 pytestmark = pytest.mark.slow

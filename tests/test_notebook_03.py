@@ -18,7 +18,7 @@ TASKS = ["tweet_emotion", "tweet_irony", "emobank_valence", "tweet_hate"]  # + a
 @pytest.fixture()
 def inputs(runs_dir, bundle_dir):
     """runs/data (notebook 01's output) and runs/train (notebook 02's: saved tiny-random base + LoRA adapter)."""
-    from socialite_utils.assembly import build_data, write_data_run
+    from socialite_utils.data.assembly import build_data, write_data_run
     from socialite_utils.registry import load_registry, select_tasks
     from socialite_utils.training import TrainParams, train_lora
 
@@ -68,7 +68,7 @@ def test_notebook_03_smoke(tmp_path, inputs):
 
 
 def test_notebook_03_missing_train_run_fails_before_writing(tmp_path, runs_dir, bundle_dir):
-    from socialite_utils.assembly import build_data, write_data_run
+    from socialite_utils.data.assembly import build_data, write_data_run
     from socialite_utils.registry import load_registry, select_tasks
 
     data = build_data(

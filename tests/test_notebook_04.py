@@ -20,7 +20,7 @@ TASKS = ["tweet_emotion", "tweet_irony", "emobank_valence", "tweet_stance"]  # +
 @pytest.fixture(scope="module")
 def eval_runs(tmp_path_factory, bundle_dir):
     """runs/{data, train, eval-score, eval-generate} under a private runs root (module-scoped: built once)."""
-    from socialite_utils.assembly import build_data, write_data_run
+    from socialite_utils.data.assembly import build_data, write_data_run
     from socialite_utils.evaluation import EvalParams, evaluate_run
     from socialite_utils.registry import load_registry, select_tasks
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from nbrun import run_notebook
 
-from socialite_utils.assembly import build_data, write_data_run
+from socialite_utils.data.assembly import build_data, write_data_run
 from socialite_utils.registry import load_registry
 from socialite_utils.runs import read_jsonl, write_json, write_jsonl
 

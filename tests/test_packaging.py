@@ -24,8 +24,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     tomllib = pytest.importorskip("tomli")
 
-from socialite_utils import data as data_mod
-from socialite_utils import sample
+from socialite_utils.data import loaders as data_mod
+from socialite_utils.data import sample
 
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -102,7 +102,7 @@ def test_shipped_sample_is_verbatim_rows_of_redistributable_tasks(bundle_dir):
 
 
 def test_on_colab_without_bundle_the_data_step_uses_the_sample(monkeypatch, capsys, tmp_path):
-    from socialite_utils.assembly import build_data
+    from socialite_utils.data.assembly import build_data
     from socialite_utils.registry import load_registry
 
     monkeypatch.delenv("SOCIALITE_DATA_DIR", raising=False)
@@ -139,7 +139,7 @@ def modules_to_import() -> list[str]:
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code":
                 names |= _imports(cell.source)
-    for path in (REPO / "socialite_utils").glob("*.py"):
+    for path in (REPO / "socialite_utils").rglob("*.py"):
         names |= {n for n in _imports(path.read_text()) if n.split(".")[0] not in sys.stdlib_module_names}
     return sorted(n for n in names if n.split(".")[0] not in OPTIONAL_IMPORTS)
 
@@ -178,7 +178,7 @@ def test_wheel_installs_into_a_fresh_venv_and_imports_what_the_notebooks_import(
     subprocess.run([vpy, "-m", "pip", "check"], check=True, env=env)
     names = modules_to_import()
     code = (
-        "import importlib, socialite_utils.sample as s, socialite_utils.tiny_tokenizer as t\n"
+        "import importlib, socialite_utils.data.sample as s, socialite_utils.tiny_tokenizer as t\n"
         f"for name in {names!r}:\n    importlib.import_module(name)\n"
         "t.load_tiny_tokenizer_file()  # the committed tokenizer of the tiny models is package data too\n"
         "print(len(s.sample_tasks()), s.SAMPLE_DIR)\n"

@@ -6,8 +6,8 @@ import pytest
 from test_pipeline import _fake_notebooks
 
 from socialite_utils import pipeline
-from socialite_utils.mixing_study import MixingStudyParams
 from socialite_utils.pipeline import resolve_profile
+from socialite_utils.studies.mixing import MixingStudyParams
 
 
 def test_mixing_profiles_map_onto_notebook_06_parameters():

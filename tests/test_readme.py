@@ -46,7 +46,7 @@ SKIP = {
     "gpu-mixing needs a GPU",
     r"--profile smoke-writing": "the smoke-writing profile runs in tests/test_pipeline_writing.py; cpu-writing takes "
     "~40 min",
-    r"socialite_utils\.train --data-run data-demo": "needs notebook 01's data-demo run; the same CLI trains the tiny "
+    r"socialite_utils\.training --data-run data-demo": "needs notebook 01's data-demo run; the same CLI trains the tiny "
     "model in tests/test_multiprocess.py",
     r"^accelerate launch": "needs GPUs and Llama-2-7B; the configs resolve in tests/test_accelerate_configs.py and "
     "two CPU processes train in tests/test_multiprocess.py",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from socialite_utils.assembly import build_data
+from socialite_utils.data.assembly import build_data
 from socialite_utils.registry import RegistryError, list_suites, load_registry, select_tasks
 
 

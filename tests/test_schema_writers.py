@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 import socialite_utils
-from socialite_utils import analysis, baselines, eval_plan, evaluation, schema
-from socialite_utils.assembly import build_data, load_data_run, write_data_run
+from socialite_utils import analysis, baselines, evaluation, schema
+from socialite_utils.data.assembly import build_data, load_data_run, write_data_run
+from socialite_utils.evaluation import plan as eval_plan
 from socialite_utils.registry import load_registry
 from socialite_utils.runs import write_json, write_jsonl
 from socialite_utils.schema import (
@@ -30,7 +31,7 @@ from socialite_utils.schema import (
     write_eval_metrics,
     write_prediction_rows,
 )
-from socialite_utils.training_data import load_training_rows, validate_rows
+from socialite_utils.training.rows import load_training_rows, validate_rows
 
 
 def _metrics_doc() -> dict:

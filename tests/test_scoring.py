@@ -1,4 +1,4 @@
-"""Tests for socialite_utils.scoring on a tiny random Llama with a BPE tokenizer trained on the spot.
+"""Tests for socialite_utils.evaluation.scoring on a tiny random Llama with a BPE tokenizer trained on the spot.
 
 The reference for score mode is a NAIVE implementation: one unpadded forward pass per prompt+label over the full
 sequence, summing token log-softmaxes. Batching, left padding, position ids and logits_to_keep must not change
@@ -15,16 +15,14 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from tokenizers.processors import TemplateProcessing
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from socialite_utils.scoring import (
+from socialite_utils.evaluation.scoring import (
     _group_by_prefix,
-    encode_completion,
-    encode_prompt,
-    encode_prompt_completion,
     generate_answers,
     label_probabilities,
     parse_answer,
     score_label_logprobs,
 )
+from socialite_utils.tokens import encode_completion, encode_prompt, encode_prompt_completion
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

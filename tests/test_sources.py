@@ -14,8 +14,9 @@ import pytest
 import yaml
 from huggingface_hub import errors as hub_errors
 
-from socialite_utils import sources
-from socialite_utils.sources import HubAccessError, SourceError
+from socialite_utils.data import sources
+from socialite_utils.data.sources import HubAccessError, SourceError
+from socialite_utils.registry import BUILTIN_DIR
 
 try:  # works whether or not tests/ is a package
     from tests.fixtures_hub import (
@@ -36,7 +37,7 @@ except ImportError:  # pragma: no cover - depends on pytest's import mode
         write_socket_fixture,
     )
 
-SUITE_YAML = Path(sources.__file__).parent / "tasks" / "socialite.yaml"
+SUITE_YAML = BUILTIN_DIR / "socialite.yaml"
 
 
 @pytest.fixture(autouse=True)

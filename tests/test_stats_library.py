@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 from socialite_utils import metrics as M
-from socialite_utils.error_slices import wilson_interval
+from socialite_utils.analysis.error_slices import wilson_interval
 from socialite_utils.reporting import _mean_delta
 
 Z = 1.959963984540054  # the 97.5% normal quantile

@@ -10,7 +10,7 @@ import sacrebleu
 
 from socialite_utils import metrics as M
 from socialite_utils import text_metrics as T
-from socialite_utils.writing_data import load_writing_split
+from socialite_utils.data.writing_sources import load_writing_split
 
 # The SARI paper's example (Xu et al. 2016), also the example in HF evaluate's sari card.
 SRC = ["About 95 species are currently accepted ."]

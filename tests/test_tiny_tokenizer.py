@@ -4,7 +4,7 @@ gives the same bytes, and both tiny models (the tiny-random Llama, the tiny enco
 from __future__ import annotations
 
 from socialite_utils import tiny_tokenizer as T
-from socialite_utils.encoder_baseline import build_tiny_encoder
+from socialite_utils.baselines.encoder import build_tiny_encoder
 from socialite_utils.models import build_tiny_model, load_tiny_tokenizer
 
 

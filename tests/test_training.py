@@ -18,14 +18,13 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from socialite_utils import models
-from socialite_utils.assembly import build_data
+from socialite_utils.data.assembly import build_data
 from socialite_utils.registry import load_registry
 from socialite_utils.runs import RunExistsError
 from socialite_utils.training import (
     KitProgressCallback,
     KitSFTTrainer,
     TrainParams,
-    _use_kit_progress,
     build_lora_config,
     build_sft_config,
     build_sft_dataset,
@@ -39,6 +38,7 @@ from socialite_utils.training import (
     tokenize_like_trl,
     train_lora,
 )
+from socialite_utils.training.trainer import _use_kit_progress
 
 TASKS = TRAIN_TASKS
 
@@ -335,7 +335,7 @@ def test_length_sorting_keeps_each_steps_examples(rows, tmp_path):
 
 def test_group_by_length_pads_least_and_keeps_lengths_in_random_order(rows, tmp_path):
     """group_by_length: every example once per epoch, less padding than within-step sorting, seeded, not monotone."""
-    from socialite_utils.sft_trainer import LengthBucketSampler
+    from socialite_utils.training.trainer import LengthBucketSampler
 
     params = tiny(group_by_length=True, gradient_accumulation_steps=4, per_device_train_batch_size=2, seed=0)
     trainer = make_trainer(rows, params, tmp_path / "group")

@@ -1,4 +1,4 @@
-"""Generation tasks in data runs (socialite_utils.writing_assembly through assembly.build_data): wordings drawn per
+"""Generation tasks in data runs (socialite_utils.data.writing_rows through assembly.build_data): wordings drawn per
 example in training and fixed per example in evaluation, references kept, generalist mixing, a user's own task,
 and the training masks on long generation targets."""
 
@@ -10,8 +10,10 @@ from collections import Counter
 import pytest
 
 from socialite_utils import models
-from socialite_utils.assembly import build_data, load_data_card, load_data_run, write_data_run
 from socialite_utils.data import DataError
+from socialite_utils.data.assembly import build_data, load_data_card, load_data_run, write_data_run
+from socialite_utils.data.writing_rows import GENERAL_TASK, eval_wording, select_mixture, wordings
+from socialite_utils.data.writing_sources import load_writing_split
 from socialite_utils.prompts import render_prompt
 from socialite_utils.registry import load_registry
 from socialite_utils.training import (
@@ -22,8 +24,6 @@ from socialite_utils.training import (
     build_sft_dataset,
     tokenize_like_trl,
 )
-from socialite_utils.writing_assembly import GENERAL_TASK, eval_wording, select_mixture, wordings
-from socialite_utils.writing_data import load_writing_split
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from socialite_utils.data import DataError
-from socialite_utils.writing_data import (
+from socialite_utils.data.writing_sources import (
     general_source_licences,
     load_general_instructions,
     load_writing_split,
@@ -148,8 +148,8 @@ def test_bad_general_rows_name_file_line_field(general_dir, tmp_path, bad, messa
 
 
 def test_writing_suite_is_generation_tasks_with_data_or_no_data(writing_dir):
+    from socialite_utils.data.writing_sources import load_generation_split
     from socialite_utils.registry import load_registry
-    from socialite_utils.writing_data import load_generation_split
 
     reg = load_registry("writing")
     assert list(reg) == [

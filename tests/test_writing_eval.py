@@ -1,4 +1,4 @@
-"""The generation-evaluation glue (socialite_utils.writing_eval / writing_study) on hand-made predictions and a
+"""The generation-evaluation glue (socialite_utils.studies.writing_eval / writing_study) on hand-made predictions and a
 stand-in generator: budgets, batching, metrics against the copy baseline, claims, the diff view, run reuse."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from socialite_utils import text_metrics as TM
-from socialite_utils import writing_eval as WE
 from socialite_utils.registry import load_registry
-from socialite_utils.writing_study import prepare_writing_run
+from socialite_utils.studies import writing_eval as WE
+from socialite_utils.studies.writing import prepare_writing_run
 
 
 class SplitTokenizer:
@@ -43,7 +43,7 @@ def test_generations_are_batched_by_budget_and_cut_to_their_first_line(monkeypat
         calls.append((list(prompts), max_new_tokens))
         return [f"\n  out {p}  \n### Instruction: more" for p in prompts]
 
-    monkeypatch.setattr("socialite_utils.scoring.generate_answers", fake_generate)
+    monkeypatch.setattr("socialite_utils.studies.writing_eval.generate_answers", fake_generate)
     sources = ["a b c d e f g h", "a", "a b c", "a b"]  # budgets 28, 18, 21, 19
     rows = [row(i, s, [s]) for i, s in enumerate(sources)]
     preds = WE.score_generations(None, SplitTokenizer(), rows, model_name="m", batch_size=2, progress=False)
@@ -153,7 +153,7 @@ def test_run_directory_is_continued_or_refused(runs_dir):
 
 
 def test_notebook_03_refuses_generation_rows(runs_dir, writing_dir):
-    from socialite_utils.assembly import build_data, write_data_run
+    from socialite_utils.data.assembly import build_data, write_data_run
     from socialite_utils.evaluation import EvalParams, build_eval_plan
 
     write_data_run(

@@ -1,0 +1,622 @@
+"""Notebook 06's experiment: specialist or generalist? (Shi et al., EMNLP 2023, on the social tasks).
+
+A grid of task rows per seen task x generalist ratio x seed. Every cell is three ordinary runs made by the same
+functions as notebooks 01-03 (``assembly.build_data`` with a :class:`mixing.MixtureSpec`, ``training.train_lora``,
+``evaluation.evaluate_run``) plus the response NLL of the base model and the adapter on the held-out generalist
+slice (:func:`~socialite_utils.evaluation.scoring.score_response_nll`). Runs live in ``runs/<run_name>/cells/`` (``data-<cell>``,
+``train-<cell>``, ``eval-<cell>``, ``retention-<cell>.json``); a cell whose runs exist is reused, so an interrupted
+grid continues where it stopped.
+
+Design choices (stated in the outputs):
+* the social-task rows and the test rows come from one data seed (``data_seed``) in every cell, so every cell is
+  scored on the same test examples and cells can be compared with paired tests;
+* a cell's seed sets the training seed (LoRA init, order) and the generalist draw; the held-out slice has its
+  own fixed seed, so every cell scores the same held-out rows.
+
+:func:`evaluate_findings` turns the per-example predictions into the paper's four findings, each SUPPORTED /
+NOT SUPPORTED / INCONCLUSIVE with its evidence (paired bootstrap of mean macro-F1 over tasks, ``metrics.
+paired_bootstrap``, the same test examples on both sides).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import metrics as M
+from ..data.assembly import build_data, write_data_run
+from ..data.mixing import MixtureSpec, load_general_heldout
+from ..evaluation.run import EvalParams, evaluate_run
+from ..evaluation.scoring import score_response_nll
+from ..plotting import plot_mixing_curves, plot_mixing_gain, plot_specialisation_vs_retention, save_figure
+from ..registry import load_registry, select_tasks
+from ..runs import read_json, resolve_run_dir, runs_root_at, write_json
+from ..schema import read_data_rows, read_eval_metrics, read_prediction_rows
+from ..training.lora import TrainParams, load_adapter, load_run_tokenizer, partial_dir_for, train_lora
+
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "SUPPORTED", "NOT SUPPORTED", "INCONCLUSIVE"
+# Categories read as needing understanding and reasoning (irony/sarcasm need pragmatic inference; empathy and stance
+# need reading a writer's perspective) and as factual knowledge (trustworthiness: clickbait, rumours, hoaxes).
+REASONING_CATEGORIES = ("humor_sarcasm", "other_social_factors")
+FACTUAL_CATEGORIES = ("trustworthiness",)
+ALPHA = 0.05
+# What every cell of one study must share (a rerun with other values would mix two experiments in one table).
+FIXED_PER_STUDY = (
+    "suite", "tasks", "data_dir", "general_licence", "general_heldout", "max_eval_per_task", "prompt_format",
+    "data_seed", "base_model", "train", "eval_mode", "smoke",
+)  # fmt: skip
+
+
+@dataclass
+class MixingStudyParams:
+    """Every knob of notebook 06 (its parameters cell maps 1:1 onto these fields)."""
+
+    run_name: str = "mixing-demo"
+    suite: str = "local"
+    tasks: list[str] | None = (
+        None  # None: every task of the suite (seen ones are trained, related ones tested)
+    )
+    data_dir: str | None = None
+    task_rows: list[int] = field(default_factory=lambda: [16, 48, 144])
+    general_ratios: list[float] = field(default_factory=lambda: [0, 1, 3])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    general_licence: str = "any"
+    general_heldout: int = 200
+    max_eval_per_task: int | None = 60
+    prompt_format: str = "paper"
+    data_seed: int = 0
+    base_model: str = "smollm2-135m"
+    train: dict[str, Any] = field(
+        default_factory=dict
+    )  # more TrainParams fields (learning_rate, max_steps, ...)
+    eval_mode: str = "score"
+    eval_batch_size: int = 16
+    bootstrap_samples: int = 1000
+    nll_max_length: int = 512
+    reasoning_categories: list[str] = field(default_factory=lambda: list(REASONING_CATEGORIES))
+    factual_categories: list[str] = field(default_factory=lambda: list(FACTUAL_CATEGORIES))
+    smoke: bool = False
+
+    def validate(self) -> MixingStudyParams:
+        """Raise ValueError naming the bad parameter; return self."""
+        for name in ("task_rows", "general_ratios", "seeds"):
+            value = getattr(self, name)
+            if not isinstance(value, list | tuple) or not value:
+                raise ValueError(f"{name} must be a non-empty list, got {value!r}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"{name} has duplicates: {value}")
+        if any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in self.task_rows):
+            raise ValueError(f"task_rows must be integers >= 1, got {self.task_rows}")
+        if any(not isinstance(r, int | float) or isinstance(r, bool) or r < 0 for r in self.general_ratios):
+            raise ValueError(f"general_ratios must be numbers >= 0, got {self.general_ratios}")
+        if (
+            isinstance(self.general_heldout, bool)
+            or not isinstance(self.general_heldout, int)
+            or self.general_heldout < 1
+        ):
+            raise ValueError(
+                f"general_heldout must be an integer >= 1 (the retained-ability NLL needs held-out rows), "
+                f"got {self.general_heldout!r}"
+            )
+        if 0 not in self.general_ratios:
+            raise ValueError(
+                f"general_ratios {self.general_ratios} needs 0: the specialist every gain is measured against"
+            )
+
+        known = {f for f in TrainParams.__dataclass_fields__} - {"run_name", "data_run", "base_model", "seed"}
+        unknown = sorted(set(self.train) - known)
+        if unknown:
+            raise ValueError(f"train has unknown TrainParams field(s) {unknown}; known: {sorted(known)}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> MixingStudyParams:
+        """From notebook 06's parameters (e.g. its ``globals()``): the study's own fields, ``seed`` as ``data_seed``,
+        and every TrainParams field given (learning_rate, max_steps, ...) into ``train``. In smoke mode only
+        ``max_steps`` is passed on: the rest comes from ``TrainParams.for_smoke``."""
+
+        own = {k: values[k] for k in cls.__dataclass_fields__ if k in values and k != "train"}
+        if "seed" in values:
+            own["data_seed"] = values["seed"]
+        train_fields = set(TrainParams.__dataclass_fields__) - {
+            "run_name",
+            "data_run",
+            "base_model",
+            "seed",
+            "overwrite",
+        }
+        train = {k: values[k] for k in sorted(train_fields) if k in values}
+        if own.get("smoke"):
+            train = {k: v for k, v in train.items() if k == "max_steps"}
+        return cls(**own, train=train)
+
+
+def cell_name(task_rows: int, ratio: float, seed: int) -> str:
+    """``n48-r1-s0``: task rows per task, generalist ratio, seed."""
+    return f"n{task_rows}-r{ratio:g}-s{seed}"
+
+
+def build_grid(params: MixingStudyParams) -> list[dict[str, Any]]:
+    """The grid's cells in run order (seed, then task rows, then ratio), each ``{cell, task_rows, general_ratio, seed}``."""
+    return [
+        {"cell": cell_name(n, r, s), "task_rows": n, "general_ratio": r, "seed": s}
+        for s in params.seeds
+        for n in params.task_rows
+        for r in params.general_ratios
+    ]
+
+
+# ---------------------------------------------------------------- one cell
+
+
+def _build_cell_data(params: MixingStudyParams, cell: dict, name: str) -> None:
+
+    mixture = MixtureSpec(
+        general_ratio=cell["general_ratio"],
+        general_licence=params.general_licence,
+        general_heldout=params.general_heldout,
+        draw_seed=cell["seed"],
+    )
+    data = build_data(
+        select_tasks(load_registry(params.suite), params.tasks),
+        data_dir=params.data_dir,
+        max_train_per_task=cell["task_rows"],
+        max_eval_per_task=params.max_eval_per_task,
+        prompt_format=params.prompt_format,
+        seed=params.data_seed,
+        mixture=mixture,
+    )
+    write_data_run(name, data, params={"suite": params.suite, "mixing_cell": cell})
+
+
+def _train_params(params: MixingStudyParams, cell: dict) -> Any:
+
+    tp = TrainParams(
+        run_name=f"train-{cell['cell']}", data_run=f"data-{cell['cell']}", base_model=params.base_model
+    )
+    if params.smoke:
+        tp = tp.for_smoke()
+    return replace(tp, seed=cell["seed"], **params.train).validate()
+
+
+def _eval_params(params: MixingStudyParams, cell: dict) -> Any:
+
+    ep = EvalParams(
+        run_name=f"eval-{cell['cell']}",
+        data_run=f"data-{cell['cell']}",
+        train_run=f"train-{cell['cell']}",
+        mode=params.eval_mode,
+        batch_size=params.eval_batch_size,
+        max_eval_per_task=params.max_eval_per_task,
+        bootstrap_samples=params.bootstrap_samples,
+        seed=0,  # the same evaluated examples in every cell
+    )
+    return ep.for_smoke() if params.smoke else ep
+
+
+def score_retention(model: Any, tokenizer: Any, data_run: str, *, max_length: int) -> dict[str, Any]:
+    """Response NLL per token on the data run's held-out generalist slice: the base model (adapter disabled) and
+    the adapter."""
+
+    rows = load_general_heldout(data_run)
+    out = {"n_rows": len(rows)}
+    with model.disable_adapter():
+        out["base"] = score_response_nll(model, tokenizer, rows, max_length=max_length)
+    out["tuned"] = score_response_nll(model, tokenizer, rows, max_length=max_length)
+    for key in ("base", "tuned"):
+        out[key].pop("per_row")
+    return out
+
+
+def run_cell(params: MixingStudyParams, cell: dict, cells_dir: Path, *, log=print) -> dict[str, Any]:
+    """Data, adapter, evaluation and retention for one cell under ``cells_dir``; each existing run is reused."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    name = cell["cell"]
+    done = {"data": False, "train": False, "eval": False, "retention": False}
+    retention_path = cells_dir / f"retention-{name}.json"
+    with runs_root_at(cells_dir):
+        if not (cells_dir / f"data-{name}").is_dir():
+            _build_cell_data(params, cell, f"data-{name}")
+            done["data"] = True
+        model_tok = None
+        if not (cells_dir / f"train-{name}").is_dir():
+            tp = _train_params(params, cell)
+            # an interrupted cell continues from its newest checkpoint (the kit's resume checks the params and rows)
+            checkpoints = partial_dir_for(cells_dir / tp.run_name) / "checkpoints"
+            resume = checkpoints.is_dir() and get_last_checkpoint(str(checkpoints)) is not None
+            res = train_lora(replace(tp, resume=resume), verbose=False)
+            model_tok = (res.model, res.tokenizer)
+            done["train"] = True
+        if not (cells_dir / f"eval-{name}" / "metrics.json").is_file():
+            evaluate_run(_eval_params(params, cell), model_and_tokenizer=model_tok, verbose=False)
+            done["eval"] = True
+        if not retention_path.is_file():
+            if model_tok is None:
+                model_tok = (load_adapter(f"train-{name}"), load_run_tokenizer(f"train-{name}"))
+            ret = score_retention(*model_tok, f"data-{name}", max_length=params.nll_max_length)
+            tmp = retention_path.with_suffix(".json.tmp")
+            write_json(tmp, {**cell, **ret})
+            os.replace(tmp, retention_path)
+            done["retention"] = True
+    ran = [k for k, v in done.items() if v]
+    log(f"[{name}] " + (f"ran: {', '.join(ran)}" if ran else "reused (all runs exist)"))
+    return {**cell, "ran": ran}
+
+
+def run_grid(params: MixingStudyParams, *, log=print) -> list[dict[str, Any]]:
+    """Every cell of the grid (existing ones reused); writes ``runs/<run_name>/study_params.json``."""
+    params.validate()
+    study_dir = resolve_run_dir(params.run_name)
+    cells_dir = study_dir / "cells"
+    saved = study_dir / "study_params.json"
+    if saved.is_file():
+        before = read_json(saved)
+        changed = [k for k in FIXED_PER_STUDY if before.get(k) != params.to_dict()[k]]
+        if changed:
+            raise ValueError(
+                f"{saved} was written with other {changed}: reusing its cells would mix two experiments; "
+                "choose another run_name (the grid lists may grow: new cells are added)"
+            )
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    write_json(saved, params.to_dict())
+    return [run_cell(params, cell, cells_dir, log=log) for cell in build_grid(params)]
+
+
+# ---------------------------------------------------------------- results
+
+
+def _label_prior(data_dir: Path) -> dict[str, str]:
+    """task -> the most frequent train label (related tasks: in the few-shot pool); ties: canonical order."""
+    prior = {}
+    for split in ("train", "fewshot_pool"):
+        by_task: dict[str, Counter] = {}
+        labels: dict[str, list[str]] = {}
+        for r in read_data_rows(data_dir / "data" / f"{split}.jsonl"):
+            if r.get("label") is not None and r["task"] not in prior:
+                by_task.setdefault(r["task"], Counter())[r["label"]] += 1
+                labels[r["task"]] = r["labels"]
+        for task, counts in by_task.items():
+            prior[task] = max(labels[task], key=lambda lab, c=counts: c.get(lab, 0))
+    return prior
+
+
+def collect_results(params: MixingStudyParams) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(results, aggregates, predictions) of every finished cell.
+
+    results: one row per cell x task (macro-F1 of the adapter with its CI, n, the base model's, the label-prior
+    baseline's, and the cell's held-out NLLs); aggregates: cell x scope (seen, related, each category) mean
+    macro-F1 over tasks with its test-example CI; predictions: the adapter's per-example predictions.
+    """
+    cells_dir = resolve_run_dir(params.run_name) / "cells"
+    res_rows, agg_rows, pred_rows = [], [], []
+    for cell in build_grid(params):
+        name = cell["cell"]
+        eval_dir, ret_path = cells_dir / f"eval-{name}", cells_dir / f"retention-{name}.json"
+        if not (eval_dir / "metrics.json").is_file() or not ret_path.is_file():
+            continue
+        metrics = read_eval_metrics(
+            eval_dir,
+            fields=("models", "tasks", "groups", "categories"),
+            task_fields=("category", "group", "labels", "models"),
+            model_fields=("n", "macro_f1", "macro_f1_ci"),
+        )
+        ret = read_json(ret_path)
+        nll = {"nll_base": ret["base"]["nll_per_token"], "nll_tuned": ret["tuned"]["nll_per_token"]}
+        prior = _label_prior(cells_dir / f"data-{name}")
+        preds = read_prediction_rows(
+            eval_dir / "predictions.jsonl",
+            fields=("model", "task", "category", "group", "id", "gold", "parsed"),
+        )
+        preds = [p for p in preds if p["model"] == "tuned"]
+        by_task: dict[str, list[dict]] = {}
+        for p in preds:
+            by_task.setdefault(p["task"], []).append(p)
+            fields = ("task", "category", "group", "id", "gold", "parsed")
+            pred_rows.append(
+                {**cell, **{k: p[k] for k in fields}, "labels": metrics["tasks"][p["task"]]["labels"]}
+            )
+        for task, t in metrics["tasks"].items():
+            tuned, base = t["models"]["tuned"], t["models"]["base"]
+            gold = [p["gold"] for p in by_task[task]]
+            prior_f1 = (
+                M.macro_f1(gold, [prior.get(task)] * len(gold), t["labels"]) if task in prior else math.nan
+            )
+            res_rows.append(
+                {**cell, "task": task, "category": t["category"], "group": t["group"], "n": tuned["n"],
+                 "macro_f1": tuned["macro_f1"], "ci_low": tuned["macro_f1_ci"][0], "ci_high": tuned["macro_f1_ci"][1],
+                 "base_macro_f1": base["macro_f1"], "label_prior_macro_f1": prior_f1, **nll}
+            )  # fmt: skip
+        for scope_kind, blocks in (("group", metrics["groups"]), ("category", metrics["categories"])):
+            for scope, block in blocks.items():
+                b = block["tuned"]
+                ci = b.get("macro_over_tasks_example_ci") or [math.nan, math.nan]
+                agg_rows.append(
+                    {**cell, "scope_kind": scope_kind, "scope": scope, "macro_f1": b["macro_over_tasks"],
+                     "ci_low": ci[0], "ci_high": ci[1], "n_tasks": b["n_tasks"], **nll}
+                )  # fmt: skip
+    return pd.DataFrame(res_rows), pd.DataFrame(agg_rows), pd.DataFrame(pred_rows)
+
+
+# ---------------------------------------------------------------- findings
+
+
+_SEP = "\x1f"
+
+
+def _encode(columns: Sequence[Sequence[Any]]) -> list[str]:
+    """One string per test example holding its predictions in every compared configuration (columns)."""
+    return [_SEP.join(str(v) for v in row) for row in zip(*columns, strict=True)]
+
+
+def _decode(encoded: Sequence[str]) -> list[list[Any]]:
+    rows = [e.split(_SEP) for e in encoded]
+    return [[None if v == "None" else v for v in col] for col in zip(*rows, strict=True)]
+
+
+def _mean_f1(labels: dict[str, list[str]]):
+    """metric(gold, pred) = mean over tasks of macro-F1; gold entries are ``task\\x1flabel``."""
+
+    def fn(gold, pred):
+        tasks = np.array([g.split(_SEP, 1)[0] for g in gold])
+        golds = np.array([g.split(_SEP, 1)[1] for g in gold], dtype=object)
+        pred = np.asarray(pred, dtype=object)
+        vals = [
+            M.macro_f1(golds[tasks == t], pred[tasks == t], labels[t]) for t in labels if (tasks == t).any()
+        ]
+        return float(np.mean(vals))
+
+    return fn
+
+
+def _configs_f1(labels: dict[str, list[str]], halves: bool = False):
+    """metric(gold, encoded) = mean over the encoded configurations of the mean macro-F1 over tasks; with
+    ``halves``, the mean over the first half of the configurations minus the mean over the second half (a gain)."""
+    f1 = _mean_f1(labels)
+
+    def fn(gold, encoded):
+        scores = [f1(gold, col) for col in _decode(encoded)]
+        if not halves:
+            return float(np.mean(scores))
+        k = len(scores) // 2
+        return float(np.mean(scores[:k]) - np.mean(scores[k:]))
+
+    return fn
+
+
+def _paired_sets(preds: pd.DataFrame, tasks: set[str], sizes: Sequence[int] | None = None):
+    """(gold, mixed, specialist, configurations): one entry per test example of ``tasks``; ``mixed`` holds its
+    predictions in every (task rows, ratio > 0, seed) cell, ``specialist`` in the matching (task rows, 0, seed)
+    cell, column by column (see :func:`_encode`). Resampling these entries resamples test examples, so the
+    comparisons of one example move together (no pseudo-replication across ratios and seeds)."""
+    p = preds[preds["task"].isin(tasks)]
+    if sizes is not None:
+        p = p[p["task_rows"].isin(sizes)]
+    parsed = {(n, r, s, i): v for n, r, s, i, v in p[["task_rows", "general_ratio", "seed", "id", "parsed"]].itertuples(index=False)}  # fmt: skip
+    cells = set(zip(p["task_rows"], p["general_ratio"], p["seed"], strict=True))
+    configs = sorted((n, r, s) for n, r, s in cells if r > 0 and (n, 0, s) in cells)
+    examples = p.drop_duplicates("id")[["task", "id", "gold"]]
+    keep = [
+        (t, i, g)
+        for t, i, g in examples.itertuples(index=False)
+        if all((n, r, s, i) in parsed and (n, 0, s, i) in parsed for n, r, s in configs)
+    ]
+    if not configs or not keep:
+        return [], [], [], []
+    gold = [f"{t}{_SEP}{g}" for t, _, g in keep]
+    mixed = [[parsed[(n, r, s, i)] for _, i, _ in keep] for n, r, s in configs]
+    spec = [[parsed[(n, 0, s, i)] for _, i, _ in keep] for n, r, s in configs]
+    return gold, mixed, spec, configs
+
+
+def _verdict(delta: float, p: float, expect: int) -> str:
+    if not math.isfinite(delta) or p >= ALPHA:
+        return INCONCLUSIVE
+    return SUPPORTED if np.sign(delta) == expect else NOT_SUPPORTED
+
+
+def _fmt(pb: dict, n: int, configs: list) -> str:
+    return (
+        f"gain {pb['delta']:+.1f} macro-F1 [{pb['ci'][0]:+.1f}, {pb['ci'][1]:+.1f}], p = {pb['p_value']:.3f}; "
+        f"{n} paired test examples, each compared in {len(configs)} (task rows, ratio, seed) cell(s)"
+    )
+
+
+def _gain_finding(claim: str, preds, labels, tasks: set[str], expect: int, *, n_boot: int, seed: int) -> dict:
+    if not tasks:
+        return {"claim": claim, "verdict": INCONCLUSIVE, "evidence": "no evaluated task of this kind"}
+    gold, mixed, spec, configs = _paired_sets(preds, tasks)
+    if not gold:
+        return {
+            "claim": claim,
+            "verdict": INCONCLUSIVE,
+            "evidence": "no cell with generalist data (ratio > 0)",
+        }
+    pb = M.paired_bootstrap(
+        _configs_f1(labels), gold, _encode(mixed), _encode(spec), n_resamples=n_boot, seed=seed
+    )
+    return {"claim": claim, "verdict": _verdict(pb["delta"], pb["p_value"], expect),
+            "evidence": f"{_fmt(pb, len(gold), configs)}; tasks {sorted(tasks)} (generalist ratio > 0 vs 0)", **pb}  # fmt: skip
+
+
+def _scarcity_finding(claim: str, preds, labels, seen: set[str], *, n_boot: int, seed: int) -> dict:
+    sizes = sorted(preds["task_rows"].unique())
+    if len(sizes) < 2:
+        return {"claim": claim, "verdict": INCONCLUSIVE, "evidence": "needs at least two task-data sizes"}
+    g_small, m_small, s_small, c_small = _paired_sets(preds, seen, [sizes[0]])
+    g_large, m_large, s_large, c_large = _paired_sets(preds, seen, [sizes[-1]])
+    if not g_small or g_small != g_large or len(c_small) != len(c_large):
+        return {"claim": claim, "verdict": INCONCLUSIVE,
+                "evidence": "the smallest and largest task-data sizes were not scored on the same examples "
+                            "with the same ratios and seeds"}  # fmt: skip
+    pb = M.paired_bootstrap(
+        _configs_f1(labels, halves=True),
+        g_small,
+        _encode(m_small + s_small),
+        _encode(m_large + s_large),
+        n_resamples=n_boot,
+        seed=seed,
+    )
+    return {"claim": claim, "verdict": _verdict(pb["delta"], pb["p_value"], +1),
+            "evidence": f"gain at {sizes[0]} task rows minus gain at {sizes[-1]}: {pb['delta']:+.1f} "
+                        f"[{pb['ci'][0]:+.1f}, {pb['ci'][1]:+.1f}], p = {pb['p_value']:.3f} (gains "
+                        f"{pb['metric_a']:+.1f} vs {pb['metric_b']:+.1f}; seen tasks, {len(g_small)} paired test "
+                        "examples)", **pb}  # fmt: skip
+
+
+def evaluate_findings(
+    results: pd.DataFrame,
+    predictions: pd.DataFrame,
+    *,
+    reasoning_categories: Sequence[str] = REASONING_CATEGORIES,
+    factual_categories: Sequence[str] = FACTUAL_CATEGORIES,
+    bootstrap_samples: int = 1000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """The paper's four findings, each ``{"claim", "verdict", "evidence", ...}`` with a paired bootstrap of the mean
+    macro-F1 over tasks (generalist ratio > 0 against 0 at the same task rows and seed, same test examples).
+
+    Verdicts: SUPPORTED when the predicted direction is significant (p < 0.05), NOT SUPPORTED when the opposite
+    direction is, INCONCLUSIVE otherwise. A caveat is added when the adapters do not beat the label-prior baseline
+    (predicting every task's most frequent training label).
+    """
+    if results.empty or predictions.empty:
+        raise ValueError("no finished cells: run the grid first")
+    labels = _task_labels(predictions)
+    meta = results.drop_duplicates("task").set_index("task")
+    seen = set(meta.index[meta["group"] == "seen"])
+    reasoning = set(meta.index[meta["category"].isin(reasoning_categories)])
+    factual = set(meta.index[meta["category"].isin(factual_categories)])
+    kw = {"n_boot": bootstrap_samples, "seed": seed}
+    findings = [
+        _gain_finding("1. generalist data helps when the target coverage is broad (all seen tasks, every "
+                      "category)", predictions, labels, seen, +1, **kw),
+        _scarcity_finding("2. the gain is largest when task-specific data is scarce", predictions, labels, seen, **kw),
+        _gain_finding("3. it helps tasks that need understanding and reasoning "
+                      f"({', '.join(reasoning_categories)})", predictions, labels, reasoning, +1, **kw),
+        _gain_finding("4. for factual-knowledge tasks it can hurt "
+                      f"({', '.join(factual_categories)})", predictions, labels, factual, -1, **kw),
+    ]  # fmt: skip
+    caveat = label_prior_caveat(results)
+    for f in findings:
+        f["caveat"] = caveat
+    return findings
+
+
+def _task_labels(predictions: pd.DataFrame) -> dict[str, list[str]]:
+    """task -> its label set: the predictions' ``labels`` column when present, else the gold labels seen."""
+    if "labels" in predictions.columns:
+        return {t: list(g["labels"].iloc[0]) for t, g in predictions.groupby("task")}
+    return {t: sorted(set(g["gold"])) for t, g in predictions.groupby("task")}
+
+
+def label_prior_caveat(results: pd.DataFrame) -> str | None:
+    """A warning when the adapters' mean macro-F1 is not above the label-prior baseline's (same test rows)."""
+    r = results.dropna(subset=["label_prior_macro_f1"])
+    if r.empty:
+        return None
+    tuned, prior = r["macro_f1"].mean(), r["label_prior_macro_f1"].mean()
+    if tuned <= prior + 1.0:
+        return (
+            f"the adapters do no better than the label-prior baseline (mean macro-F1 {tuned:.1f} vs {prior:.1f} "
+            "for predicting each task's most frequent training label): differences between cells say little about "
+            "what was learnt"
+        )
+    return None
+
+
+def format_findings(findings: Sequence[dict]) -> str:
+    """The findings as printable lines: verdict, claim, evidence (and the caveat once)."""
+    lines = []
+    for f in findings:
+        lines += [f"[{f['verdict']}] {f['claim']}", f"    evidence: {f['evidence']}"]
+    caveats = {f.get("caveat") for f in findings} - {None}
+    lines += [f"caveat: {c}" for c in caveats]
+    return "\n".join(lines)
+
+
+def gain_table(
+    predictions: pd.DataFrame, *, group: str = "seen", bootstrap_samples: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Per (task rows, ratio > 0): the gain in mean macro-F1 over the group's tasks against ratio 0 at the same task
+    rows (pooled over seeds), with its paired-bootstrap CI and p-value."""
+    labels = _task_labels(predictions)
+    tasks = set(predictions.loc[predictions["group"] == group, "task"])
+    rows = []
+    for n in sorted(predictions["task_rows"].unique()):
+        for r in sorted(predictions["general_ratio"].unique()):
+            if r == 0:
+                continue
+            sub = predictions[(predictions["general_ratio"].isin([0, r])) & (predictions["task_rows"] == n)]
+            gold, mixed, spec, _ = _paired_sets(sub, tasks)
+            if not gold:
+                continue
+            pb = M.paired_bootstrap(
+                _configs_f1(labels),
+                gold,
+                _encode(mixed),
+                _encode(spec),
+                n_resamples=bootstrap_samples,
+                seed=seed,
+            )
+            rows.append(
+                {"group": group, "task_rows": n, "general_ratio": r, "gain": pb["delta"], "ci_low": pb["ci"][0],
+                 "ci_high": pb["ci"][1], "p_value": pb["p_value"], "n_paired": len(gold)}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def write_study_outputs(params: MixingStudyParams) -> dict[str, Any]:
+    """Tables, figures and findings of the finished cells into ``runs/<run_name>/``; returns them.
+
+    Files: ``results.csv`` (cell x task), ``aggregates.csv`` (cell x scope), ``gains.csv``, ``findings.json``,
+    ``findings.txt`` and ``figures/{mixing_curves,mixing_gain,specialisation_vs_retention}.{png,pdf}``.
+    """
+
+    study_dir = resolve_run_dir(params.run_name)
+    results, aggregates, predictions = collect_results(params)
+    if results.empty:
+        raise ValueError(f"no finished cell under {study_dir / 'cells'}: run the grid first (run_grid)")
+    n_boot = params.bootstrap_samples if not params.smoke else min(params.bootstrap_samples, 200)
+    gains = gain_table(predictions, bootstrap_samples=n_boot)
+    findings = evaluate_findings(
+        results,
+        predictions,
+        reasoning_categories=params.reasoning_categories,
+        factual_categories=params.factual_categories,
+        bootstrap_samples=n_boot,
+    )
+    results.to_csv(study_dir / "results.csv", index=False)
+    aggregates.to_csv(study_dir / "aggregates.csv", index=False)
+    gains.to_csv(study_dir / "gains.csv", index=False)
+    write_json(study_dir / "findings.json", findings)
+    (study_dir / "findings.txt").write_text(format_findings(findings) + "\n")
+    figs = study_dir / "figures"
+    scopes = [
+        "seen",
+        "related",
+        *sorted(aggregates.loc[aggregates["scope_kind"] == "category", "scope"].unique()),
+    ]
+    scopes = [s for s in scopes if s in set(aggregates["scope"])]
+    paths = save_figure(plot_mixing_curves(aggregates, scopes), figs / "mixing_curves")
+    if not gains.empty:
+        paths += save_figure(plot_mixing_gain(gains), figs / "mixing_gain")
+    paths += save_figure(plot_specialisation_vs_retention(aggregates), figs / "specialisation_vs_retention")
+    return {
+        "results": results,
+        "aggregates": aggregates,
+        "gains": gains,
+        "findings": findings,
+        "figures": paths,
+    }

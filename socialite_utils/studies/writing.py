@@ -1,0 +1,144 @@
+"""Notebook 07's steps (writing assistance, Writing-Alpaca): one resumable run directory.
+
+``runs/<run_name>/`` holds ``params.json``, ``data/`` (a data run, written once by assembly.write_data_run),
+``train-writing/``, ``train-writing-general/``, ``train-general/`` (training runs of notebook 02's ``train_lora``),
+``predictions/<system>.jsonl`` (one file per system, written when that system has generated),
+``predictions.jsonl`` (all systems), ``metrics.json``, ``table.csv``, ``claims.csv``, ``examples.html`` and
+``figures/<metric>.png|pdf``. Each step reuses what an earlier, interrupted execution finished with the same
+parameters, so rerunning the notebook continues; different parameters under the same name are refused.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..data.assembly import build_data, load_data_run, write_data_run
+from ..data.writing_rows import select_mixture
+from ..plotting import plot_generation_metric, save_figure
+from ..runs import provenance, read_json, resolve_run_dir, runs_root_at, write_json
+from ..schema import read_prediction_rows, write_prediction_rows
+from .writing_eval import (
+    copy_predictions,
+    format_diff_html,
+    load_generation_model,
+    report_generation_table,
+    report_writing_claims,
+    score_generations,
+    train_or_reuse,
+)
+
+# system name -> (train mixture of writing_assembly.select_mixture, train run directory)
+TUNED_SYSTEMS = {
+    "writing": ("tasks", "train-writing"),
+    "writing+general": ("tasks+general", "train-writing-general"),
+    "general": ("general", "train-general"),
+}
+STAGE = "writing_assistance"
+
+
+def prepare_writing_run(run_name: str, params: dict[str, Any], *, overwrite: bool = False) -> Path:
+    """The run directory, with ``params.json``. An existing run with the same params is continued; with other
+    params it is refused (or, with ``overwrite``, removed -- only if it is a run this module wrote)."""
+    run_dir = resolve_run_dir(run_name)
+    params = {k: v for k, v in params.items() if k != "overwrite"}
+    path = run_dir / "params.json"
+    if run_dir.exists():
+        old = read_json(path) if path.exists() else None
+        if old is None or old.get("stage") != STAGE:
+            raise FileExistsError(
+                f"{run_dir} exists and is not a writing-assistance run; choose another run_name"
+            )
+        if overwrite:
+            shutil.rmtree(run_dir)
+        elif old["params"] != params:
+            diff = sorted(
+                k for k in set(old["params"]) | set(params) if old["params"].get(k) != params.get(k)
+            )
+            raise ValueError(
+                f"{run_dir} was started with other parameters ({', '.join(diff)}); choose another run_name or set "
+                "overwrite=True to start it again"
+            )
+        else:
+            print(f"continuing {run_dir}")
+            return run_dir
+    run_dir.mkdir(parents=True)
+    write_json(path, {"stage": STAGE, "params": params})
+    write_json(run_dir / "provenance.json", provenance({"stage": STAGE}))
+    return run_dir
+
+
+def build_or_load_data(run_dir: Path, tasks: list, **build_kwargs: Any) -> dict[str, list[dict]]:
+    """``run_dir/data``: built with assembly.build_data(tasks, **build_kwargs) and written once, then read back."""
+
+    data_dir = run_dir / "data"
+    if not data_dir.is_dir():
+        with runs_root_at(run_dir):
+            write_data_run("data", build_data(tasks, **build_kwargs))
+    return load_data_run(data_dir)
+
+
+def train_systems(
+    run_dir: Path, train_rows: list[dict], base_params: Any, systems: list[str]
+) -> dict[str, Path]:
+    """Train (or reuse) one LoRA run per tuned system on its mixture; ``base_params``: a TrainParams template."""
+
+    out = {}
+    for name in systems:
+        if name not in TUNED_SYSTEMS:
+            raise ValueError(f"unknown system {name!r}; tuned systems: {list(TUNED_SYSTEMS)}")
+        mixture, train_name = TUNED_SYSTEMS[name]
+        rows = select_mixture(train_rows, mixture)
+        print(f"[{name}] {len(rows)} train rows ({mixture})")
+        params = replace(base_params, run_name=train_name)
+        out[name] = train_or_reuse(params, rows, where=run_dir)
+    return out
+
+
+def generate_systems(
+    run_dir: Path,
+    test_rows: list[dict],
+    base_model: str,
+    train_runs: dict[str, Path],
+    *,
+    seed: int = 0,
+    **generate_kwargs: Any,
+) -> list[dict]:
+    """Predictions of the copy baseline, the base model and every tuned system, each cached as
+    ``predictions/<system>.jsonl`` (a finished system is not generated again)."""
+
+    preds = copy_predictions(test_rows)
+    for name, train_run in {"base": None, **train_runs}.items():
+        path = run_dir / "predictions" / f"{name.replace('+', '_')}.jsonl"
+        if path.exists():
+            preds += read_prediction_rows(path)
+            continue
+        model, tokenizer = load_generation_model(base_model, train_run, seed=seed)
+        rows = score_generations(model, tokenizer, test_rows, model_name=name, **generate_kwargs)
+        write_prediction_rows(path, rows)  # atomic: a killed run leaves no half-written cache
+        preds += rows
+        del model
+    return preds
+
+
+def write_writing_report(
+    run_dir: Path, predictions: list[dict], metrics: dict, *, view_model: str
+) -> list[Path]:
+    """predictions.jsonl, metrics.json, table.csv, claims.csv, examples.html and one figure per metric."""
+
+    paths = [
+        write_prediction_rows(run_dir / "predictions.jsonl", predictions),
+        write_json(run_dir / "metrics.json", metrics),
+    ]
+    report_generation_table(metrics).to_csv(run_dir / "table.csv", index=False)
+    report_writing_claims(metrics).to_csv(run_dir / "claims.csv", index=False)
+    paths += [run_dir / "table.csv", run_dir / "claims.csv"]
+    tasks = [n for n, t in metrics["tasks"].items() if t["status"] == "ok"]
+    (run_dir / "examples.html").write_text(format_diff_html(predictions, tasks, view_model), encoding="utf-8")
+    paths.append(run_dir / "examples.html")
+    names = sorted({m for t in metrics["tasks"].values() if t["status"] == "ok" for m in t["metrics"]})
+    for metric in names:
+        paths += save_figure(plot_generation_metric(metrics, metric), run_dir / "figures" / metric)
+    return paths
