@@ -51,6 +51,7 @@ __all__ = [
     "paired_bootstrap_over_seeds",
     "paired_macro_f1_test",
     "task_seed",
+    "verdict_every_task",
     "verdict_from_interval",
 ]
 
@@ -216,6 +217,32 @@ def count_supported(per_task: Mapping[str, Any], alpha: float = 0.05, direction:
     return TaskCount(len(names), better, worse, adjusted, alpha, d)
 
 
+def verdict_every_task(per_task: Mapping[str, Any], alpha: float = 0.05, direction: int = +1) -> str:
+    """The verdict on "A beats B on EVERY task" (a conjunction over tasks, e.g. "tuned beats base on every
+    writing task"), from per-task results (:class:`TaskResult`, or mappings with ``effect``/``delta``, ``ci``
+    and ``p_value``).
+
+    SUPPORTED when every task's own verdict (:func:`verdict_from_interval` of its interval) is SUPPORTED. This is
+    an intersection-union test: a wrong SUPPORTED needs at least one wrong per-task SUPPORTED, so the error rate
+    stays at the per-task level without a multiplicity correction. CONTRADICTED when some task is significantly
+    on the other side after Holm's correction (:func:`count_supported`): "some task is worse" is a union over
+    tasks, and uncorrected it would find a worse task by chance in about alpha * n tasks. INCONCLUSIVE otherwise,
+    and when there is no task.
+    """
+    d = _check_direction(direction)
+    if not per_task:
+        return Verdict.INCONCLUSIVE
+    own = []
+    for r in per_task.values():
+        lo, hi = r.ci if isinstance(r, TaskResult) else r["ci"]
+        own.append(verdict_from_interval(lo, hi, d))
+    if all(v == Verdict.SUPPORTED for v in own):
+        return Verdict.SUPPORTED
+    if count_supported(per_task, alpha, d).worse:
+        return Verdict.CONTRADICTED
+    return Verdict.INCONCLUSIVE
+
+
 # --------------------------------------------------------------------------------------------------------
 # Metrics evaluated on many resamples at once
 # --------------------------------------------------------------------------------------------------------
@@ -302,6 +329,11 @@ class MeanScore:
 
     def __call__(self, gold: Any, pred: Sequence[float]) -> float:
         return float(np.mean(np.asarray(pred, dtype=float)))
+
+
+# A metric for every task (a RowMetric or f(gold, pred) -> float), or task -> its metric (tasks with different
+# label lists), or None for per-example scores.
+MetricArg = RowMetric | Callable[[Sequence[Any], Sequence[Any]], float] | Mapping[str, Any] | None
 
 
 def _metric_rows(metric: Any, gold: Sequence[Any], pred: Sequence[Any], idx: np.ndarray) -> np.ndarray:
@@ -408,7 +440,7 @@ def _as_pair(item: Any, task: str, side: str) -> tuple[list, list]:
 def paired_bootstrap_mean_over_tasks(
     per_task_a: Mapping[str, Any],
     per_task_b: Mapping[str, Any],
-    metric: RowMetric | Callable[[Sequence[Any], Sequence[Any]], float] | None = None,
+    metric: MetricArg = None,
     *,
     B: int = 1000,
     seed: int = 0,
@@ -418,7 +450,8 @@ def paired_bootstrap_mean_over_tasks(
 
     Inputs, task -> data for system A and for system B on the SAME test rows in the SAME order:
 
-    - with a ``metric`` (e.g. ``MacroF1(labels)``, ``Accuracy()``, or any ``f(gold, pred) -> float``): a
+    - with a ``metric`` (e.g. ``MacroF1(labels)``, ``Accuracy()``, or any ``f(gold, pred) -> float``; or a
+      mapping task -> metric, e.g. ``{t: MacroF1(labels_of[t])}`` when every task scores its own label list): a
       ``(gold, predictions)`` pair per task; A's and B's gold must be identical (a check that the rows match);
     - without one: an array of per-example scores per task (e.g. 0/1 correctness); the metric is their mean.
 
@@ -442,11 +475,13 @@ def paired_bootstrap_mean_over_tasks(
         raise ValueError(f"B must be >= 1, got {B}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    fn = MeanScore() if metric is None else metric
+    if isinstance(metric, Mapping) and set(metric) != set(per_task_a):
+        raise ValueError(f"metric mapping covers tasks {sorted(metric)}, the data {sorted(per_task_a)}")
     per_task: dict[str, TaskResult] = {}
     task_reps: dict[str, np.ndarray] = {}
     obs_a, obs_b, n_examples = [], [], 0
     for task in per_task_a:
+        fn = MeanScore() if metric is None else metric[task] if isinstance(metric, Mapping) else metric
         if metric is None:
             gold = None
             a = np.asarray(per_task_a[task], dtype=float)
@@ -628,7 +663,7 @@ def combine_seeds(
 def paired_bootstrap_over_seeds(
     per_seed_a: Sequence[Mapping[str, Any]],
     per_seed_b: Sequence[Mapping[str, Any]],
-    metric: RowMetric | Callable[[Sequence[Any], Sequence[Any]], float] | None = None,
+    metric: MetricArg = None,
     *,
     B: int = 1000,
     seed: int = 0,

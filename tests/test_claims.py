@@ -93,6 +93,34 @@ def test_count_supported_uses_holm():
     assert lower.k == 0 and lower.worse == ("t1", "t4")
 
 
+def test_verdict_every_task():
+    t1 = {"effect": 2.0, "ci": (1.0, 3.0), "p_value": 0.001}
+    t2 = {"effect": 1.0, "ci": (0.5, 2.0), "p_value": 0.03}
+    assert C.verdict_every_task({"t1": t1, "t2": t2}) == SUP
+    unsure = {"effect": 0.5, "ci": (-0.5, 2.0), "p_value": 0.4}
+    assert C.verdict_every_task({"t1": t1, "t2": t2, "t3": unsure}) == INC
+    # t3 is below 0 on its own (p = 0.03), but "some task is worse" over 3 tasks is Holm-corrected:
+    # adjusted p of t3 = max(0.003, 2 * 0.03, 1 * 0.03) = 0.06 -> not significant, INCONCLUSIVE.
+    worse = {"effect": -1.0, "ci": (-2.0, -0.1), "p_value": 0.03}
+    assert C.verdict_every_task({"t1": t1, "t2": t2, "t3": worse}) == INC
+    clearly_worse = {"effect": -2.0, "ci": (-3.0, -1.0), "p_value": 0.002}  # adjusted 3 * 0.002 = 0.006
+    assert C.verdict_every_task({"t1": t1, "t2": t2, "t3": clearly_worse}) == CON
+    assert C.verdict_every_task({}) == INC
+
+
+def test_per_task_metrics_mapping():
+    # Each task scored over its own label list: "c" is a label of t2 only and pulls its macro-F1 down.
+    a = {"t1": (["a", "b"], ["a", "b"]), "t2": (["a", "b"], ["a", "b"])}
+    b = {"t1": (["a", "b"], ["a", "a"]), "t2": (["a", "b"], ["a", "a"])}
+    metric = {"t1": C.MacroF1(["a", "b"]), "t2": C.MacroF1(["a", "b", "c"])}
+    res = C.paired_bootstrap_mean_over_tasks(a, b, metric, B=50)
+    # t1: 100 - (2/3 + 0)/2 * 100; t2: (1 + 1 + 0)/3 * 100 - (2/3 + 0 + 0)/3 * 100.
+    assert res.per_task["t1"].effect == pytest.approx(100 - 100 / 3)
+    assert res.per_task["t2"].effect == pytest.approx(200 / 3 - 200 / 9)
+    with pytest.raises(ValueError, match="metric mapping"):
+        C.paired_bootstrap_mean_over_tasks(a, b, {"t1": C.MacroF1()}, B=50)
+
+
 # ---------------------------------------------------------------- format_p
 
 
