@@ -31,12 +31,15 @@ import math
 import warnings
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 __all__ = [
+    "METRICS",
+    "MetricSpec",
     "MetricWarning",
     "accuracy",
     "aggregate",
@@ -45,10 +48,12 @@ __all__ = [
     "expected_calibration_error",
     "macro_f1",
     "mcnemar",
+    "metric_names",
     "paired_bootstrap",
     "paired_bootstrap_task_mean",
     "prediction_concentration",
     "pearson_r",
+    "register_metric",
     "reliability_bins",
     "compute_classification",
     "compute_correctness",
@@ -58,6 +63,62 @@ __all__ = [
 
 class MetricWarning(UserWarning):
     """A metric was computed but is degenerate (nan, constant input, dropped resamples)."""
+
+
+# ---------------------------------------------------------------- the metric table
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One entry of the metric table: how a metric is computed and how to read it.
+
+    ``compute`` is, for a classification metric, ``f(gold, pred, labels=None) -> value``; for a regression metric
+    ``f(x, y) -> value``; for a generation metric ``f(sources, predictions, references, **options) -> g`` where
+    ``g(indices) -> corpus value`` (so a bootstrap resample costs a weighted sum, see text_metrics).
+    """
+
+    name: str
+    kind: str  # one of METRIC_KINDS
+    compute: Callable[..., Any]
+    scale: str  # "percent" (0-100) or "correlation" (-1..1)
+    higher_is_better: bool = True
+    ci: str = "percentile bootstrap over examples"
+    label: str = ""  # the name tables and figures print
+
+
+METRIC_KINDS = ("classification", "regression", "generation")
+METRIC_SCALES = ("percent", "correlation")
+METRICS: dict[str, MetricSpec] = {}
+
+
+def register_metric(
+    name: str,
+    *,
+    kind: str,
+    scale: str,
+    higher_is_better: bool = True,
+    ci: str = "percentile bootstrap over examples",
+    label: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the decorated function to :data:`METRICS` under ``name``: adding a metric is this one entry (task
+    YAML validation, the writing study's scoring and the reports read the table)."""
+    if kind not in METRIC_KINDS:
+        raise ValueError(f"metric {name!r}: kind {kind!r} is not one of {METRIC_KINDS}")
+    if scale not in METRIC_SCALES:
+        raise ValueError(f"metric {name!r}: scale {scale!r} is not one of {METRIC_SCALES}")
+
+    def add(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in METRICS:
+            raise ValueError(f"metric {name!r} is registered twice")
+        METRICS[name] = MetricSpec(name, kind, fn, scale, higher_is_better, ci, label or name)
+        return fn
+
+    return add
+
+
+def metric_names(kind: str) -> tuple[str, ...]:
+    """The registered metrics of one kind, in registration order."""
+    return tuple(name for name, spec in METRICS.items() if spec.kind == kind)
 
 
 def collect_warnings(fn: Callable[..., Any], *args: Any, flags: list[str], **kwargs: Any) -> Any:
@@ -151,11 +212,13 @@ def compute_correctness(gold: Sequence[Hashable], pred: Sequence[Hashable | None
     )
 
 
+@register_metric("accuracy", kind="classification", scale="percent", label="accuracy")
 def accuracy(gold: Sequence[Hashable], pred: Sequence[Hashable | None]) -> float:
     """Exact-match accuracy in percent (0-100); ``None`` predictions count as wrong."""
     return float(100.0 * compute_correctness(gold, pred).mean())
 
 
+@register_metric("macro_f1", kind="classification", scale="percent", label="macro-F1")
 def macro_f1(
     gold: Sequence[Hashable], pred: Sequence[Hashable | None], labels: Sequence[Hashable] | None = None
 ) -> float:
@@ -235,6 +298,7 @@ def compute_classification(
 # --------------------------------------------------------------------------------------------------------
 
 
+@register_metric("pearson_r", kind="regression", scale="correlation", label="Pearson r")
 def pearson_r(x: Sequence[float], y: Sequence[float]) -> float:
     """Pearson correlation in [-1, 1]; nan plus a :class:`MetricWarning` for constant input or n < 2."""
     _check_same_length(x=x, y=y)

@@ -18,6 +18,9 @@ from typing import Any
 
 import yaml
 
+from .metrics import metric_names
+from .text_metrics import CORPUS_METRICS  # noqa: F401  (registers the generation metrics in the table)
+
 CATEGORIES = (
     "humor_sarcasm",
     "offensive",
@@ -28,8 +31,6 @@ CATEGORIES = (
 TASK_TYPES = ("classification", "regression", "generation")
 # Generation (rewriting) tasks have references instead of a label set; their category is one of these.
 GENERATION_CATEGORIES = ("writing",)
-# Metric names a generation task may list; socialite_utils.text_metrics.build_corpus_metric computes each.
-GENERATION_METRICS = ("sari", "sari_t2t", "gleu", "bleu", "ibleu", "exact_match")
 GROUPS = ("seen", "related")
 SOURCE_KINDS = ("local", "socialite_instructions", "socket", "writing_tasks")
 # The fields each level of a task YAML may hold; anything else is a typo and an error.
@@ -256,9 +257,9 @@ def _parse_generation_task(name: str, spec: dict, suite: str, path: Path) -> Tas
     )
     for m in metrics:
         _require(
-            m in GENERATION_METRICS,
+            m in metric_names("generation"),  # the metric table: one entry adds a metric
             where,
-            f"unknown metric '{m}' in 'metrics'; known: {list(GENERATION_METRICS)}",
+            f"unknown metric '{m}' in 'metrics'; known: {list(metric_names('generation'))}",
         )
     sources = spec.get("sources") or {}
     _require(isinstance(sources, dict), where, "field 'sources' must be a mapping")

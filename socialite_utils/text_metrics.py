@@ -50,7 +50,6 @@ from sacrebleu.metrics import BLEU
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 from . import metrics as M
-from .registry import GENERATION_METRICS
 
 __all__ = [
     "CORPUS_METRICS",
@@ -366,7 +365,64 @@ def _match_vector(predictions, references) -> np.ndarray:
 # Corpus metrics on example indices, bootstrap and paired tests
 # --------------------------------------------------------------------------------------------------------
 
-CORPUS_METRICS = GENERATION_METRICS  # the names a registry generation task may list
+
+def _weights(idx: Sequence[int], n: int) -> np.ndarray:
+    """How many times each of the ``n`` examples occurs in ``idx`` (a bootstrap resample)."""
+    return np.bincount(np.asarray(idx, dtype=np.int64), minlength=n)
+
+
+# The generation metrics, in the order reports list them: each entry of the kit's metric table
+# (metrics.METRICS) is a builder ``(sources, predictions, references, **options) -> f(indices) -> value``.
+
+
+def _sari_corpus(variant: str):
+    def build(sources, predictions, references, **kwargs: Any) -> Callable[[Sequence[int]], float]:
+        n = len(predictions)
+        stats = _sari_setup(sources, predictions, references, variant, kwargs.get("lowercase", True))
+        return lambda idx: float(_sari_from_stats(stats, variant, _weights(idx, n)).mean())
+
+    return build
+
+
+M.register_metric("sari", kind="generation", scale="percent", label="SARI")(_sari_corpus("easse"))
+M.register_metric("sari_t2t", kind="generation", scale="percent", label="SARI (t2t)")(_sari_corpus("t2t"))
+
+
+@M.register_metric("gleu", kind="generation", scale="percent", label="GLEU")
+def _gleu_corpus(sources, predictions, references, **kwargs: Any) -> Callable[[Sequence[int]], float]:
+    n = len(predictions)
+    stats = _gleu_setup(sources, predictions, references, kwargs.get("iterations", GLEU_ITERATIONS))
+    return lambda idx: float(_gleu_from_sums(np.einsum("i,jik->jk", _weights(idx, n), stats)).mean())
+
+
+@M.register_metric("bleu", kind="generation", scale="percent", label="BLEU")
+def _bleu_corpus(sources, predictions, references, **kwargs: Any) -> Callable[[Sequence[int]], float]:
+    n = len(predictions)
+    metric, stats = _bleu_setup(predictions, references)
+    return lambda idx: _bleu_from_stats(metric, stats, _weights(idx, n))
+
+
+@M.register_metric("ibleu", kind="generation", scale="percent", label="iBLEU")
+def _ibleu_corpus(sources, predictions, references, **kwargs: Any) -> Callable[[Sequence[int]], float]:
+    n = len(predictions)
+    alpha = kwargs.get("alpha", IBLEU_ALPHA)
+    metric, stats = _bleu_setup(predictions, references)
+    _check_texts("sources", sources)
+    _, src_stats = _bleu_setup(predictions, [[s] for s in sources])
+    return lambda idx: (
+        alpha * _bleu_from_stats(metric, stats, _weights(idx, n))
+        - (1 - alpha) * _bleu_from_stats(metric, src_stats, _weights(idx, n))
+    )
+
+
+@M.register_metric("exact_match", kind="generation", scale="percent", label="exact match")
+def _exact_match_corpus(sources, predictions, references, **kwargs: Any) -> Callable[[Sequence[int]], float]:
+    _check_inputs(predictions, references)
+    match = _match_vector(predictions, references)
+    return lambda idx: float(100.0 * match[np.asarray(idx, dtype=np.int64)].mean())
+
+
+CORPUS_METRICS = M.metric_names("generation")  # the names a registry generation task may list
 
 
 def build_corpus_metric(
@@ -383,35 +439,10 @@ def build_corpus_metric(
     of :data:`CORPUS_METRICS` (``sari`` is the EASSE variant; ``kwargs``: ``lowercase`` for SARI, ``iterations``
     for GLEU, ``alpha`` for iBLEU). GLEU keeps each example's reference draws when it is resampled.
     """
-    n = len(predictions)
-
-    def weights(idx) -> np.ndarray:
-        return np.bincount(np.asarray(idx, dtype=np.int64), minlength=n)
-
-    if name in ("sari", "sari_t2t"):
-        variant = "easse" if name == "sari" else "t2t"
-        stats = _sari_setup(sources, predictions, references, variant, kwargs.get("lowercase", True))
-        return lambda idx: float(_sari_from_stats(stats, variant, weights(idx)).mean())
-    if name == "gleu":
-        stats = _gleu_setup(sources, predictions, references, kwargs.get("iterations", GLEU_ITERATIONS))
-        return lambda idx: float(_gleu_from_sums(np.einsum("i,jik->jk", weights(idx), stats)).mean())
-    if name == "bleu":
-        metric, stats = _bleu_setup(predictions, references)
-        return lambda idx: _bleu_from_stats(metric, stats, weights(idx))
-    if name == "ibleu":
-        alpha = kwargs.get("alpha", IBLEU_ALPHA)
-        metric, stats = _bleu_setup(predictions, references)
-        _check_texts("sources", sources)
-        _, src_stats = _bleu_setup(predictions, [[s] for s in sources])
-        return lambda idx: (
-            alpha * _bleu_from_stats(metric, stats, weights(idx))
-            - (1 - alpha) * _bleu_from_stats(metric, src_stats, weights(idx))
-        )
-    if name == "exact_match":
-        _check_inputs(predictions, references)
-        match = _match_vector(predictions, references)
-        return lambda idx: float(100.0 * match[np.asarray(idx, dtype=np.int64)].mean())
-    raise ValueError(f"unknown corpus metric {name!r}; expected one of {CORPUS_METRICS}")
+    spec = M.METRICS.get(name)
+    if spec is None or spec.kind != "generation":
+        raise ValueError(f"unknown corpus metric {name!r}; expected one of {CORPUS_METRICS}")
+    return spec.compute(sources, predictions, references, **kwargs)
 
 
 def bootstrap_corpus_ci(

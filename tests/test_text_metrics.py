@@ -259,3 +259,32 @@ def test_compare_systems_copy_baseline_vs_reference_outputs(fluency_test):
     )
     with pytest.raises(KeyError, match="baseline 'base' is not one of the systems"):
         T.compare_systems("bleu", src, refs, outputs, baseline="base")
+
+
+def test_a_metric_is_one_entry_of_the_table(tmp_path):
+    """Registering a generation metric makes it computable and acceptable in a task YAML, nothing else to edit."""
+    from socialite_utils import metrics as M
+    from socialite_utils.registry import RegistryError, load_task_file
+
+    yaml_text = (
+        "suite: mine\ntasks:\n  shout:\n    category: writing\n    type: generation\n    group: seen\n"
+        "    instruction: Write it in capitals.\n    metrics: [upper_share]\n    sources: {writing_tasks: {dir: shout}}\n"
+    )
+    (tmp_path / "shout.yaml").write_text(yaml_text)
+    with pytest.raises(RegistryError, match="unknown metric 'upper_share'"):
+        load_task_file(tmp_path / "shout.yaml")
+
+    @M.register_metric("upper_share", kind="generation", scale="percent", label="upper case")
+    def upper_share(sources, predictions, references, **kwargs):
+        up = np.array([p.isupper() for p in predictions], dtype=float)
+        return lambda idx: float(100.0 * up[np.asarray(idx)].mean())
+
+    try:
+        assert "upper_share" in M.metric_names("generation")
+        fn = T.build_corpus_metric("upper_share", ["a", "b"], ["A", "b"], [["A"], ["B"]])
+        assert fn([0, 1]) == 50.0 and fn([0, 0]) == 100.0
+        assert load_task_file(tmp_path / "shout.yaml")  # the registry accepts the new name
+    finally:
+        del M.METRICS["upper_share"]
+    with pytest.raises(ValueError, match="registered twice"):
+        M.register_metric("sari", kind="generation", scale="percent")(lambda *a, **k: None)
