@@ -195,6 +195,10 @@ def _check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     if parts.scheme not in ("http", "https"):
         return
     host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):  # behind a proxy: the proxy is what must answer
+        proxied = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = proxied.hostname, proxied.port or 80
     outcome: dict = {}
 
     def connect():
@@ -327,6 +331,9 @@ def fetch_bundle(
     for selection in load_selections(data_dir, bundle):
         names = [spec["file"] for spec in selection["files"]]
         fetched.update(names)
+        unlisted = [n for n in names if n not in sums]
+        if unlisted:
+            raise FetchError(f"{bundle}/{unlisted[0]} has a selection but no line in {SUMS_NAME}")
         todo = [n for n in names if not _is_current(data_dir / bundle / n, sums[n])]
         if not todo:
             continue
