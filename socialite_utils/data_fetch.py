@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -265,7 +266,10 @@ class Downloader:
             if exc.code == 416 and have:  # the range is past the end: start over
                 partial.unlink()
                 return self._download(source, path)
-            raise FetchError(f"{source['repo']}/{source['path']}: HTTP {exc.code} from {url}") from exc
+            raise FetchError(
+                f"{source['repo']}/{source['path']}: HTTP {exc.code} from {url}\n  If this machine has no "
+                "access to that server, install a copy of the bundle instead: --from DIR"
+            ) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise OfflineError(_offline_message(self.base_url, getattr(exc, "reason", exc))) from exc
         with response:
@@ -283,12 +287,16 @@ class Downloader:
                 disable=not self.progress,
                 leave=False,
             )
+            got = have
             with bar, open(partial, "ab" if resumed else "wb") as fh:
                 try:
                     for block in iter(lambda: response.read(CHUNK), b""):
                         fh.write(block)
+                        got += len(block)
                         bar.update(len(block))
-                except OSError as exc:  # the .partial file stays for the next run to resume
+                    if total is not None and got < total:  # the connection closed early
+                        raise OSError(f"{got} of {total} bytes received")
+                except (OSError, http.client.HTTPException) as exc:  # the .partial stays, to be resumed
                     raise FetchError(
                         f"download of {source['repo']}/{source['path']} broke off ({exc}); run the command "
                         "again to resume it"
@@ -418,7 +426,10 @@ def fetch(
 ) -> list[str]:
     """Make every file of the given bundles (default: all) present and correct; returns the paths written."""
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    bundles = list(bundles or BUNDLES)
+    if not bundles:  # every bundle that SHA256SUMS lists
+        listed = {rel.split("/", 1)[0] for rel in read_sums(data_dir)}
+        bundles = [b for b in BUNDLES if b in listed]
+    bundles = list(bundles)
     unknown = [b for b in bundles if b not in BUNDLES]
     if unknown:
         raise FetchError(f"unknown bundle(s) {', '.join(unknown)}; choose from {', '.join(BUNDLES)}")
