@@ -449,13 +449,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     cmd = sub.add_parser("fetch", help="download, rebuild and check the fetched files of the bundles")
-    cmd.add_argument("--bundle", action="extend", nargs="+", choices=BUNDLES, metavar="NAME",
-                     help=f"only these bundles ({', '.join(BUNDLES)}); default: all")
-    cmd.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
-                     help="install a local copy of a bundle (checked against data/SHA256SUMS) instead of downloading")
-    cmd.add_argument("--data-dir", type=Path, metavar="DIR", help="the data/ folder (default: the checkout's)")
-    cmd.add_argument("--base-url", default=DEFAULT_BASE_URL, metavar="URL",
-                     help=f"where {{repo}}/{{commit}}/{{path}} is served (default: {DEFAULT_BASE_URL})")
+    cmd.add_argument(
+        "--bundle",
+        action="extend",
+        nargs="+",
+        choices=BUNDLES,
+        metavar="NAME",
+        help=f"only these bundles ({', '.join(BUNDLES)}); default: all",
+    )
+    cmd.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        metavar="DIR",
+        help="install a local copy of a bundle (checked against data/SHA256SUMS) instead of downloading",
+    )
+    cmd.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="the data/ folder (default: the checkout's)"
+    )
+    cmd.add_argument(
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        metavar="URL",
+        help=f"where {{repo}}/{{commit}}/{{path}} is served (default: {DEFAULT_BASE_URL})",
+    )
     args = parser.parse_args(argv)
     try:
         written = fetch(args.bundle, args.data_dir, base_url=args.base_url, from_dir=args.from_dir)

@@ -41,21 +41,39 @@ def make_data_dir(root: Path) -> Path:
     """A data/ folder: SHA256SUMS, one selection, the shipped file (the fetched one is absent)."""
     data = root / "data"
     sources = {
-        "text": {"repo": OWNER_REPO, "commit": COMMIT, "path": TEXT_PATH, "format": "lines",
-                 "git_blob": data_fetch.git_blob_sha1(TEXT)},
-        "labels": {"repo": OWNER_REPO, "commit": COMMIT, "path": LABELS_PATH, "format": "lines",
-                   "git_blob": data_fetch.git_blob_sha1(LABELS)},
+        "text": {
+            "repo": OWNER_REPO,
+            "commit": COMMIT,
+            "path": TEXT_PATH,
+            "format": "lines",
+            "git_blob": data_fetch.git_blob_sha1(TEXT),
+        },
+        "labels": {
+            "repo": OWNER_REPO,
+            "commit": COMMIT,
+            "path": LABELS_PATH,
+            "format": "lines",
+            "git_blob": data_fetch.git_blob_sha1(LABELS),
+        },
     }
     selection = {
         "bundle": "social_tasks",
         "task": "tweet_emo",
         "sources": sources,
-        "files": [{
-            "file": "tweet_emo/train.jsonl",
-            "parts": [{"fields": [["text", {"src": "text"}],
-                                  ["label", {"src": "labels", "map": {"0": "anger", "1": "joy"}}]]}],
-            "rows": [[0, 2], [0, 1], [0, 0]],
-        }],
+        "files": [
+            {
+                "file": "tweet_emo/train.jsonl",
+                "parts": [
+                    {
+                        "fields": [
+                            ["text", {"src": "text"}],
+                            ["label", {"src": "labels", "map": {"0": "anger", "1": "joy"}}],
+                        ]
+                    }
+                ],
+                "rows": [[0, 2], [0, 1], [0, 0]],
+            }
+        ],
     }
     (data / "selections" / "social_tasks").mkdir(parents=True)
     (data / "selections" / "social_tasks" / "tweet_emo.json").write_text(json.dumps(selection))
@@ -244,9 +262,20 @@ def test_a_hanging_name_lookup_or_connect_is_given_up_after_the_short_timeout(da
 def test_module_runs_as_a_command_and_fails_fast_offline(data_dir):
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "socialite_utils.data_fetch", "fetch", "--data-dir", str(data_dir),
-         "--base-url", closed_port_url()],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "socialite_utils.data_fetch",
+            "fetch",
+            "--data-dir",
+            str(data_dir),
+            "--base-url",
+            closed_port_url(),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "cannot reach" in proc.stderr and "--from DIR" in proc.stderr
@@ -328,8 +357,11 @@ def test_repository_selections_and_sums_agree_and_fetched_files_are_git_ignored(
                 assert len(spec["rows"]) == spec["n"] > 0
     assert fetched and fetched <= set(sums)
     shipped = sorted(set(sums) - fetched)
-    ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "--no-index", *[f"data/{p}" for p in sums]],
-                             capture_output=True, text=True).stdout.split()
+    ignored = subprocess.run(
+        ["git", "-C", str(REPO), "check-ignore", "--no-index", *[f"data/{p}" for p in sums]],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert sorted(ignored) == sorted(f"data/{p}" for p in fetched)
     for rel in shipped:  # what the repository ships is present and matches SHA256SUMS
         assert data_fetch.sha256_file(data / rel) == sums[rel], rel

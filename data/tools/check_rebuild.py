@@ -43,8 +43,9 @@ def git_dir(mirrors: Path, repo: str) -> Path:
 
 
 def git_show(mirrors: Path, repo: str, commit: str, path: str) -> bytes | None:
-    out = subprocess.run(["git", "--git-dir", str(git_dir(mirrors, repo)), "show", f"{commit}:{path}"],
-                         capture_output=True)
+    out = subprocess.run(
+        ["git", "--git-dir", str(git_dir(mirrors, repo)), "show", f"{commit}:{path}"], capture_output=True
+    )
     return out.stdout if out.returncode == 0 else None
 
 
@@ -53,10 +54,13 @@ def direct(reference: Path, mirrors: Path, sums: dict[str, str]) -> int:
     print("== direct: git show from the mirrors -> blob check -> rebuild -> compare")
     for bundle in data_fetch.BUNDLES:
         for selection in data_fetch.load_selections(DATA, bundle):
+
             def read(src):
                 data = git_show(mirrors, src["repo"], src["commit"], src["path"])
                 if data is None or data_fetch.git_blob_sha1(data) != src["git_blob"]:
-                    raise SystemExit(f"{src['repo']}/{src['path']}@{src['commit']}: missing or wrong git blob")
+                    raise SystemExit(
+                        f"{src['repo']}/{src['path']}@{src['commit']}: missing or wrong git blob"
+                    )
                 return data
 
             built = data_fetch.rebuild_selection(selection, read)
@@ -66,9 +70,11 @@ def direct(reference: Path, mirrors: Path, sums: dict[str, str]) -> int:
                 digest_ok = hashlib.sha256(data).hexdigest() == sums[rel]
                 bad += not (same and digest_ok)
                 rows = data.count(b"\n")
-                print(f"{'OK ' if same and digest_ok else 'BAD'} {rel}: {rows} rows, {len(data)} bytes, "
-                      f"{'byte-identical' if same else 'DIFFERS'} to the reference, "
-                      f"sha256 {'matches' if digest_ok else 'DOES NOT MATCH'} SHA256SUMS")
+                print(
+                    f"{'OK ' if same and digest_ok else 'BAD'} {rel}: {rows} rows, {len(data)} bytes, "
+                    f"{'byte-identical' if same else 'DIFFERS'} to the reference, "
+                    f"sha256 {'matches' if digest_ok else 'DOES NOT MATCH'} SHA256SUMS"
+                )
             n_src = len(selection["sources"])
             repos = sorted({s["repo"] for s in selection["sources"].values()})
             print(f"    ({n_src} source file(s), git blobs checked, from {', '.join(repos)})")
@@ -99,9 +105,12 @@ def serve_mirrors(mirrors: Path):
 
 
 def end_to_end(reference: Path, mirrors: Path, sums: dict[str, str]) -> int:
-    print("== end to end: data_fetch fetch --base-url <local server over the mirrors> on the shipped files only")
-    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "data"], capture_output=True, text=True,
-                             check=True).stdout.split()
+    print(
+        "== end to end: data_fetch fetch --base-url <local server over the mirrors> on the shipped files only"
+    )
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "data"], capture_output=True, text=True, check=True
+    ).stdout.split()
     server = serve_mirrors(mirrors)
     with tempfile.TemporaryDirectory() as tmp, contextlib.closing(server.socket):
         work = Path(tmp) / "data"
@@ -114,11 +123,15 @@ def end_to_end(reference: Path, mirrors: Path, sums: dict[str, str]) -> int:
         rc = data_fetch.main(["fetch", "--data-dir", str(work), "--base-url", url])
         server.shutdown()
         bad = int(rc != 0)
-        same = sum((work / rel).is_file() and (work / rel).read_bytes() == (reference / rel).read_bytes()
-                   for rel in sums)
+        same = sum(
+            (work / rel).is_file() and (work / rel).read_bytes() == (reference / rel).read_bytes()
+            for rel in sums
+        )
         bad += len(sums) - same
-        print(f"fetch exit status {rc}; {shipped} file(s) shipped, {len(sums) - shipped} fetched; "
-              f"{same} of {len(sums)} files of the three bundles byte-identical to the reference")
+        print(
+            f"fetch exit status {rc}; {shipped} file(s) shipped, {len(sums) - shipped} fetched; "
+            f"{same} of {len(sums)} files of the three bundles byte-identical to the reference"
+        )
         rc2 = data_fetch.main(["fetch", "--data-dir", str(work), "--base-url", "http://127.0.0.1:9"])
         print(f"second run (server gone): exit status {rc2}, nothing to download")
         bad += int(rc2 != 0)
@@ -131,7 +144,9 @@ def main() -> None:
     parser.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
     args = parser.parse_args()
     sums = data_fetch.read_sums(DATA)
-    print(f"reference: {args.reference}; mirrors: {args.mirrors}; {len(sums)} files in data/{data_fetch.SUMS_NAME}")
+    print(
+        f"reference: {args.reference}; mirrors: {args.mirrors}; {len(sums)} files in data/{data_fetch.SUMS_NAME}"
+    )
     bad = direct(args.reference, args.mirrors, sums)
     bad += end_to_end(args.reference, args.mirrors, sums)
     print(f"== {'ALL OK' if not bad else f'{bad} PROBLEM(S)'}")

@@ -42,7 +42,13 @@ class Mirrors:
 
     def read(self, source: dict) -> bytes:
         data = subprocess.run(
-            ["git", "--git-dir", str(self.git_dir(source["repo"])), "show", f"{source['commit']}:{source['path']}"],
+            [
+                "git",
+                "--git-dir",
+                str(self.git_dir(source["repo"])),
+                "show",
+                f"{source['commit']}:{source['path']}",
+            ],
             check=True,
             capture_output=True,
         ).stdout
@@ -58,12 +64,20 @@ def repo_slug(url: str) -> str:
 
 def source(src: dict, path: str, blob: str, fmt: str = "lines", **extra) -> dict:
     """A selection's source entry from a manifest source block (repo URL + commit) and one file."""
-    out = {"repo": repo_slug(src["repo"]), "commit": src["commit"], "path": path, "git_blob": blob, "format": fmt}
+    out = {
+        "repo": repo_slug(src["repo"]),
+        "commit": src["commit"],
+        "path": path,
+        "git_blob": blob,
+        "format": fmt,
+    }
     out.update(extra)
     return out
 
 
-def match_rows(lines: list[bytes], parts: list[dict], candidates: list[list[tuple]], records: dict, what: str):
+def match_rows(
+    lines: list[bytes], parts: list[dict], candidates: list[list[tuple]], records: dict, what: str
+):
     """[part, idx, ...] for each reference line: the first candidate (by part, then index) rendering to it."""
     lookup: dict[bytes, list] = {}
     for p, cands in enumerate(candidates):
@@ -78,8 +92,10 @@ def match_rows(lines: list[bytes], parts: list[dict], candidates: list[list[tupl
         else:
             missing.append(n)
     if missing:
-        sys.exit(f"{what}: {len(missing)} of {len(lines)} lines match no source record, e.g. line {missing[0]}: "
-                 f"{lines[missing[0]][:200]!r}")
+        sys.exit(
+            f"{what}: {len(missing)} of {len(lines)} lines match no source record, e.g. line {missing[0]}: "
+            f"{lines[missing[0]][:200]!r}"
+        )
     return rows
 
 
@@ -89,7 +105,9 @@ def ref_lines(path: Path) -> list[bytes]:
     return raw.split(b"\n")[:-1]
 
 
-def build_selection(bundle: str, task: str, sources: dict, files: list[dict], ref_dir: Path, mirrors: Mirrors):
+def build_selection(
+    bundle: str, task: str, sources: dict, files: list[dict], ref_dir: Path, mirrors: Mirrors
+):
     """files: [{file, parts, candidates}] -> the selection dict, rows matched against the reference bundle."""
     records = {sid: parse_source(mirrors.read(src), src) for sid, src in sources.items()}
     out_files = []
@@ -125,9 +143,15 @@ def tweeteval_label_map(records, text_id, label_id, ref: Path) -> dict:
 def social_selections(ref_root: Path, mirrors: Mirrors):
     bundle = "social_tasks"
     manifest = json.loads((ref_root / bundle / "MANIFEST.json").read_text())
-    folders = {"tweet_emotion": "emotion", "tweet_irony": "irony", "tweet_offensive": "offensive",
-               "tweet_hate": "hate", "tweet_emoji": "emoji", "tweet_sentiment": "sentiment",
-               "tweet_stance": "stance"}
+    folders = {
+        "tweet_emotion": "emotion",
+        "tweet_irony": "irony",
+        "tweet_offensive": "offensive",
+        "tweet_hate": "hate",
+        "tweet_emoji": "emoji",
+        "tweet_sentiment": "sentiment",
+        "tweet_stance": "stance",
+    }
     for task in manifest["tasks"]:
         name = task["name"]
         if name not in folders:
@@ -161,18 +185,26 @@ def social_selections(ref_root: Path, mirrors: Mirrors):
                 for tt in targets:
                     label_map.update(tweeteval_label_map(records, f"{tt}_{s}_text", f"{tt}_{s}_labels", ref))
                 for tt in targets:
-                    parts.append({"fields": [
-                        ["text", {"src": f"{tt}_{s}_text"}],
-                        ["text_b", {"const": target_names[tt]}],
-                        ["label", {"src": f"{tt}_{s}_labels", "map": label_map}],
-                    ]})
+                    parts.append(
+                        {
+                            "fields": [
+                                ["text", {"src": f"{tt}_{s}_text"}],
+                                ["text_b", {"const": target_names[tt]}],
+                                ["label", {"src": f"{tt}_{s}_labels", "map": label_map}],
+                            ]
+                        }
+                    )
                     candidates.append(list(range(len(records[f"{tt}_{s}_text"]) - 1)))
             else:
                 label_map = tweeteval_label_map(records, f"{s}_text", f"{s}_labels", ref)
-                parts.append({"fields": [
-                    ["text", {"src": f"{s}_text"}],
-                    ["label", {"src": f"{s}_labels", "map": label_map}],
-                ]})
+                parts.append(
+                    {
+                        "fields": [
+                            ["text", {"src": f"{s}_text"}],
+                            ["label", {"src": f"{s}_labels", "map": label_map}],
+                        ]
+                    }
+                )
                 candidates.append(list(range(len(records[f"{s}_text"]) - 1)))
             files.append({"file": f"{name}/{split}.jsonl", "parts": parts, "candidates": candidates})
         yield name, build_selection(bundle, name, sources, files, ref_root / bundle, mirrors)
@@ -197,8 +229,15 @@ def writing_selections(ref_root: Path, mirrors: Mirrors):
 
     def jfleg(split):
         refs = [{"src": f"{split}_ref{k}", "strip": True} for k in range(4)]
-        return [{"fields": [["source", {"src": f"{split}_src", "strip": True}], ["target", refs[0]],
-                            ["references", {"list": refs}]]}]
+        return [
+            {
+                "fields": [
+                    ["source", {"src": f"{split}_src", "strip": True}],
+                    ["target", refs[0]],
+                    ["references", {"list": refs}],
+                ]
+            }
+        ]
 
     files = [
         {"file": "fluency/train.jsonl", "parts": jfleg("dev"), "candidates": [range(754)]},
@@ -214,7 +253,9 @@ def writing_selections(ref_root: Path, mirrors: Mirrors):
     tblobs = {f["path"]: f["git_blob"] for f in turk["files"]}
     sources = {}
     for split in ("valid", "test"):
-        sources[f"asset_{split}_orig"] = source(asset, f"dataset/asset.{split}.orig", ablobs[f"dataset/asset.{split}.orig"])
+        sources[f"asset_{split}_orig"] = source(
+            asset, f"dataset/asset.{split}.orig", ablobs[f"dataset/asset.{split}.orig"]
+        )
         for k in range(10):
             p = f"dataset/asset.{split}.simp.{k}"
             sources[f"asset_{split}_simp{k}"] = source(asset, p, ablobs[p])
@@ -225,31 +266,62 @@ def writing_selections(ref_root: Path, mirrors: Mirrors):
 
     def simp(prefix, orig, n):
         refs = [{"src": f"{prefix}{k}", "strip": True} for k in range(n)]
-        return [{"fields": [["source", {"src": orig, "strip": True}], ["target", refs[0]],
-                            ["references", {"list": refs}]]}]
+        return [
+            {
+                "fields": [
+                    ["source", {"src": orig, "strip": True}],
+                    ["target", refs[0]],
+                    ["references", {"list": refs}],
+                ]
+            }
+        ]
 
     files = [
-        {"file": "simplification/train.jsonl", "parts": simp("asset_valid_simp", "asset_valid_orig", 10),
-         "candidates": [range(2000)]},
-        {"file": "simplification/validation.jsonl", "parts": simp("asset_valid_simp", "asset_valid_orig", 10),
-         "candidates": [range(2000)]},
-        {"file": "simplification/test.jsonl", "parts": simp("asset_test_simp", "asset_test_orig", 10),
-         "candidates": [range(359)]},
-        {"file": "simplification/test_turkcorpus.jsonl", "parts": simp("turk_test_turk", "turk_test_norm", 8),
-         "candidates": [range(359)]},
+        {
+            "file": "simplification/train.jsonl",
+            "parts": simp("asset_valid_simp", "asset_valid_orig", 10),
+            "candidates": [range(2000)],
+        },
+        {
+            "file": "simplification/validation.jsonl",
+            "parts": simp("asset_valid_simp", "asset_valid_orig", 10),
+            "candidates": [range(2000)],
+        },
+        {
+            "file": "simplification/test.jsonl",
+            "parts": simp("asset_test_simp", "asset_test_orig", 10),
+            "candidates": [range(359)],
+        },
+        {
+            "file": "simplification/test_turkcorpus.jsonl",
+            "parts": simp("turk_test_turk", "turk_test_norm", 8),
+            "candidates": [range(359)],
+        },
     ]
-    yield "simplification", build_selection(bundle, "simplification", sources, files, ref_root / bundle, mirrors)
+    yield (
+        "simplification",
+        build_selection(bundle, "simplification", sources, files, ref_root / bundle, mirrors),
+    )
 
     # paraphrase: STS-B (stsb-multi-mt English CSVs: sentence1, sentence2, score), pairs scored 5.0
     t = tasks["paraphrase"]
     blobs = {f["path"]: f["git_blob"] for f in t["source"]["files"]}
-    sources = {s: source(t["source"], f"data/stsb-en-{s}.csv", blobs[f"data/stsb-en-{s}.csv"], "csv")
-               for s in ("train", "dev", "test")}
+    sources = {
+        s: source(t["source"], f"data/stsb-en-{s}.csv", blobs[f"data/stsb-en-{s}.csv"], "csv")
+        for s in ("train", "dev", "test")
+    }
     records = {sid: parse_source(mirrors.read(s), s) for sid, s in sources.items()}
 
     def sts(split):
-        return [{"fields": [["source", {"src": split, "key": [0]}], ["target", {"src": split, "key": [1]}],
-                            ["references", {"list": [{"src": split, "key": [1]}]}]]}]
+        return [
+            {
+                "fields": [
+                    ["source", {"src": split, "key": [0]}],
+                    ["target", {"src": split, "key": [1]}],
+                    ["references", {"list": [{"src": split, "key": [1]}]}],
+                ]
+            }
+        ]
 
     files = [
         {"file": f"paraphrase/{out}.jsonl", "parts": sts(s), "candidates": [range(len(records[s]))]}
@@ -281,6 +353,7 @@ def general_selections(ref_root: Path, mirrors: Mirrors):
 
     ref = ref_root / bundle / "train.jsonl"
     rows = [json.loads(line) for line in ref_lines(ref)]
+
     # placeholder inputs the bundle blanked: source inputs of rows whose (instruction, output) match a row
     # with input "" (learnt from the data, then written into the selection as a map to "")
     def keys(sid):
@@ -315,10 +388,12 @@ def general_selections(ref_root: Path, mirrors: Mirrors):
             ins, inp, out = ["instruction"], ["instances", 0, "input"], ["instances", 0, "output"]
         else:
             ins, inp, out = ["instruction"], ["input"], ["output"]
-        fields = [["instruction", {"src": sid, "key": ins, "strip": True}],
-                  ["input", {"src": sid, "key": inp, "strip": True, "map": blank}],
-                  ["output", {"src": sid, "key": out, "strip": True}],
-                  ["source", {"const": tag}]]
+        fields = [
+            ["instruction", {"src": sid, "key": ins, "strip": True}],
+            ["input", {"src": sid, "key": inp, "strip": True, "map": blank}],
+            ["output", {"src": sid, "key": out, "strip": True}],
+            ["source", {"const": tag}],
+        ]
         return {"fields": fields}
 
     order = ["self_instruct", "alpaca_libre_v1", "alpaca_libre_v2", "alpaca_libre_v3", "llamafactory_demo"]
@@ -326,8 +401,13 @@ def general_selections(ref_root: Path, mirrors: Mirrors):
     parts, candidates = [], []
     for sid in order:
         parts.append(part(sid, tags.get(sid, sid)))
-        candidates.append([i for i, ins, inp, out in keys(sid)
-                           if isinstance(ins, str) and isinstance(inp, str) and isinstance(out, str)])
+        candidates.append(
+            [
+                i
+                for i, ins, inp, out in keys(sid)
+                if isinstance(ins, str) and isinstance(inp, str) and isinstance(out, str)
+            ]
+        )
     files = [{"file": "train.jsonl", "parts": parts, "candidates": candidates}]
     yield "train", build_selection(bundle, "train", sources, files, ref_root / bundle, mirrors)
 
@@ -343,8 +423,13 @@ ROWS_NOTE = (
 def dump(selection: dict) -> str:
     """Indented JSON with one source, one field and one row a line, so the files read and diff well."""
     one = lambda v: json.dumps(v, ensure_ascii=False)  # noqa: E731
-    out = ["{", f' "bundle": {one(selection["bundle"])},', f' "task": {one(selection["task"])},',
-           f' "rows_note": {one(ROWS_NOTE)},', ' "sources": {']
+    out = [
+        "{",
+        f' "bundle": {one(selection["bundle"])},',
+        f' "task": {one(selection["task"])},',
+        f' "rows_note": {one(ROWS_NOTE)},',
+        ' "sources": {',
+    ]
     items = list(selection["sources"].items())
     out += [f"  {one(k)}: {one(v)}" + ("," if n < len(items) - 1 else "") for n, (k, v) in enumerate(items)]
     out += [" },", ' "files": [']
@@ -369,16 +454,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "data" / "selections")
     args = parser.parse_args()
     mirrors = Mirrors(args.mirrors)
-    for bundle, gen in (("social_tasks", social_selections), ("writing_tasks", writing_selections),
-                        ("general_instructions", general_selections)):
+    for bundle, gen in (
+        ("social_tasks", social_selections),
+        ("writing_tasks", writing_selections),
+        ("general_instructions", general_selections),
+    ):
         for task, selection in gen(args.bundles, mirrors):
             path = args.out / bundle / f"{task}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             text = dump(selection)
             assert json.loads(text) == json.loads(json.dumps(selection | {"rows_note": ROWS_NOTE})), path
             path.write_text(text, encoding="utf-8")
-            print(f"{path.relative_to(args.out)}: {sum(f['n'] for f in selection['files'])} rows in "
-                  f"{len(selection['files'])} file(s) from {len(selection['sources'])} source file(s)")
+            print(
+                f"{path.relative_to(args.out)}: {sum(f['n'] for f in selection['files'])} rows in "
+                f"{len(selection['files'])} file(s) from {len(selection['sources'])} source file(s)"
+            )
 
 
 if __name__ == "__main__":
