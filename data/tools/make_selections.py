@@ -174,7 +174,7 @@ def social_selections(ref_root: Path, mirrors: Mirrors):
         for split, s in split_src.items():
             ref = ref_root / bundle / name / f"{split}.jsonl"
             parts, candidates = [], []
-            if t := targets[0]:
+            if targets[0]:  # stance: one part per target, the target name as text_b
                 target_names = {}
                 for line in ref_lines(ref):
                     obj = json.loads(line)
@@ -332,8 +332,6 @@ def writing_selections(ref_root: Path, mirrors: Mirrors):
 
 # ---------------------------------------------------------------------------------- general_instructions
 
-PLACEHOLDERS = None  # filled from the data: inputs the bundle blanked
-
 
 def general_selections(ref_root: Path, mirrors: Mirrors):
     bundle = "general_instructions"
@@ -377,7 +375,7 @@ def general_selections(ref_root: Path, mirrors: Mirrors):
                 by_io.setdefault((ins.strip(), out.strip()), []).append((sid, i, inp))
     for r in rows:
         if r["input"] == "":
-            for _sid, _i, inp in by_io.get((r["instruction"], r["output"]), []):  # noqa: B007
+            for _sid, _i, inp in by_io.get((r["instruction"], r["output"]), []):
                 if isinstance(inp, str) and inp.strip() != "":
                     blanked.add(inp.strip())
     blank = {p: "" for p in sorted(blanked)}
@@ -422,7 +420,10 @@ ROWS_NOTE = (
 
 def dump(selection: dict) -> str:
     """Indented JSON with one source, one field and one row a line, so the files read and diff well."""
-    one = lambda v: json.dumps(v, ensure_ascii=False)  # noqa: E731
+
+    def one(v):
+        return json.dumps(v, ensure_ascii=False)
+
     out = [
         "{",
         f' "bundle": {one(selection["bundle"])},',
