@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test test-all demo lab student site lint strip
+.PHONY: setup test test-all data demo lab student site lint strip
 
 setup:  ## create .venv and install torch (CPU wheel if none), the pinned requirements and the kit
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,9 @@ test:  ## the fast tier, 2 processes (pytest-xdist): every test not marked slow 
 
 test-all:  ## the whole test suite, what CI runs (CPU, offline; notebooks run headless in smoke mode)
 	$(BIN)/python -m pytest -q
+
+data:  ## download and rebuild the data files the repository does not ship (see data/README.md), checked against data/SHA256SUMS
+	$(BIN)/python -m socialite_utils.data_fetch fetch
 
 demo:  ## the main job: SmolLM2-135M on the 15 real local tasks, notebooks 01-05 headless
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m socialite_utils.pipeline --profile cpu-demo --run-name demo
