@@ -25,10 +25,11 @@ test:  ## the fast tier, 2 processes (pytest-xdist): every test not marked slow 
 test-all:  ## the whole test suite, what CI runs (CPU, offline; notebooks run headless in smoke mode)
 	$(BIN)/python -m pytest -q
 
-data:  ## download and rebuild the data files the repository does not ship (see data/README.md), checked against data/SHA256SUMS
-	$(BIN)/python -m socialite_utils.data_fetch fetch
+FROM ?=
+data:  ## the data files the repository does not ship, fetched from their pinned origin (or FROM=DIR: a copy you have); see data/README.md
+	$(BIN)/python -m socialite_utils.data fetch $(if $(FROM),--from "$(FROM)")
 
-demo:  ## the main job: SmolLM2-135M on the 15 real local tasks, notebooks 01-05 headless
+demo: data  ## the main job: SmolLM2-135M on the 15 real local tasks, notebooks 01-05 headless (fetches missing data first)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m socialite_utils.pipeline --profile cpu-demo --run-name demo
 
 lab:  ## JupyterLab from the repository root, on the kit's kernel "socialite" (extra options: LAB_ARGS="--no-browser")

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "METRICS",
@@ -59,6 +58,13 @@ __all__ = [
     "compute_correctness",
     "compute_regression",
 ]
+
+
+def _scipy_stats() -> Any:
+    """scipy.stats, imported on first use (about 0.6 s): reading and fetching data never needs it."""
+    from scipy import stats
+
+    return stats
 
 
 class MetricWarning(UserWarning):
@@ -317,7 +323,7 @@ def pearson_r(x: Sequence[float], y: Sequence[float]) -> float:
     # scipy's own warnings (near-constant input) come back as MetricWarnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r = float(stats.pearsonr(xa, ya).statistic)  # clipped to [-1, 1] by scipy
+        r = float(_scipy_stats().pearsonr(xa, ya).statistic)  # clipped to [-1, 1] by scipy
     for w in caught:
         warnings.warn(f"pearson_r: {w.message}", MetricWarning, stacklevel=2)
     return r
@@ -594,11 +600,11 @@ def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict:
     if b + c < 25:
         stat = float(min(b, c))
         # Two-sided exact p: double the smaller tail of Binomial(b + c, 1/2); b + c = 0 gives p = 1.
-        p = 1.0 if b + c == 0 else float(min(1.0, 2.0 * stats.binom.cdf(min(b, c), b + c, 0.5)))
+        p = 1.0 if b + c == 0 else float(min(1.0, 2.0 * _scipy_stats().binom.cdf(min(b, c), b + c, 0.5)))
         method = "exact"
     else:
         stat = (abs(b - c) - 1) ** 2 / (b + c)
-        p = float(stats.chi2.sf(stat, df=1))
+        p = float(_scipy_stats().chi2.sf(stat, df=1))
         method = "chi2_cc"
     return {"b": b, "c": c, "statistic": stat, "p_value": p, "method": method}
 
@@ -623,7 +629,7 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     if k < 2:
         return mean, math.nan, (math.nan, math.nan)
     se = float(v.std(ddof=1) / math.sqrt(k))
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=k - 1) * se)
+    half = float(_scipy_stats().t.ppf(0.5 + confidence / 2, df=k - 1) * se)
     return mean, se, (mean - half, mean + half)
 
 

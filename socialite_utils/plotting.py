@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import seaborn as sns
 from matplotlib import pyplot as plt
 
 from .prompts import MAIN
@@ -44,6 +43,15 @@ from .reporting import (
 from .schema import INVALID_KINDS
 
 # ---------------------------------------------------------------- style, palette, saving
+
+
+def _seaborn() -> Any:
+    """seaborn, imported on first use: it pulls in scipy.stats (about 1.5 s here), which the commands that only
+    read or fetch data (``python -m socialite_utils.data fetch``) never need."""
+    import seaborn
+
+    return seaborn
+
 
 # Okabe-Ito: black, orange, sky blue, bluish green, yellow, blue, vermillion, reddish purple; plus a neutral grey.
 OKABE_ITO = ("#000000", "#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7")
@@ -97,7 +105,7 @@ def ratio_color(ratios: Sequence[float], r: float) -> str:
 @contextmanager
 def plot_style():
     """The kit's style: seaborn's white grid, the Okabe-Ito colour cycle; restores the caller's rcParams after."""
-    rc = {**sns.axes_style("whitegrid"), "axes.prop_cycle": plt.cycler(color=list(PALETTE))}
+    rc = {**_seaborn().axes_style("whitegrid"), "axes.prop_cycle": plt.cycler(color=list(PALETTE))}
     with plt.rc_context(rc):
         yield
 
@@ -172,7 +180,7 @@ def plot_composition(data: Any):
     shown = [*CATEGORIES, *(c for c in ALL_CATEGORIES[len(CATEGORIES) :] if any(c == x[1] for x in order))]
     handles = [plt.Rectangle((0, 0), 1, 1, color=CATEGORY_COLORS[c]) for c in shown]
     ax1.legend(handles, shown, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=3, fontsize=8)
-    shares = sns.color_palette("colorblind", 10)  # label shares: any distinct colours, cycled
+    shares = _seaborn().color_palette("colorblind", 10)  # label shares: any distinct colours, cycled
     for i, (task, _, _) in enumerate(order):
         # generation rows have a free-text target, not a label: no label shares for them
         labels = Counter(
@@ -405,7 +413,7 @@ def plot_confusion_matrices(analysis: dict, model: str):
         )
         short = [c if len(c) <= 14 else c[:13] + "…" for c in cm["columns"]]
         annotate = len(cm["labels"]) <= 8
-        sns.heatmap(
+        _seaborn().heatmap(
             mat,
             vmin=0,
             vmax=1,

@@ -14,38 +14,40 @@ from socialite_utils.registry import Task
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
-def bundle_dir() -> Path:
-    """The real bundle (../shared/data/social_tasks or $SOCIALITE_DATA_DIR). Missing -> fail, not skip."""
-    path = default_data_dir()
+def _complete(path: Path) -> Path:
+    """A bundle with every file, the fetched ones included (the tests read the real data)."""
+    from socialite_utils.data.fetch import not_fetched
+
     assert (path / "MANIFEST.json").exists(), (
-        f"the shared bundle is missing at {path}; set SOCIALITE_DATA_DIR"
+        f"the bundle is missing at {path}: make data (FROM=DIR for a copy)"
+    )
+    missing = not_fetched(path)
+    assert not missing, (
+        f"{path}: {len(missing)} fetched file(s) missing, e.g. {missing[0]}: make data (FROM=DIR)"
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def bundle_dir() -> Path:
+    """The real social bundle (the project's data/social_tasks, or $SOCIALITE_DATA_DIR). Missing -> fail, not skip."""
+    return _complete(default_data_dir())
 
 
 @pytest.fixture(scope="session")
 def writing_dir() -> Path:
-    """The writing bundle (../shared/data/writing_tasks or $SOCIALITE_WRITING_DIR). Missing -> fail, not skip."""
+    """The writing bundle (the project's data/writing_tasks, or $SOCIALITE_WRITING_DIR). Missing -> fail, not skip."""
     from socialite_utils.data.writing_sources import default_writing_dir
 
-    path = default_writing_dir()
-    assert (path / "MANIFEST.json").exists(), (
-        f"the writing bundle is missing at {path}; set SOCIALITE_WRITING_DIR"
-    )
-    return path
+    return _complete(default_writing_dir())
 
 
 @pytest.fixture(scope="session")
 def general_dir() -> Path:
-    """The generalist bundle (../shared/data/general_instructions or $SOCIALITE_GENERAL_DIR). Missing -> fail."""
+    """The generalist bundle (the project's data/general_instructions, or $SOCIALITE_GENERAL_DIR). Missing -> fail."""
     from socialite_utils.data.writing_sources import default_general_dir
 
-    path = default_general_dir()
-    assert (path / "MANIFEST.json").exists(), (
-        f"the generalist bundle is missing at {path}; set SOCIALITE_GENERAL_DIR"
-    )
-    return path
+    return _complete(default_general_dir())
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""socialite_utils.data_fetch against a local HTTP server standing in for raw.githubusercontent.com.
+"""socialite_utils.data.fetch against a local HTTP server standing in for raw.githubusercontent.com.
 
 The fixture is a tiny data/ folder built in tmp_path: one bundle with a shipped file and a fetched file whose
 selection rebuilds it from two small source files served as /{repo}/{commit}/{path}. No network is used.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from socialite_utils import data_fetch
+from socialite_utils.data import fetch as data_fetch
 
 REPO = Path(__file__).resolve().parent.parent
 OWNER_REPO = "someone/tweets"
@@ -265,7 +265,7 @@ def test_module_runs_as_a_command_and_fails_fast_offline(data_dir):
         [
             sys.executable,
             "-m",
-            "socialite_utils.data_fetch",
+            "socialite_utils.data",
             "fetch",
             "--data-dir",
             str(data_dir),

@@ -102,14 +102,14 @@ def test_shipped_sample_is_verbatim_rows_of_redistributable_tasks(bundle_dir):
 
 
 def test_on_colab_without_bundle_the_data_step_uses_the_sample(monkeypatch, capsys, tmp_path):
+    from socialite_utils.data import fetch
     from socialite_utils.data.assembly import build_data
     from socialite_utils.registry import load_registry
 
     monkeypatch.delenv("SOCIALITE_DATA_DIR", raising=False)
-    monkeypatch.setattr(data_mod, "repo_root", lambda: tmp_path / "clone")  # no ../shared next to it
-    assert (
-        data_mod.default_data_dir() == tmp_path / "shared" / "data" / "social_tasks"
-    )  # not Colab: unchanged
+    monkeypatch.setattr(fetch, "repo_root", lambda: None)  # the package installed alone, outside a checkout
+    monkeypatch.chdir(tmp_path)
+    assert data_mod.default_data_dir() == tmp_path / "data" / "social_tasks"  # not Colab: ./data
     assert capsys.readouterr().out == ""
 
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))

@@ -25,6 +25,7 @@ import yaml
 from socialite_utils.registry import load_task_file
 
 REPO = Path(__file__).resolve().parent.parent
+DATA_ENV = ("SOCIALITE_DATA_DIR", "SOCIALITE_WRITING_DIR", "SOCIALITE_GENERAL_DIR")
 README = (REPO / "README.md").read_text()
 
 # the blocks run here, found by a regex on the block
@@ -99,13 +100,14 @@ def clone(tmp_path, bundle_dir) -> Path:
 
 
 def _env(clone: Path, bundle_dir: Path) -> dict[str, str]:
-    drop = ("SOCIALITE_RUNS_DIR", "SOCIALITE_TASKS_DIR", "VIRTUAL_ENV")
+    drop = ("SOCIALITE_RUNS_DIR", "SOCIALITE_TASKS_DIR", "VIRTUAL_ENV", *DATA_ENV)
     env = {k: v for k, v in os.environ.items() if k not in drop}
     # as in a new shell: the venv's commands are on PATH only once a block activates it
     venv_bin = str(Path(sys.prefix) / "bin")
     env["PATH"] = os.pathsep.join(d for d in env.get("PATH", "").split(os.pathsep) if d != venv_bin)
     # the clone's package is the one imported (as after `pip install -e .` there), so runs land in <clone>/runs
-    return env | {"PYTHONPATH": str(clone), "SOCIALITE_DATA_DIR": str(bundle_dir), "HF_HUB_OFFLINE": "1"}
+    # the clone reads its own data/ (the copy holds the fetched files too: CI installs them before the tests)
+    return env | {"PYTHONPATH": str(clone), "HF_HUB_OFFLINE": "1"}
 
 
 def run_block(block: str, clone: Path, env: dict[str, str], timeout: int = 600) -> str:

@@ -40,10 +40,19 @@ from ..runs import (
     write_json,
 )
 from ..schema import read_data_rows, write_data_rows
-from .loaders import SPLITS, DataError, DataWarning, load_task_split, split_location
+from .loaders import (
+    FETCH_HINT,
+    SPLITS,
+    DataError,
+    DataWarning,
+    load_task_split,
+    split_location,
+    unfetched_tasks,
+)
 from .mixing import MixtureSpec, apply_mixture
 from .types import AssembledData, DataParams
 from .writing_rows import build_generation_rows
+from .writing_sources import unfetched_writing_tasks
 
 FEWSHOT_POOL_PER_TASK = 64  # enough distinct shots per label for k <= 8 without storing whole train splits
 
@@ -226,6 +235,35 @@ def check_data_options(tasks: Sequence[Task], params: DataParams) -> Any:
         few_shot_k=params.few_shot_k,
     )
     return mixture
+
+
+def leave_out_unfetched(tasks: Sequence[Task], params: DataParams) -> tuple[list[Task], dict[str, str]]:
+    """Step 0b: the tasks whose data the project fetches rather than ships and that are not fetched yet are left
+    out, with a warning naming them and what to run (the data card lists them under ``left_out``), so a fresh
+    clone runs on the shipped tasks alone. When every task is such a task, nothing can run: FileNotFoundError."""
+    absent: set[str] = set()
+    if params.source == "local" and any(not t.is_generation for t in tasks):
+        absent |= set(unfetched_tasks([t for t in tasks if not t.is_generation], params.data_dir))
+    if any(t.is_generation for t in tasks):
+        writing_absent = set(unfetched_writing_tasks(params.writing_dir))
+        absent |= {
+            t.name
+            for t in tasks
+            if t.is_generation and (t.sources.get("writing_tasks") or {}).get("dir", t.name) in writing_absent
+        }
+    if not absent:
+        return list(tasks), {}
+    reason = f"data fetched, not shipped, and not fetched yet: {FETCH_HINT}"
+    left_out = {t.name: reason for t in tasks if t.name in absent}
+    kept = [t for t in tasks if t.name not in absent]
+    if not kept:
+        raise FileNotFoundError(f"no task has data here: {sorted(left_out)} are {reason}")
+    pywarnings.warn(
+        f"left out {len(left_out)} of {len(tasks)} tasks, {reason}: {sorted(left_out)}",
+        DataWarning,
+        stacklevel=3,
+    )
+    return kept, left_out
 
 
 def load_task_rows(
@@ -474,9 +512,12 @@ def build_data(tasks: Sequence[Task], params: DataParams | None = None, **option
     """
     params = DataParams.of(params, **options)
     mixture = check_data_options(tasks, params)
+    tasks, left_out = leave_out_unfetched(tasks, params)
     splits, pool, card_tasks = _build_task_rows_all(tasks, params)
     card_params = params.card_params(tasks)  # one dict: apply_mixture records the mixture in both places
     card = build_data_card(card_params, card_tasks, splits)
+    if left_out:
+        card["left_out"] = left_out
     data = AssembledData(splits=splits, pool=pool, card=card, params=card_params)
     if mixture is not None:
         apply_mixture(data, mixture, seed=params.seed, fmt=params.prompt_format)

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..registry import Task
-from ..runs import iter_jsonl, repo_root
+from ..runs import iter_jsonl
+from .fetch import not_fetched, project_data_dir
 from .sample import SAMPLE_DIR, on_colab, print_notice_once
 from .sources import (
     SOCIALITE_REPO,
@@ -44,35 +46,46 @@ class DataWarning(UserWarning):
     """Suspicious but usable input data (e.g. an empty validation file); also written to the data card."""
 
 
-def default_data_dir() -> Path:
-    """``$SOCIALITE_DATA_DIR``, else ``<repo>/../shared/data/social_tasks``, else ``./data/social_tasks``.
+FETCH_HINT = "run `make data` (= python -m socialite_utils.data fetch; --from DIR installs a copy you have)"
 
-    On Colab, when that bundle is missing, the small sample shipped with the package (with a printed notice).
+
+def default_data_dir() -> Path:
+    """``$SOCIALITE_DATA_DIR``, else the project's ``data/social_tasks``.
+
+    On Colab without a checkout (the package installed alone), the small sample shipped with the package, with a
+    printed notice.
     """
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env).expanduser()
-    root = repo_root()
-    path = (
-        root.parent / "shared" / "data" / "social_tasks"
-        if root is not None
-        else Path.cwd() / "data" / "social_tasks"
-    )
-    if not path.is_dir() and on_colab():  # Colab has no bundle: the sample shipped with the package
+    path = project_data_dir() / "social_tasks"
+    if not path.is_dir() and on_colab():  # the package alone has no bundle: the sample shipped with it
         print_notice_once()
         return SAMPLE_DIR
     return path
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The bundle directory to read: the argument, else the environment, else the default. Must exist."""
+    """The bundle directory to read: the argument, else ``$SOCIALITE_DATA_DIR``, else the project's
+    ``data/social_tasks``. Must exist."""
     path = Path(data_dir).expanduser() if data_dir else default_data_dir()
     if not path.is_dir():
         raise FileNotFoundError(
-            f"data directory {path} does not exist. Pass data_dir=... or set ${DATA_DIR_ENV} "
+            f"data directory {path} does not exist: {FETCH_HINT}, pass data_dir=... or set ${DATA_DIR_ENV} "
             "to a bundle laid out as <dir>/<task>/{train,validation,test}.jsonl"
         )
     return path.resolve()
+
+
+def local_task_dir(task: Task) -> str:
+    """The task's folder inside a bundle (``sources.local.dir``, default the task's name)."""
+    return (task.sources.get("local") or {}).get("dir", task.name)
+
+
+def unfetched_tasks(tasks: Sequence[Task], data_dir: str | os.PathLike | None = None) -> list[str]:
+    """The tasks among ``tasks`` whose data the project fetches rather than ships and that are not fetched yet."""
+    missing = {rel.split("/")[0] for rel in not_fetched(resolve_data_dir(data_dir))}
+    return [t.name for t in tasks if local_task_dir(t) in missing]
 
 
 def load_manifest(data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -102,7 +115,7 @@ def _describe_json(value: Any) -> str:
 
 
 def _local_split_path(task: Task, split: str, data_dir: str | os.PathLike | None) -> Path:
-    sub = (task.sources.get("local") or {}).get("dir", task.name)
+    sub = local_task_dir(task)
     return resolve_data_dir(data_dir) / sub / f"{split}.jsonl"
 
 
@@ -127,7 +140,11 @@ def load_local_split(task: Task, split: str, data_dir: str | os.PathLike | None 
     if split not in SPLITS:
         raise ValueError(f"unknown split '{split}'; expected one of {SPLITS}")
     path = _local_split_path(task, split, data_dir)
-    sub = (task.sources.get("local") or {}).get("dir", task.name)
+    sub = local_task_dir(task)
+    if not path.exists() and task.name in unfetched_tasks([task], data_dir):
+        raise FileNotFoundError(
+            f"task '{task.name}': {path} is fetched, not shipped, and not fetched yet: {FETCH_HINT}"
+        )
     if not path.exists():
         raise FileNotFoundError(
             f"task '{task.name}': split file {path} not found "

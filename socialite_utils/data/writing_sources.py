@@ -2,9 +2,11 @@
 
 * ``writing_tasks``: ``<dir>/<task>/{train,validation,test}.jsonl`` rows ``{source, target, references}``
   (Writing-Alpaca's tasks; see the bundle's README and MANIFEST.json). Default location: ``$SOCIALITE_WRITING_DIR``,
-  else next to the social bundle (``<social bundle>/../writing_tasks``, i.e. ``../shared/data/writing_tasks``).
+  else the project's ``data/writing_tasks``.
 * ``general_instructions``: ``<dir>/train.jsonl`` rows ``{instruction, input, output, source}`` (Alpaca-style
-  generalist data). Default: ``$SOCIALITE_GENERAL_DIR``, else ``<social bundle>/../general_instructions``.
+  generalist data). Default: ``$SOCIALITE_GENERAL_DIR``, else the project's ``data/general_instructions``.
+
+A file the project fetches rather than ships and that is not fetched yet is named with what to run.
 """
 
 from __future__ import annotations
@@ -17,25 +19,26 @@ from typing import Any
 
 from ..registry import Task
 from ..runs import iter_jsonl
-from .loaders import DataError, default_data_dir, read_manifest
+from .fetch import not_fetched
+from .loaders import FETCH_HINT, DataError, project_data_dir, read_manifest
 
 WRITING_DIR_ENV = "SOCIALITE_WRITING_DIR"
 GENERAL_DIR_ENV = "SOCIALITE_GENERAL_DIR"
 
 
-def _sibling_dir(env: str, name: str) -> Path:
+def _bundle_dir(env: str, name: str) -> Path:
     value = os.environ.get(env)
-    return Path(value).expanduser() if value else default_data_dir().parent / name
+    return Path(value).expanduser() if value else project_data_dir() / name
 
 
 def default_writing_dir() -> Path:
-    """``$SOCIALITE_WRITING_DIR``, else ``writing_tasks`` next to the social bundle (``default_data_dir()``)."""
-    return _sibling_dir(WRITING_DIR_ENV, "writing_tasks")
+    """``$SOCIALITE_WRITING_DIR``, else the project's ``data/writing_tasks``."""
+    return _bundle_dir(WRITING_DIR_ENV, "writing_tasks")
 
 
 def default_general_dir() -> Path:
-    """``$SOCIALITE_GENERAL_DIR``, else ``general_instructions`` next to the social bundle."""
-    return _sibling_dir(GENERAL_DIR_ENV, "general_instructions")
+    """``$SOCIALITE_GENERAL_DIR``, else the project's ``data/general_instructions``."""
+    return _bundle_dir(GENERAL_DIR_ENV, "general_instructions")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -45,13 +48,27 @@ def default_general_dir() -> Path:
 WRITING_FIELDS = ("source", "target", "references")
 
 
+def _check_fetched(root: Path, rel: str, what: str) -> None:
+    """A file the project fetches rather than ships, not fetched yet: say so and what to run."""
+    if rel in not_fetched(root):
+        raise FileNotFoundError(
+            f"{what}: {root / rel} is fetched, not shipped, and not fetched yet: {FETCH_HINT}"
+        )
+
+
 def _resolve(path: str | os.PathLike | None, default: Path, env: str, layout: str) -> Path:
     root = Path(path).expanduser() if path else default
     if not root.is_dir():
         raise FileNotFoundError(
-            f"data directory {root} does not exist. Pass data_dir=... or set ${env} to {layout}"
+            f"data directory {root} does not exist: {FETCH_HINT}, pass data_dir=... or set ${env} to {layout}"
         )
     return root.resolve()
+
+
+def unfetched_writing_tasks(data_dir: str | os.PathLike | None = None) -> list[str]:
+    """The writing tasks whose data the project fetches rather than ships and that are not fetched yet."""
+    root = _resolve(data_dir, default_writing_dir(), WRITING_DIR_ENV, "<dir>/<task>/<split>.jsonl")
+    return sorted({rel.split("/")[0] for rel in not_fetched(root)})
 
 
 def writing_task_status(data_dir: str | os.PathLike | None = None) -> dict[str, str]:
@@ -109,6 +126,7 @@ def load_writing_split(task: str, split: str, data_dir: str | os.PathLike | None
     """
     root = _resolve(data_dir, default_writing_dir(), WRITING_DIR_ENV, "<dir>/<task>/<split>.jsonl")
     task_dir = root / task
+    _check_fetched(root, f"{task}/{split}.jsonl", f"writing task '{task}'")
     if not task_dir.is_dir():
         status = writing_task_status(root)
         if task in status and status[task] != "ok":
@@ -190,6 +208,7 @@ def load_general_instructions(
     root = _resolve(data_dir, default_general_dir(), GENERAL_DIR_ENV, "<dir>/train.jsonl")
     components = general_source_licences(root)
     path = root / "train.jsonl"
+    _check_fetched(root, "train.jsonl", "the generalist instructions")
     rows, seen_tags = [], set()
     for lineno, obj in iter_jsonl(path, DataError):
         for key in GENERAL_FIELDS:

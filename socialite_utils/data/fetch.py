@@ -17,9 +17,10 @@ licence allows redistribution. The rest are rebuilt here from pinned source file
 or a folder holding several bundle folders), after checking every file against ``data/SHA256SUMS``.
 Files already present with the right hash are left alone, so running the command again does nothing.
 
-Standard library and tqdm only, and no import of the rest of the package, so that this file works on its own.
+Standard library and tqdm, plus the kernel's ``repo_root`` to find the checkout: the fetch starts (and fails
+offline) within a second, before any model library is imported.
 
-    python -m socialite_utils.data_fetch fetch [--bundle NAME ...] [--from DIR] [--data-dir DIR] [--base-url URL]
+    python -m socialite_utils.data fetch [--bundle NAME ...] [--from DIR] [--data-dir DIR] [--base-url URL]
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from ..runs import repo_root
 
 BUNDLES = ("social_tasks", "writing_tasks", "general_instructions")
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com"
@@ -66,12 +69,22 @@ class OfflineError(FetchError):
 # --------------------------------------------------------------------------------------------- locations
 
 
-def default_data_dir() -> Path:
-    """The ``data/`` folder of the checkout: the first ``data/SHA256SUMS`` above this file, else ``./data``."""
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "data" / SUMS_NAME).is_file():
-            return parent / "data"
-    return Path.cwd() / "data"
+def project_data_dir() -> Path:
+    """The project's own data folder: ``<checkout>/data`` (bundles shipped in the repository, the rest fetched
+    there), or ``./data`` when the package is installed outside a checkout."""
+    root = repo_root()
+    return (root / "data") if root is not None else Path.cwd() / "data"
+
+
+def not_fetched(bundle_dir: Path) -> list[str]:
+    """The files of a bundle that are fetched rather than shipped and are not there yet (paths relative to the
+    bundle, e.g. ``tweet_emotion/train.jsonl``); empty for a folder that is not one of the project's bundles."""
+    bundle_dir = Path(bundle_dir)
+    data_dir, bundle = bundle_dir.parent, bundle_dir.name
+    if bundle not in BUNDLES or not (data_dir / SELECTIONS_DIR / bundle).is_dir():
+        return []
+    wanted = [f["file"] for selection in load_selections(data_dir, bundle) for f in selection["files"]]
+    return [rel for rel in wanted if not (bundle_dir / rel).is_file()]
 
 
 def read_sums(data_dir: Path) -> dict[str, str]:
@@ -222,7 +235,7 @@ def _offline_message(base_url: str, why) -> str:
     return (
         f"cannot reach {base_url} ({why}).\n"
         "  Connect to the internet and run the command again, or install a copy of the bundle you already "
-        "have:\n    python -m socialite_utils.data_fetch fetch --from DIR   "
+        "have:\n    python -m socialite_utils.data fetch --from DIR   "
         "(DIR: a copy of e.g. social_tasks/, or a folder holding the bundle folders)"
     )
 
@@ -425,7 +438,7 @@ def fetch(
     log: Callable[[str], None] = print,
 ) -> list[str]:
     """Make every file of the given bundles (default: all) present and correct; returns the paths written."""
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    data_dir = Path(data_dir) if data_dir is not None else project_data_dir()
     if not bundles:  # every bundle that SHA256SUMS lists
         listed = {rel.split("/", 1)[0] for rel in read_sums(data_dir)}
         bundles = [b for b in BUNDLES if b in listed]
@@ -444,7 +457,7 @@ def fetch(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m socialite_utils.data_fetch",
+        prog="python -m socialite_utils.data",
         description="Fetch the data files the repository does not ship (see data/README.md).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -481,7 +494,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{len(written)} file(s) written; every file of the bundle(s) matches {SUMS_NAME}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
