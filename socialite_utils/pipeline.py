@@ -42,6 +42,7 @@ from .runs import (
     read_json,
     repo_root,
     runs_root,
+    safe_write_path,
     write_json_atomic,
 )
 from .schema import read_baselines_metrics, read_eval_metrics
@@ -214,7 +215,9 @@ def check_pipeline(
     check_run_name(run_name, param="run_name (--run-name)")
     params = resolve_profile(profile, overrides)
     check_steps(params, only)
-    pipe_dir = (Path(runs_dir).resolve() if runs_dir else runs_root()) / run_name
+    pipe_dir = safe_write_path(
+        Path(runs_dir).resolve() if runs_dir else runs_root(), run_name, param="--run-name"
+    )
     if not only and pipe_dir.exists():
         raise RunExistsError(
             f"{pipe_dir} already exists; choose another --run-name (or --only to rerun steps)"

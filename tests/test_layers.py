@@ -16,7 +16,7 @@ PKG = Path(__file__).resolve().parents[1] / "socialite_utils"
 
 # lowest first; a module may import only from its own layer's modules or from lower layers
 KERNEL = (
-    "runs", "registry", "metrics", "tiny_tokenizer", "claims", "schema", "prompts", "text_metrics", "reporting",
+    "params", "runs", "registry", "metrics", "tiny_tokenizer", "claims", "schema", "prompts", "text_metrics", "reporting",
     "tokens", "models", "plotting",
 )  # fmt: skip
 STAGES = ("data", "training", "evaluation", "analysis", "baselines", "studies", "course")

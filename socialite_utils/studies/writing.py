@@ -18,7 +18,7 @@ from typing import Any
 from ..data.assembly import build_data, load_data_run, write_data_run
 from ..data.writing_rows import select_mixture
 from ..plotting import plot_generation_metric, save_figure
-from ..runs import provenance, read_json, resolve_run_dir, runs_root_at, write_json
+from ..runs import provenance, read_json, run_dir_for, runs_root_at, write_json
 from ..schema import read_prediction_rows, write_prediction_rows
 from .writing_eval import (
     copy_predictions,
@@ -42,7 +42,7 @@ STAGE = "writing_assistance"
 def prepare_writing_run(run_name: str, params: dict[str, Any], *, overwrite: bool = False) -> Path:
     """The run directory, with ``params.json``. An existing run with the same params is continued; with other
     params it is refused (or, with ``overwrite``, removed -- only if it is a run this module wrote)."""
-    run_dir = resolve_run_dir(run_name)
+    run_dir = run_dir_for(run_name)
     params = {k: v for k, v in params.items() if k != "overwrite"}
     path = run_dir / "params.json"
     if run_dir.exists():
