@@ -135,7 +135,10 @@ class MixingStudyParams:
         if unknown:
             raise ParamError(f"train has unknown TrainParams field(s) {unknown}; known: {sorted(known)}")
         # the settings every cell trains and evaluates with, checked now (coerced values kept)
-        select_tasks(load_registry(self.suite), self.tasks)  # an unknown suite or task is named now
+        try:  # an unknown suite or task is named now, not after the first cell ran
+            select_tasks(load_registry(self.suite), self.tasks)
+        except KeyError as e:
+            raise ParamError(e.args[0] if e.args else str(e)) from None
         tp = TrainParams(run_name="cell", base_model=self.base_model, **self.train).validate()
         self.train = {k: getattr(tp, k) for k in self.train}
         EvalParams(run_name="cell", train_run="cell", mode=self.eval_mode, batch_size=self.eval_batch_size,
