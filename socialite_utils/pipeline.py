@@ -24,8 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .data.types import DataParams
 from .evaluation.plan import EVAL_RULES, EvalParams
 from .params import as_bool, coerce_field
@@ -41,6 +39,7 @@ from .reporting import (
 from .runs import (
     RunExistsError,
     check_run_name,
+    load_yaml_strict,
     provenance,
     read_json,
     repo_root,
@@ -78,7 +77,9 @@ class StepResult:
 
 def load_profiles(path: str | os.PathLike = PROFILES_FILE) -> dict[str, dict[str, Any]]:
     """All profiles: name -> {"description", "needs", "steps": {step: {param: value}}}."""
-    doc = yaml.safe_load(Path(path).read_text())
+    doc = load_yaml_strict(path)  # duplicate keys and aliases refused, with the line
+    if not isinstance(doc, dict) or not isinstance(doc.get("profiles"), dict):
+        raise ValueError(f"{path}: needs a top-level mapping 'profiles'")
     return doc["profiles"]
 
 

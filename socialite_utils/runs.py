@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from .params import as_bool
 
@@ -252,6 +253,61 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping, and anchors and aliases (which let a
+    few kilobytes expand into gigabytes, and which a task or profile file never needs)."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.MarkedYAMLError(
+                problem="anchors and aliases (&name, *name) are not accepted: write the value out",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                raise yaml.MarkedYAMLError(
+                    problem=f"a mapping key must be a plain value, got {type(key).__name__}",
+                    problem_mark=key_node.start_mark,
+                ) from None
+            if first is not None:
+                raise yaml.MarkedYAMLError(
+                    problem=f"duplicate key {key!r} (first given on line {first})",
+                    problem_mark=key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_strict(path: str | os.PathLike, error: type[Exception] = ValueError) -> Any:
+    """Read a YAML file (UTF-8) with PyYAML's safe loader, refusing duplicate keys and anchors/aliases; any problem
+    raises ``error`` naming the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise error(
+            f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise error(f"{path}: {line}{e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise error(f"{path}: invalid YAML: {e}") from None
+    except RecursionError:
+        raise error(f"{path}: YAML nested too deeply") from None
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
