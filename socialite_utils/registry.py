@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .params import ParamError
 from .runs import load_yaml_strict
 
 CATEGORIES = (
@@ -378,7 +379,7 @@ def task_names(value: str | Sequence[str] | None, param: str = "tasks") -> list[
         return [n.strip() for n in value.split(",") if n.strip()]
     if isinstance(value, Sequence) and all(isinstance(n, str) for n in value):
         return list(value)
-    raise ValueError(f"{param} = {value!r}: expected None, a task name, 'a,b' or a list of task names")
+    raise ParamError(f"{param} = {value!r}: expected None, a task name, 'a,b' or a list of task names")
 
 
 def select_tasks(registry: dict[str, Task], names: str | Sequence[str] | None) -> list[Task]:

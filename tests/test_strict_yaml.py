@@ -32,7 +32,7 @@ def _load(tmp_path, text):
     "extra, message",
     [
         ('    labels: ["a", "b"]\n', r"t.yaml: line 10: duplicate key 'labels' \(first given on line 7\)"),
-        ("    pair: \"false\"\n", "field 'pair' must be true or false"),
+        ('    pair: "false"\n', "field 'pair' must be true or false"),
         ("    text_b_name: {a: 1}\n", "field 'text_b_name' must be a string"),
     ],
 )
