@@ -19,13 +19,14 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .data.types import DataParams
+from .evaluation.plan import EVAL_RULES, EvalParams
+from .params import as_bool, coerce_field
 from .reporting import (
     example_ci,
     fmt_ci,
@@ -38,13 +39,18 @@ from .reporting import (
 from .runs import (
     RunExistsError,
     check_run_name,
+    load_yaml_strict,
     provenance,
     read_json,
     repo_root,
     runs_root,
+    safe_write_path,
     write_json_atomic,
 )
 from .schema import read_baselines_metrics, read_eval_metrics
+from .studies.mixing import STUDY_RULES, MixingStudyParams
+from .studies.writing import WRITING_RULES, WritingStudyParams
+from .training.lora import TRAIN_RULES, TrainParams
 
 PROFILES_FILE = Path(__file__).parent / "profiles.yaml"
 
@@ -71,7 +77,9 @@ class StepResult:
 
 def load_profiles(path: str | os.PathLike = PROFILES_FILE) -> dict[str, dict[str, Any]]:
     """All profiles: name -> {"description", "needs", "steps": {step: {param: value}}}."""
-    doc = yaml.safe_load(Path(path).read_text())
+    doc = load_yaml_strict(path)  # duplicate keys and aliases refused, with the line
+    if not isinstance(doc, dict) or not isinstance(doc.get("profiles"), dict):
+        raise ValueError(f"{path}: needs a top-level mapping 'profiles'")
     return doc["profiles"]
 
 
@@ -157,6 +165,33 @@ def check_steps(params: dict[str, dict[str, Any]], only: list[str] | None) -> No
                 )
 
 
+# The parameter dataclasses whose declared types and ranges check each step's values (a notebook parameter that is
+# none of their fields, like ``smoke``, is checked by the notebook itself; booleans below are coerced here).
+STEP_PARAMS: dict[str, tuple[tuple[type, dict], ...]] = {
+    "data": ((DataParams, {}),),
+    "train": ((TrainParams, TRAIN_RULES),),
+    "eval": ((EvalParams, EVAL_RULES),),
+    "mixing": ((MixingStudyParams, STUDY_RULES), (TrainParams, TRAIN_RULES)),
+    "writing": ((WritingStudyParams, WRITING_RULES),),
+}
+NOTEBOOK_FLAGS = ("overwrite", "smoke", "resume")
+
+
+def typed_step_params(step: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` of ``step`` coerced and checked by the step's parameter dataclasses (:mod:`socialite_utils.params`):
+    ``--set train.overwrite=false`` reaches the notebook as False, ``train.lora_r=2.5`` is refused here."""
+    out = dict(values)
+    for key, value in values.items():
+        if key in NOTEBOOK_FLAGS:
+            out[key] = as_bool(value, param=f"{step}.{key}")
+            continue
+        for cls, rules in STEP_PARAMS.get(step, ()):
+            if key in {f.name for f in fields(cls)}:
+                out[key] = coerce_field(cls, key, value, rules.get(key), owner=f"{step}.{cls.__name__}")
+                break
+    return out
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -214,7 +249,19 @@ def check_pipeline(
     check_run_name(run_name, param="run_name (--run-name)")
     params = resolve_profile(profile, overrides)
     check_steps(params, only)
-    pipe_dir = (Path(runs_dir).resolve() if runs_dir else runs_root()) / run_name
+    if only is not None:
+        if not only:
+            raise ValueError("--only names no step; give steps such as eval,analysis")
+        declared = load_profiles()[profile]["steps"]
+        missing = [s for s in only if s not in declared]
+        if missing:
+            raise ValueError(
+                f"profile '{profile}' has no step {', '.join(missing)}; its steps: {', '.join(declared)}"
+            )
+    params = {step: typed_step_params(step, values) for step, values in params.items()}
+    pipe_dir = safe_write_path(
+        Path(runs_dir).resolve() if runs_dir else runs_root(), run_name, param="--run-name"
+    )
     if not only and pipe_dir.exists():
         raise RunExistsError(
             f"{pipe_dir} already exists; choose another --run-name (or --only to rerun steps)"

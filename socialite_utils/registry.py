@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .params import ParamError
+from .runs import load_yaml_strict
 
 from .metrics import metric_names
 from .text_metrics import CORPUS_METRICS  # noqa: F401  (registers the generation metrics in the table)
@@ -141,8 +143,18 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
         "no_data",
     }
     _check_fields(spec, known, where)
+    _require(re.fullmatch(r"[A-Za-z0-9_][\w.-]*", name) is not None, where,
+             "a task name is a plain name (letters, digits, _ . -): it names files of the exports")  # fmt: skip
     for key in ("category", "type", "group", "instruction"):
         _require(key in spec, where, f"missing required field '{key}'")
+    _require(isinstance(spec["instruction"], str) and spec["instruction"].strip() != "", where,
+             f"field 'instruction' must be a non-empty string, got {spec['instruction']!r}")  # fmt: skip
+    if "pair" in spec:
+        _require(isinstance(spec["pair"], bool), where,
+                 f"field 'pair' must be true or false (unquoted), got {spec['pair']!r}")  # fmt: skip
+    if spec.get("text_b_name") is not None:
+        _require(isinstance(spec["text_b_name"], str), where,
+                 f"field 'text_b_name' must be a string, got {spec['text_b_name']!r}")  # fmt: skip
     _require(spec["type"] in TASK_TYPES, where, f"field 'type' must be one of {list(TASK_TYPES)}")
     if spec["type"] == "generation":
         return _parse_generation_task(name, spec, suite, path)
@@ -300,10 +312,7 @@ def _parse_generation_task(name: str, spec: dict, suite: str, path: Path) -> Tas
 def load_task_file(path: str | os.PathLike) -> tuple[str, dict[str, Task]]:
     """Parse one registry YAML file -> (suite name, tasks)."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise RegistryError(f"{path}: invalid YAML: {e}") from None
+    doc = load_yaml_strict(path, RegistryError)  # duplicate keys and aliases refused, with the line
     _require(isinstance(doc, dict), str(path), "top level must be a mapping with 'suite' and 'tasks'")
     _check_fields(doc, TOP_LEVEL_FIELDS, str(path), level="top level of a suite file")
     _require("suite" in doc and "tasks" in doc, str(path), "needs top-level 'suite' and 'tasks'")
@@ -371,7 +380,7 @@ def task_names(value: str | Sequence[str] | None, param: str = "tasks") -> list[
         return [n.strip() for n in value.split(",") if n.strip()]
     if isinstance(value, Sequence) and all(isinstance(n, str) for n in value):
         return list(value)
-    raise ValueError(f"{param} = {value!r}: expected None, a task name, 'a,b' or a list of task names")
+    raise ParamError(f"{param} = {value!r}: expected None, a task name, 'a,b' or a list of task names")
 
 
 def select_tasks(registry: dict[str, Task], names: str | Sequence[str] | None) -> list[Task]:

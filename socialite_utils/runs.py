@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+
+from .params import as_bool
 
 # Packages whose versions decide results; recorded in every provenance.json.
 TRACKED_PACKAGES = (
@@ -76,6 +79,59 @@ def runs_root_at(path: str | os.PathLike) -> Iterator[Path]:
             os.environ["SOCIALITE_RUNS_DIR"] = previous
 
 
+class UnsafePathError(ValueError):
+    """A name or path the kit refuses to write to: a path where a plain name is expected, a name too long for the
+    file system, or a target that is (or lies behind) a symbolic link leading out of its root."""
+
+
+# The file system limits one name to 255 bytes; the kit adds ".<name>.socialite-tmp-<pid>-<host>" around a name
+# while it writes, so a name is kept well below that limit.
+MAX_NAME_BYTES = 150
+# Every temporary or backup entry the kit makes carries this word, its pid and its host in its name, and a marker
+# file inside: an entry without all of them is never the kit's to delete.
+KIT_MARKER = "socialite"
+_MARKER_FILE = f".{KIT_MARKER}-temp"
+
+
+def check_name(name: Any, *, param: str = "name") -> str:
+    """Return ``name`` if it is one plain path component the kit may write (not empty, not ``.``/``..``, no
+    separator or NUL, at most :data:`MAX_NAME_BYTES` bytes), else raise :class:`UnsafePathError` naming ``param``."""
+    if not isinstance(name, str) or not name:
+        raise UnsafePathError(f"{param} must be a non-empty string, got {name!r}")
+    if name in (".", "..") or "/" in name or "\\" in name or "\0" in name or os.path.isabs(name):
+        raise UnsafePathError(
+            f"{param} {name!r} must be a plain name, not a path: '..', '/', '\\' and absolute paths are refused"
+        )
+    size = len(name.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        raise UnsafePathError(
+            f"{param} is {size} bytes long ({name[:40]!r}...); names are limited to {MAX_NAME_BYTES} bytes "
+            "(the file system allows 255 per name and the kit needs room for its temporary names): choose a shorter one"
+        )
+    return name
+
+
+def safe_write_path(root: str | os.PathLike, *names: str, param: str = "name") -> Path:
+    """The one gate every path the kit writes goes through: ``root/<names...>`` after checking each name
+    (:func:`check_name`) and that the target lies inside ``root``: no component below ``root`` may be a symbolic
+    link (a link is never followed out, and never written through). Raises :class:`UnsafePathError` naming the
+    path; returns ``root`` joined with ``names`` as given."""
+    root = Path(root)
+    real_root = Path(os.path.realpath(root))
+    current = real_root
+    for name in names:
+        check_name(name, param=param)
+        current = current / name
+        if os.path.islink(current):
+            raise UnsafePathError(
+                f"{param}: {current} is a symbolic link (to {os.readlink(current)}); the kit writes only inside "
+                f"{real_root} and never through a link: remove the link or choose another {param}"
+            )
+    if not Path(os.path.realpath(current)).is_relative_to(real_root):
+        raise UnsafePathError(f"{param}: {current} lies outside {real_root}; the kit writes only inside it")
+    return root.joinpath(*names)
+
+
 # A run that is written is named by a plain name: it lives at runs_root()/<name>, never elsewhere. Names starting
 # with "." are the kit's temporary directories; "<name>.partial" holds a training run's checkpoints.
 _RUN_NAME = re.compile(r"[A-Za-z0-9_][\w.-]*")
@@ -83,21 +139,30 @@ _RESERVED_SUFFIXES = (".partial",)
 
 
 def check_run_name(name: Any, *, param: str = "run_name") -> str:
-    """Return ``name`` if it is a plain run name (letters, digits, ``_ . -``; not ``.hidden``, not ``*.partial``),
-    else raise ValueError naming ``param``. Paths are refused: every run is written under :func:`runs_root`."""
+    """Return ``name`` if it is a plain run name (letters, digits, ``_ . -``; not ``.hidden``, not ``*.partial``;
+    at most :data:`MAX_NAME_BYTES` bytes), else raise :class:`UnsafePathError` (a ValueError) naming ``param``.
+    Paths are refused: every run is written under :func:`runs_root`."""
     if not isinstance(name, str) or not _RUN_NAME.fullmatch(name) or name.endswith(_RESERVED_SUFFIXES):
-        raise ValueError(
+        raise UnsafePathError(
             f"{param} {name!r} must be a plain name (letters, digits, _ . -; not starting with '.', not ending in "
             "'.partial'): every run is written inside the runs directory, so paths like '../x', 'sub/dir' or '/abs' "
             "are refused (choose the runs directory with $SOCIALITE_RUNS_DIR)"
         )
-    return name
+    return check_name(name, param=param)
+
+
+def run_dir_for(name: Any, *, param: str = "run_name") -> Path:
+    """Where run ``name`` is written: ``runs_root()/<name>`` after :func:`check_run_name` and
+    :func:`safe_write_path` (never through a symbolic link)."""
+    return safe_write_path(runs_root(), check_run_name(name, param=param), param=param)
 
 
 def new_run_dir(name: Any, *, overwrite: bool = False, param: str = "run_name") -> Path:
     """The directory a new run ``name`` will be written to, checked before any work is done: a plain name
-    (:func:`check_run_name`) and, unless ``overwrite``, not an existing run (:class:`RunExistsError`)."""
-    run_dir = runs_root() / check_run_name(name, param=param)
+    (:func:`check_run_name`, :func:`safe_write_path`) and, unless ``overwrite``, not an existing run
+    (:class:`RunExistsError`)."""
+    run_dir = run_dir_for(name, param=param)
+    overwrite = as_bool(overwrite, param="overwrite")  # papermill's "false" is a string, and truthy
     if run_dir.exists() and not overwrite:
         raise RunExistsError(
             f"run {run_dir} already exists; choose another {param} or set overwrite=True to replace it"
@@ -160,8 +225,8 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 def _write_atomic(path: str | os.PathLike, write: Any, content: Any) -> Path:
     """``write(tmp, content)`` to a hidden temporary file beside ``path``, then renamed over ``path``: a reader (or
     a kill) never sees a half-written file; a failed write leaves no temporary file."""
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.tmp-{_owner()}"
+    path = safe_write_path(Path(path).parent, Path(path).name, param="file name")
+    tmp = path.parent / f".{path.name}.{KIT_MARKER}-tmp-{_owner()}"
     try:
         write(tmp, content)
     except BaseException:
@@ -188,6 +253,61 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping, and anchors and aliases (which let a
+    few kilobytes expand into gigabytes, and which a task or profile file never needs)."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.MarkedYAMLError(
+                problem="anchors and aliases (&name, *name) are not accepted: write the value out",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                raise yaml.MarkedYAMLError(
+                    problem=f"a mapping key must be a plain value, got {type(key).__name__}",
+                    problem_mark=key_node.start_mark,
+                ) from None
+            if first is not None:
+                raise yaml.MarkedYAMLError(
+                    problem=f"duplicate key {key!r} (first given on line {first})",
+                    problem_mark=key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_strict(path: str | os.PathLike, error: type[Exception] = ValueError) -> Any:
+    """Read a YAML file (UTF-8) with PyYAML's safe loader, refusing duplicate keys and anchors/aliases; any problem
+    raises ``error`` naming the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise error(
+            f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise error(f"{path}: {line}{e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise error(f"{path}: invalid YAML: {e}") from None
+    except RecursionError:
+        raise error(f"{path}: YAML nested too deeply") from None
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
@@ -334,13 +454,14 @@ class RunExistsError(FileExistsError):
     """Raised instead of silently overwriting an existing run."""
 
 
-# ".<name>.tmp-<pid>-<host>": the host keeps a process on another machine sharing the runs directory (a cluster's
-# network file system) from deleting this machine's work in progress. Names without a host are this machine's.
-_TEMP_DIR = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:-(?P<host>[\w.-]+))?")
+# ".<name>.socialite-tmp-<pid>-<host>" (a run being written) and ".<name>.socialite-old-<pid>-<host>" (a run being
+# replaced): the host keeps a process on another machine sharing the runs directory (a cluster's network file
+# system) from deleting this machine's work in progress; the kit's word keeps a user's ".notes.tmp-1" out of reach.
+_TEMP_DIR = re.compile(rf"\.(?P<name>.+)\.{KIT_MARKER}-(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<host>[\w.-]+)")
 
 
 def _host() -> str:
-    return re.sub(r"[^\w.-]", "_", platform.node()) or "localhost"
+    return re.sub(r"[^\w.-]", "_", platform.node())[:64] or "localhost"
 
 
 def _owner() -> str:
@@ -358,31 +479,87 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _mark(path: Path) -> None:
+    """Record inside ``path`` that this process made it (what :func:`remove_stale_temp_dirs` checks)."""
+    (path / _MARKER_FILE).write_text(_owner() + "\n", encoding="utf-8")
+
+
+def _is_marked(path: Path, owner: str) -> bool:
+    """``path`` is a real directory (not a link) holding the kit's marker written by ``owner``."""
+    marker = path / _MARKER_FILE
+    if path.is_symlink() or not path.is_dir() or marker.is_symlink() or not marker.is_file():
+        return False
+    try:
+        return marker.read_text(encoding="utf-8").strip() == owner
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def make_temp_dir(root: str | os.PathLike, name: str, *, param: str = "name") -> Path:
+    """A fresh, marked temporary directory ``root/.<name>.socialite-tmp-<pid>-<host>`` for writing ``name``
+    (the name checked by :func:`safe_write_path`); one this process left there before is removed first."""
+    safe_write_path(root, name, param=param)
+    tmp = Path(root) / f".{name}.{KIT_MARKER}-tmp-{_owner()}"
+    if _is_marked(tmp, _owner()):
+        shutil.rmtree(tmp)
+    elif tmp.exists() or tmp.is_symlink():
+        raise UnsafePathError(f"{tmp} exists and was not made by the kit; move it away")
+    tmp.mkdir(parents=True)
+    _mark(tmp)
+    return tmp
+
+
+def swap_into_place(tmp: Path, target: Path) -> None:
+    """Move the finished temporary directory ``tmp`` to ``target``; an existing ``target`` is first renamed to a
+    marked ``.<name>.socialite-old-<pid>-<host>`` and deleted only once ``tmp`` is in place."""
+    (tmp / _MARKER_FILE).unlink(missing_ok=True)
+    if target.is_symlink():
+        raise UnsafePathError(f"{target} is a symbolic link; the kit never writes through a link: remove it")
+    if target.exists():
+        old = target.parent / f".{target.name}.{KIT_MARKER}-old-{_owner()}"
+        target.rename(old)
+        _mark(old)
+        tmp.rename(target)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(target)
+
+
+def discard_temp_dir(tmp: Path) -> None:
+    """Delete ``tmp`` if it is this process's marked temporary directory (never anything else)."""
+    if _is_marked(tmp, _owner()):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def remove_stale_temp_dirs(runs_dir: str | os.PathLike, log=print) -> list[Path]:
-    """Clean up after killed processes: hidden ``.<name>.tmp-<pid>-<host>`` / ``.<name>.old-<pid>-<host>``
-    directories (or files) in ``runs_dir`` whose process is no longer running on this machine. A ``.tmp-`` one (an
-    unfinished run) is deleted; an ``.old-`` one (a previous run being replaced) is deleted if ``<name>`` exists (the
-    swap finished), else renamed back to ``<name>``. Those of live processes or of other machines are never
-    touched. Each action is reported through ``log``; returns the paths acted on."""
+    """Clean up after killed processes: hidden ``.<name>.socialite-tmp-<pid>-<host>`` /
+    ``.<name>.socialite-old-<pid>-<host>`` directories in ``runs_dir`` whose process is no longer running on this
+    machine. A ``-tmp-`` one (an unfinished run) is deleted; an ``-old-`` one (a previous run being replaced) is
+    deleted if ``<name>`` exists (the swap finished), else renamed back to ``<name>``. Only real directories (not
+    links, not files) holding the kit's marker written by that process are ever deleted; those of live processes or
+    of other machines are never touched. Each action is reported through ``log``; returns the paths acted on."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
     touched = []
     for path in sorted(runs_dir.iterdir()):
         m = _TEMP_DIR.fullmatch(path.name)
-        if not m or m["host"] not in (None, _host()):
+        if not m or m["host"] != _host() or path.is_symlink() or not path.is_dir():
             continue
         pid = int(m["pid"])
         if pid == os.getpid() or _pid_alive(pid):
             continue
         target = runs_dir / m["name"]
-        if m["kind"] == "old" and path.is_dir() and not target.exists():
+        if m["kind"] == "old" and not target.exists() and not target.is_symlink():
+            (path / _MARKER_FILE).unlink(missing_ok=True)
             path.rename(target)
             log(f"restored {target} from {path.name} (left by process {pid}, which is no longer running)")
-        else:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        elif _is_marked(path, f"{pid}-{m['host']}"):
+            shutil.rmtree(path)
             what = "temporary directory" if m["kind"] == "tmp" else "replaced run"
             log(f"removed stale {what} {path} (left by process {pid}, which is no longer running)")
+        else:
+            continue
         touched.append(path)
     return touched
 
@@ -391,34 +568,28 @@ def remove_stale_temp_dirs(runs_dir: str | os.PathLike, log=print) -> list[Path]
 def RunWriter(run_dir: str | os.PathLike, *, overwrite: bool = False, log=print) -> Iterator[Path]:  # noqa: N802
     """Yield a temporary directory that becomes ``run_dir`` only if the block succeeds.
 
-    An existing ``run_dir`` raises :class:`RunExistsError` unless ``overwrite=True`` (then the
-    old run is replaced only after the new one is complete). On any exception the temporary
-    directory is deleted and nothing at ``run_dir`` changes. Temporary directories that killed
-    processes left in the same runs directory are cleaned up first (:func:`remove_stale_temp_dirs`).
+    ``run_dir`` passes :func:`safe_write_path` (a plain name inside its parent, never a symbolic link). An existing
+    ``run_dir`` raises :class:`RunExistsError` unless ``overwrite=True`` (then the old run is replaced only after
+    the new one is complete). On any exception the temporary directory is deleted and nothing at ``run_dir``
+    changes. Temporary directories that killed processes left in the same runs directory are cleaned up first
+    (:func:`remove_stale_temp_dirs`).
     """
     run_dir = Path(run_dir)
+    run_dir = safe_write_path(run_dir.parent, run_dir.name, param="run directory")
+    overwrite = as_bool(overwrite, param="overwrite")
     if run_dir.exists() and not overwrite:
         raise RunExistsError(
             f"run directory {run_dir} already exists; choose another run_name or pass overwrite=True"
         )
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_dirs(run_dir.parent, log=log)
-    tmp = run_dir.parent / f".{run_dir.name}.tmp-{_owner()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    tmp = make_temp_dir(run_dir.parent, run_dir.name, param="run directory")
     try:
         yield tmp
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard_temp_dir(tmp)
         raise
-    if run_dir.exists():  # overwrite=True: swap only now that the new run is complete
-        old = run_dir.parent / f".{run_dir.name}.old-{_owner()}"
-        run_dir.rename(old)
-        tmp.rename(run_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(run_dir)
+    swap_into_place(tmp, run_dir)
 
 
 def run_ref(target: str | os.PathLike, base: str | os.PathLike) -> str:

@@ -148,19 +148,20 @@ def test_a_killed_writer_leaves_a_temp_dir_that_the_next_run_removes(tmp_path, r
     proc = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == -signal.SIGKILL
     left = [p.name for p in runs_dir.iterdir()]
-    assert len(left) == 1 and left[0].startswith(".killed.tmp-")
+    assert len(left) == 1 and left[0].startswith(".killed.socialite-tmp-")
     # a live process's temp dir (our parent's pid) and a user's hidden folder are never touched
-    alive = runs_dir / f".other.tmp-{os.getppid()}"
+    host = os.uname().nodename
+    alive = runs_dir / f".other.socialite-tmp-{os.getppid()}-{host}"
     (alive / "data").mkdir(parents=True)
     (runs_dir / ".git").mkdir()
     # an interrupted overwrite: the previous run was moved aside, the new one not yet in place -> restored
     dead = _dead_pid()
     far = (
-        runs_dir / f".far.tmp-{dead}-another-node"
+        runs_dir / f".far.socialite-tmp-{dead}-another-node"
     )  # another machine on a shared file system: its pid means nothing
     far.mkdir()
-    (runs_dir / f".prev.old-{dead}").mkdir()
-    (runs_dir / f".prev.old-{dead}" / "data_card.json").write_text("old run")
+    (runs_dir / f".prev.socialite-old-{dead}-{host}").mkdir()
+    (runs_dir / f".prev.socialite-old-{dead}-{host}" / "data_card.json").write_text("old run")
     capsys.readouterr()
     write_data_run("next", _toy_data(make_bundle))
     out = capsys.readouterr().out

@@ -16,7 +16,8 @@ PKG = Path(__file__).resolve().parents[1] / "socialite_utils"
 
 # lowest first; a module may import only from its own layer's modules or from lower layers
 KERNEL = (
-    "runs", "metrics", "text_metrics", "registry", "tiny_tokenizer", "claims", "schema", "prompts", "reporting",
+    "params", "runs", "metrics", "text_metrics", "registry", "tiny_tokenizer", "claims", "schema", "prompts",
+    "reporting",
     "tokens", "models", "plotting",
 )  # fmt: skip
 STAGES = ("data", "training", "evaluation", "analysis", "baselines", "studies", "course")

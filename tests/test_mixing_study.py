@@ -113,8 +113,8 @@ def test_grid_and_parameter_checks():
     assert len(grid) == 12 and grid[0]["cell"] == "n16-r0-s0" and grid[-1]["cell"] == "n48-r3-s1"
     for bad, msg in [
         ({"general_ratios": [1, 3]}, "needs 0"),
-        ({"task_rows": [0]}, "task_rows must be integers >= 1"),
-        ({"general_ratios": [0, -1]}, "general_ratios must be numbers >= 0"),
+        ({"task_rows": [0]}, r"task_rows = \[0\] is out of range: expected a value >= 1"),
+        ({"general_ratios": [0, -1]}, r"general_ratios = \[0, -1\] is out of range: expected a value >= 0"),
         ({"seeds": []}, "seeds must be a non-empty list"),
         ({"train": {"learning_rat": 1e-3}}, r"unknown TrainParams field\(s\) \['learning_rat'\]"),
     ]:
@@ -140,7 +140,7 @@ def test_a_study_cannot_mix_two_experiments(runs_dir):
     with pytest.raises(ValueError, match=r"other \['base_model'\].*choose another run_name"):
         run_grid(p)
     assert not (runs_dir / "st" / "cells").exists()  # nothing was started
-    with pytest.raises(ValueError, match="general_heldout must be an integer >= 1"):
+    with pytest.raises(ValueError, match="general_heldout = 0 is out of range: expected a value >= 1"):
         MixingStudyParams(general_heldout=0).validate()
 
 

@@ -22,12 +22,20 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
 
-from ..runs import resolve_run_dir, write_text_atomic
+from ..runs import (
+    UnsafePathError,
+    discard_temp_dir,
+    make_temp_dir,
+    remove_stale_temp_dirs,
+    resolve_run_dir,
+    safe_write_path,
+    swap_into_place,
+    write_text_atomic,
+)
 
 SOLUTION_TAG = "solution"
 STUDENT_MANIFEST = ".socialite-student.json"
@@ -57,6 +65,11 @@ def _check_destination(src_dir: Path, out_dir: Path, manifest: str, force: bool)
 
     Returns the folder's manifest (None for a new or forced folder).
     """
+    try:  # the folder itself passes the kit's write guard (a plain name, not a symbolic link)
+        target = Path(os.path.abspath(out_dir))
+        safe_write_path(target.parent, target.name, param="output folder")
+    except UnsafePathError as e:
+        raise CourseError(str(e)) from None
     src, out = src_dir.resolve(), out_dir.resolve()
     if out == src or src in out.parents or out in src.parents:
         raise CourseError(
@@ -129,7 +142,10 @@ def build_student_notebooks(
     out.mkdir(parents=True, exist_ok=True)
     written, files = [], {}
     for name, (nb, _) in copies.items():
-        dest = out / name
+        try:
+            dest = safe_write_path(out, name, param="student copy")
+        except UnsafePathError as e:
+            raise CourseError(str(e)) from None
         write_text_atomic(dest, nbformat.writes(nb) + "\n")
         files[name] = _sha256(dest)
         written.append(dest)
@@ -199,6 +215,19 @@ def _index_html(pages: list[tuple[str, str, str]], source: Path) -> str:
     )
 
 
+def _keep_user_files(out: Path, build: Path, manifest: dict) -> None:
+    """Copy into the new site ``build`` every entry of the previous site ``out`` that the kit did not write (not a
+    page of its manifest, not the index, not the manifest): a rebuild never deletes a user's file."""
+    kit = set(manifest.get("pages", {})) | {"index.html", SITE_MANIFEST}
+    for entry in sorted(out.iterdir()):
+        if entry.name in kit or (build / entry.name).exists():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, build / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, build / entry.name, follow_symlinks=False)
+
+
 def build_site(src_dir: str | os.PathLike, out_dir: str | os.PathLike, *, force: bool = False) -> Path:
     """Render the numbered notebooks of ``src_dir`` (executed ones, with outputs) to HTML in ``out_dir``.
 
@@ -211,18 +240,16 @@ def build_site(src_dir: str | os.PathLike, out_dir: str | os.PathLike, *, force:
 
     src, out = Path(src_dir), Path(out_dir)
     sources = _numbered_notebooks(src, "executed-notebook folder")
-    _check_destination(src, out, SITE_MANIFEST, force)
+    previous = _check_destination(src, out, SITE_MANIFEST, force)
     if (
         out.exists() and any(out.iterdir()) and not (out / SITE_MANIFEST).is_file()
     ):  # forced: add, never delete
         build, replace = out, False
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
-        build, replace = (
-            Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")),
-            True,
-        )
-        build.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a site is meant to be read
+        remove_stale_temp_dirs(out.parent)  # a killed build's marked temporary folder, never anything else
+        build, replace = make_temp_dir(out.parent, out.name, param="output folder"), True
+        build.chmod(0o777 & ~_umask())  # a site is meant to be read
     try:
         exporter = HTMLExporter(template_name="lab", embed_images=True)
         pages = []
@@ -241,14 +268,14 @@ def build_site(src_dir: str | os.PathLike, out_dir: str | os.PathLike, *, force:
             "pages": {href: title for href, title, _ in pages},
         }
         write_text_atomic(build / SITE_MANIFEST, json.dumps(record, indent=1) + "\n")
+        if replace and out.is_dir():
+            _keep_user_files(out, build, previous or {})
     except BaseException:
         if replace:
-            shutil.rmtree(build, ignore_errors=True)
+            discard_temp_dir(build)
         raise
     if replace:
-        if out.exists():
-            shutil.rmtree(out)  # a site the kit wrote (checked above)
-        os.replace(build, out)
+        swap_into_place(build, out)  # the previous site (a folder the kit wrote, checked above) goes only now
     print(f"wrote {len(pages)} pages and index.html to {out}")
     return out / "index.html"
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from ..runs import RunWriter, provenance, write_json, write_jsonl
+from ..runs import RunWriter, provenance, safe_write_path, write_json, write_jsonl
 from .run import EvalParams, EvalPlan, build_eval_plan
 
 TASK_PREFIX = "socialite_"
@@ -101,14 +101,21 @@ def export_lmeval(params: EvalParams) -> Path:
         categories[plan.tasks[task]["category"]].append(task)
     if "all" in categories:
         raise ValueError("a task category is named 'all', which the export uses for the group of every task")
+    # Task and category names become file names: each passes the write guard before anything is written.
+    for task in docs:
+        safe_write_path(plan.run_dir, "data", f"{task}.jsonl", param=f"task name {task!r}")
+        safe_write_path(plan.run_dir, "tasks", f"{TASK_PREFIX}{task}.yaml", param=f"task name {task!r}")
+    for category in categories:
+        safe_write_path(plan.run_dir, "tasks", f"{TASK_PREFIX}group_{category}.yaml", param="task category")
     with RunWriter(plan.run_dir, overwrite=params.overwrite) as tmp:
         for task, rows in docs.items():
-            write_jsonl(tmp / "data" / f"{task}.jsonl", rows)
+            write_jsonl(safe_write_path(tmp, "data", f"{task}.jsonl", param="task name"), rows)
             config = build_task_yaml(task, rows[0]["choices"], plan.run_dir / "data" / f"{task}.jsonl")
-            _write_yaml(tmp / "tasks" / f"{TASK_PREFIX}{task}.yaml", config)
+            _write_yaml(safe_write_path(tmp, "tasks", f"{TASK_PREFIX}{task}.yaml", param="task name"), config)
         for category, tasks in categories.items():
             group = f"group_{category}"  # prefixed: a category may share a task's name
-            _write_yaml(tmp / "tasks" / f"{TASK_PREFIX}{group}.yaml", build_group_yaml(group, tasks))
+            path = safe_write_path(tmp, "tasks", f"{TASK_PREFIX}{group}.yaml", param="task category")
+            _write_yaml(path, build_group_yaml(group, tasks))
         _write_yaml(tmp / "tasks" / f"{TASK_PREFIX}all.yaml", build_group_yaml("all", list(docs)))
         write_json(tmp / "params.json", params.to_dict())
         write_json(tmp / "provenance.json", provenance({"stage": "lmeval-export", "notes": plan.notes}))

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..data.assembly import load_data_run
 from ..models import check_model_available, resolve_model
+from ..params import Rule, check_params
 from ..prompts import draw_shots, prompt_text, render_variant_prompt, variant_label_words
 from ..registry import Task, load_all_suites, load_registry, task_names
 from ..runs import (
@@ -33,6 +34,23 @@ EVAL_SPLITS = ("test", "validation")
 NORMALIZATIONS = ("sum", "mean")
 CALIBRATIONS = ("none", "contextual")  # contextual: Zhao et al. 2021, content-free priors divided out
 BASE, TUNED = "base", "tuned"
+
+
+# Ranges and choices of EvalParams (checked with the declared types by params.check_params).
+EVAL_RULES = {
+    "mode": Rule(choices=MODES),
+    "split": Rule(choices=EVAL_SPLITS),
+    "normalize": Rule(choices=NORMALIZATIONS),
+    "calibration": Rule(choices=CALIBRATIONS),
+    "few_shot_k": Rule(ge=0),
+    "max_eval_per_task": Rule(ge=1),
+    "batch_size": Rule(ge=1),
+    "max_new_tokens": Rule(ge=1),
+    "max_length": Rule(ge=2),
+    "bootstrap_samples": Rule(ge=1),
+    "variant": Rule(ge=0),
+    "seed": Rule(ge=0),
+}
 
 
 @dataclass
@@ -69,27 +87,7 @@ class EvalParams:
     def validate(self) -> EvalParams:
         """Raise ValueError naming the first bad field; return self."""
         check_run_name(self.run_name)
-        choices = {
-            "mode": MODES,
-            "split": EVAL_SPLITS,
-            "normalize": NORMALIZATIONS,
-            "calibration": CALIBRATIONS,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"EvalParams.{name} = {getattr(self, name)!r}; expected one of {allowed}")
-        checks = {
-            "few_shot_k": self.few_shot_k is None or self.few_shot_k >= 0,
-            "max_eval_per_task": self.max_eval_per_task is None or self.max_eval_per_task >= 1,
-            "batch_size": self.batch_size >= 1,
-            "max_new_tokens": self.max_new_tokens >= 1,
-            "max_length": self.max_length is None or self.max_length >= 2,
-            "bootstrap_samples": self.bootstrap_samples >= 1,
-            "variant": self.variant is None or self.variant >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"EvalParams.{name} = {getattr(self, name)!r} is out of range")
+        check_params(self, EVAL_RULES)  # declared types, ranges and choices; papermill strings coerced
         check_backend(self.backend, self.mode)
         if self.calibration != "none" and self.mode != "score":
             raise ValueError(

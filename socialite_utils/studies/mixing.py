@@ -36,9 +36,10 @@ from ..data.assembly import build_data, write_data_run
 from ..data.mixing import MixtureSpec, load_general_heldout
 from ..evaluation.run import EvalParams, evaluate_run
 from ..evaluation.scoring import score_response_nll
+from ..params import ParamError, Rule, check_params
 from ..plotting import plot_mixing_curves, plot_mixing_gain, plot_specialisation_vs_retention, save_figure
 from ..registry import load_registry, select_tasks
-from ..runs import read_json, resolve_run_dir, runs_root_at, write_json
+from ..runs import check_run_name, read_json, resolve_run_dir, run_dir_for, runs_root_at, write_json
 from ..schema import read_data_rows, read_eval_metrics, read_prediction_rows
 from ..training.lora import TrainParams, load_adapter, load_run_tokenizer, partial_dir_for, train_lora
 
@@ -53,6 +54,26 @@ FIXED_PER_STUDY = (
     "suite", "tasks", "data_dir", "general_licence", "general_heldout", "max_eval_per_task", "prompt_format",
     "data_seed", "base_model", "train", "eval_mode", "smoke",
 )  # fmt: skip
+
+
+# Ranges and choices of MixingStudyParams (checked with the declared types by params.check_params).
+STUDY_RULES = {
+    "task_rows": Rule(ge=1),
+    "general_ratios": Rule(ge=0, le=1000),
+    "seeds": Rule(ge=0),
+    "general_licence": Rule(choices=("any", "commercial")),
+    "general_heldout": Rule(ge=1),  # the retained-ability NLL needs held-out rows
+    "max_eval_per_task": Rule(ge=1),
+    "data_seed": Rule(ge=0),
+    "eval_mode": Rule(choices=("score", "generate")),
+    "eval_batch_size": Rule(ge=1),
+    "bootstrap_samples": Rule(ge=1),
+    "nll_max_length": Rule(ge=2),
+    "suite": Rule(nonempty=True),
+    "base_model": Rule(nonempty=True),
+}
+# Significant digits of a ratio in a cell name: two ratios that agree to this many digits are refused.
+RATIO_DIGITS = 6
 
 
 @dataclass
@@ -86,25 +107,23 @@ class MixingStudyParams:
     smoke: bool = False
 
     def validate(self) -> MixingStudyParams:
-        """Raise ValueError naming the bad parameter; return self."""
+        """Raise ValueError naming the bad parameter; return self. Every value is checked here, before anything is
+        written: the study's own fields (declared types and ranges), the grid, and the training and evaluation
+        settings every cell will use."""
+        check_run_name(self.run_name)
+        check_params(self, STUDY_RULES)
         for name in ("task_rows", "general_ratios", "seeds"):
             value = getattr(self, name)
-            if not isinstance(value, list | tuple) or not value:
-                raise ValueError(f"{name} must be a non-empty list, got {value!r}")
+            if not value:
+                raise ParamError(f"MixingStudyParams.{name} must be a non-empty list, got {value!r}")
             if len(set(value)) != len(value):
-                raise ValueError(f"{name} has duplicates: {value}")
-        if any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in self.task_rows):
-            raise ValueError(f"task_rows must be integers >= 1, got {self.task_rows}")
-        if any(not isinstance(r, int | float) or isinstance(r, bool) or r < 0 for r in self.general_ratios):
-            raise ValueError(f"general_ratios must be numbers >= 0, got {self.general_ratios}")
-        if (
-            isinstance(self.general_heldout, bool)
-            or not isinstance(self.general_heldout, int)
-            or self.general_heldout < 1
-        ):
-            raise ValueError(
-                f"general_heldout must be an integer >= 1 (the retained-ability NLL needs held-out rows), "
-                f"got {self.general_heldout!r}"
+                raise ParamError(f"MixingStudyParams.{name} has duplicates: {value}")
+        names = [cell_name(0, r, 0) for r in self.general_ratios]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise ParamError(
+                f"MixingStudyParams.general_ratios {self.general_ratios}: ratios that differ only beyond "
+                f"{RATIO_DIGITS} significant digits share a cell name ({', '.join(clash)}); use clearly different ratios"
             )
         if 0 not in self.general_ratios:
             raise ValueError(
@@ -114,7 +133,16 @@ class MixingStudyParams:
         known = {f for f in TrainParams.__dataclass_fields__} - {"run_name", "data_run", "base_model", "seed"}
         unknown = sorted(set(self.train) - known)
         if unknown:
-            raise ValueError(f"train has unknown TrainParams field(s) {unknown}; known: {sorted(known)}")
+            raise ParamError(f"train has unknown TrainParams field(s) {unknown}; known: {sorted(known)}")
+        # the settings every cell trains and evaluates with, checked now (coerced values kept)
+        try:  # an unknown suite or task is named now, not after the first cell ran
+            select_tasks(load_registry(self.suite), self.tasks)
+        except KeyError as e:
+            raise ParamError(e.args[0] if e.args else str(e)) from None
+        tp = TrainParams(run_name="cell", base_model=self.base_model, **self.train).validate()
+        self.train = {k: getattr(tp, k) for k in self.train}
+        EvalParams(run_name="cell", train_run="cell", mode=self.eval_mode, batch_size=self.eval_batch_size,
+                   max_eval_per_task=self.max_eval_per_task, bootstrap_samples=self.bootstrap_samples).validate()  # fmt: skip
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,8 +171,8 @@ class MixingStudyParams:
 
 
 def cell_name(task_rows: int, ratio: float, seed: int) -> str:
-    """``n48-r1-s0``: task rows per task, generalist ratio, seed."""
-    return f"n{task_rows}-r{ratio:g}-s{seed}"
+    """``n48-r1-s0``: task rows per task, generalist ratio (to :data:`RATIO_DIGITS` significant digits), seed."""
+    return f"n{task_rows}-r{ratio:.{RATIO_DIGITS}g}-s{seed}"
 
 
 def build_grid(params: MixingStudyParams) -> list[dict[str, Any]]:
@@ -258,7 +286,7 @@ def run_cell(params: MixingStudyParams, cell: dict, cells_dir: Path, *, log=prin
 def run_grid(params: MixingStudyParams, *, log=print) -> list[dict[str, Any]]:
     """Every cell of the grid (existing ones reused); writes ``runs/<run_name>/study_params.json``."""
     params.validate()
-    study_dir = resolve_run_dir(params.run_name)
+    study_dir = run_dir_for(params.run_name)
     cells_dir = study_dir / "cells"
     saved = study_dir / "study_params.json"
     if saved.is_file():
@@ -584,7 +612,7 @@ def write_study_outputs(params: MixingStudyParams) -> dict[str, Any]:
     ``findings.txt`` and ``figures/{mixing_curves,mixing_gain,specialisation_vs_retention}.{png,pdf}``.
     """
 
-    study_dir = resolve_run_dir(params.run_name)
+    study_dir = run_dir_for(params.run_name)
     results, aggregates, predictions = collect_results(params)
     if results.empty:
         raise ValueError(f"no finished cell under {study_dir / 'cells'}: run the grid first (run_grid)")

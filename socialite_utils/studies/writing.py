@@ -11,15 +11,18 @@ parameters, so rerunning the notebook continues; different parameters under the 
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..data.assembly import build_data, load_data_run, write_data_run
 from ..data.writing_rows import select_mixture
+from ..params import ParamError, Rule, as_bool, check_params
 from ..plotting import plot_generation_metric, save_figure
-from ..runs import provenance, read_json, resolve_run_dir, runs_root_at, write_json
+from ..registry import load_registry, select_tasks
+from ..runs import check_run_name, provenance, read_json, run_dir_for, runs_root_at, write_json
 from ..schema import read_prediction_rows, write_prediction_rows
+from ..training.lora import TrainParams
 from .writing_eval import (
     copy_predictions,
     format_diff_html,
@@ -38,11 +41,87 @@ TUNED_SYSTEMS = {
 }
 STAGE = "writing_assistance"
 
+# Ranges and choices of WritingStudyParams (checked with the declared types by params.check_params).
+WRITING_RULES = {
+    "suite": Rule(nonempty=True),
+    "prompt_format": Rule(choices=("alpaca", "paper", "chat")),
+    "max_train_per_task": Rule(ge=1),
+    "max_eval_per_task": Rule(ge=1),
+    "general_train_rows": Rule(ge=0),
+    "general_licence": Rule(choices=("any", "commercial")),
+    "systems": Rule(choices=tuple(TUNED_SYSTEMS), nonempty=True),
+    "base_model": Rule(nonempty=True),
+    "batch_size": Rule(ge=1),
+    "max_new_tokens_factor": Rule(gt=0, le=100),
+    "max_new_tokens_cap": Rule(ge=1),
+    "bootstrap_samples": Rule(ge=1),
+    "seed": Rule(ge=0),
+}
+
+
+@dataclass
+class WritingStudyParams:
+    """Every knob of notebook 07 (its parameters cell maps 1:1 onto these fields); :meth:`validate` checks them all
+    before anything is written."""
+
+    run_name: str = "writing-demo"
+    suite: str = "writing"
+    tasks: list[str] | None = None
+    task_dirs: list[str] = field(default_factory=list)
+    writing_dir: str | None = None
+    prompt_format: str = "alpaca"
+    max_train_per_task: int | None = 48
+    max_eval_per_task: int | None = 25
+    general_train_rows: int = 192
+    general_licence: str = "any"
+    systems: list[str] = field(default_factory=lambda: list(TUNED_SYSTEMS))
+    base_model: str = "smollm2-135m"
+    learning_rate: float = 0.0005
+    num_train_epochs: float = 1.0
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 2
+    max_length: int = 384
+    lora_r: int = 8
+    lora_alpha: int = 16
+    batch_size: int = 16
+    max_new_tokens_factor: float = 1.5
+    max_new_tokens_cap: int = 128
+    bootstrap_samples: int = 1000
+    torch_threads: int | None = None
+    seed: int = 0
+    overwrite: bool = False
+    smoke: bool = False
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> WritingStudyParams:
+        """From notebook 07's parameters (e.g. its ``globals()``): the keys that are fields."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+    def validate(self) -> WritingStudyParams:
+        """Raise ValueError naming the bad parameter; return self (values coerced to their declared types)."""
+        check_run_name(self.run_name)
+        check_params(self, WRITING_RULES)
+        try:  # an unknown suite or task is named now, not after the first cell ran
+            select_tasks(load_registry(self.suite, self.task_dirs), self.tasks)
+        except KeyError as e:
+            raise ParamError(e.args[0] if e.args else str(e)) from None
+        TrainParams(
+            run_name="template", base_model=self.base_model, learning_rate=self.learning_rate,
+            num_train_epochs=self.num_train_epochs, per_device_train_batch_size=self.per_device_train_batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps, max_length=self.max_length,
+            lora_r=self.lora_r, lora_alpha=self.lora_alpha, seed=self.seed, torch_threads=self.torch_threads,
+        ).validate()  # fmt: skip
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 def prepare_writing_run(run_name: str, params: dict[str, Any], *, overwrite: bool = False) -> Path:
     """The run directory, with ``params.json``. An existing run with the same params is continued; with other
     params it is refused (or, with ``overwrite``, removed -- only if it is a run this module wrote)."""
-    run_dir = resolve_run_dir(run_name)
+    run_dir = run_dir_for(run_name)
+    overwrite = as_bool(overwrite, param="overwrite")
     params = {k: v for k, v in params.items() if k != "overwrite"}
     path = run_dir / "params.json"
     if run_dir.exists():

@@ -49,6 +49,7 @@ from trl import SFTConfig
 
 from .. import models
 from ..models import check_model_available
+from ..params import Rule, check_params
 from ..plotting import loss_points, plot_loss_curve, save_figure
 from ..runs import (
     RunWriter,
@@ -96,6 +97,30 @@ IN_PROCESS_PRESETS = ("tiny-random",)
 # ---------------------------------------------------------------- parameters
 
 
+# Ranges of TrainParams (checked with the declared types by params.check_params before anything is written).
+TRAIN_RULES = {
+    "lora_r": Rule(ge=1),
+    "lora_alpha": Rule(gt=0),
+    "lora_dropout": Rule(ge=0, lt=1),
+    "learning_rate": Rule(gt=0, le=1),  # LoRA uses about 1e-5 .. 1e-2; a value above 1 is a typo (1e9, 5e4)
+    "warmup_ratio": Rule(ge=0, lt=1),
+    "num_train_epochs": Rule(ge=0),
+    "max_steps": Rule(ge=-1),
+    "per_device_train_batch_size": Rule(ge=1),
+    "gradient_accumulation_steps": Rule(ge=1),
+    "max_length": Rule(ge=2),
+    "seed": Rule(ge=0),
+    "max_train_examples": Rule(ge=1),
+    "logging_steps": Rule(ge=1),
+    "save_steps": Rule(ge=1),
+    "save_total_limit": Rule(ge=1),
+    "torch_threads": Rule(ge=1),
+    "run_name": Rule(nonempty=True),
+    "data_run": Rule(nonempty=True),
+    "base_model": Rule(nonempty=True),
+}
+
+
 @dataclass
 class TrainParams:
     """Every knob of a training run (notebook 02's parameters map 1:1 onto these fields)."""
@@ -138,22 +163,7 @@ class TrainParams:
     def validate(self) -> TrainParams:
         """Raise ValueError naming the first bad field; return self."""
         check_run_name(self.run_name)
-        checks = {
-            "lora_r": self.lora_r >= 1,
-            "lora_alpha": self.lora_alpha > 0,
-            "lora_dropout": 0 <= self.lora_dropout < 1,
-            "learning_rate": self.learning_rate > 0,
-            "warmup_ratio": 0 <= self.warmup_ratio < 1,
-            "per_device_train_batch_size": self.per_device_train_batch_size >= 1,
-            "gradient_accumulation_steps": self.gradient_accumulation_steps >= 1,
-            "max_length": self.max_length >= 2,
-            "save_total_limit": self.save_total_limit >= 1,
-            "max_train_examples": self.max_train_examples is None or self.max_train_examples >= 1,
-            "torch_threads": self.torch_threads is None or self.torch_threads >= 1,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"TrainParams.{name} = {getattr(self, name)!r} is out of range")
+        check_params(self, TRAIN_RULES)  # declared types, ranges; papermill strings coerced where unambiguous
         if self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ValueError("set num_train_epochs > 0 or max_steps > 0")
         if not target_modules_list(self.lora_target_modules):
