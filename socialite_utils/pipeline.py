@@ -16,6 +16,7 @@ import ast
 import difflib
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -47,6 +48,7 @@ from .runs import (
 from .schema import read_baselines_metrics, read_eval_metrics
 
 PROFILES_FILE = Path(__file__).parent / "profiles.yaml"
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 # (step, notebook, run directory it writes, how it receives the earlier runs)
 STEPS: list[tuple[str, str, str, dict[str, str]]] = [
@@ -101,15 +103,22 @@ def resolve_profile(
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
-    """``step.param=value`` (value a Python literal, else a string) -> (step, param, value)."""
+    """``step.param=value`` -> (step, param, value), the value read as YAML exactly like profiles.yaml: ``[a, b]`` a
+    list, ``null`` None, ``true`` True, ``0.001`` a float, anything else a string."""
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise ValueError(f"override '{text}' must look like step.param=value, e.g. train.max_steps=20")
     key, raw = text.split("=", 1)
     step, param = key.split(".", 1)
     try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ValueError(f"override '{text}': the value is not valid YAML ({e})") from None
+    if isinstance(value, str) and _SCIENTIFIC.fullmatch(value):
+        value = float(value)  # PyYAML reads 1e-4 (no dot) as a string; a learning rate means the number
+    if value == "None":
+        # Python's spelling of a missing value is a plain string in YAML: stored, it would be a task or run
+        # named "None"; say what to write instead.
+        raise ValueError(f"override '{text}': write {key}=null (values are YAML, where None is a string)")
     return step, param, value
 
 
@@ -396,7 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--run-name", help="directory under runs/ for this pipeline run (required unless --list)")
     ap.add_argument(
-        "--set", action="append", default=[], metavar="STEP.PARAM=VALUE", help="override a parameter"
+        "--set",
+        action="append",
+        default=[],
+        metavar="STEP.PARAM=VALUE",
+        help="override a parameter; the value is YAML as in profiles.yaml ([a, b] a list, null None)",
     )
     ap.add_argument("--only", help="comma-separated steps to (re)run, e.g. eval,analysis")
     ap.add_argument("--runs-dir", help="root for runs (default: $SOCIALITE_RUNS_DIR or <repo>/runs)")

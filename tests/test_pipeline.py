@@ -22,6 +22,18 @@ def test_profiles_declare_every_step_and_the_paper_recipe():
 def test_overrides():
     assert parse_override("train.max_steps=20") == ("train", "max_steps", 20)
     assert parse_override("data.tasks=['tweet_irony']") == ("data", "tasks", ["tweet_irony"])
+    # values are YAML, as in profiles.yaml
+    assert parse_override("data.tasks=[a, b]") == ("data", "tasks", ["a", "b"])
+    assert parse_override("eval.train_run=null") == ("eval", "train_run", None)
+    assert parse_override("data.balance_train=true") == ("data", "balance_train", True)
+    assert parse_override("train.learning_rate=1e-4") == ("train", "learning_rate", 1e-4)
+    assert parse_override("train.learning_rate=0.0005") == ("train", "learning_rate", 0.0005)
+    assert parse_override("eval.base_model=smollm2-135m") == ("eval", "base_model", "smollm2-135m")
+    assert parse_override("data.tasks=") == ("data", "tasks", None)
+    with pytest.raises(ValueError, match="eval.train_run=null"):
+        parse_override("eval.train_run=None")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        parse_override("data.tasks=[a, b")
     assert parse_override("train.base_model=smollm2-135m") == ("train", "base_model", "smollm2-135m")
     with pytest.raises(ValueError, match="step.param=value"):
         parse_override("max_steps=3")
@@ -159,3 +171,15 @@ def test_list_needs_no_run_name_and_a_run_still_does(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--profile", "smoke"])
     assert e.value.code == 2 and "--run-name" in capsys.readouterr().err
+
+
+def test_set_refuses_unknown_steps_and_parameters_naming_the_known_ones(capsys):
+    from socialite_utils.pipeline import main
+
+    assert main(["--profile", "smoke", "--run-name", "x", "--set", "evl.mode=score"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown step 'evl'" in err and "did you mean 'eval'" in err and "steps: data, train, eval" in err
+    assert main(["--profile", "smoke", "--run-name", "x", "--set", "train.lerning_rate=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter 'train.lerning_rate'" in err and "did you mean 'learning_rate'" in err
+    assert "its parameters: run_name, data_run, base_model" in err
