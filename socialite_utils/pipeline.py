@@ -257,7 +257,10 @@ def run_pipeline(
     results: list[StepResult] = []
     try:
         for step, notebook, out_run, links in steps:
-            nb_params = {**params[step], "run_name": out_run, **links}
+            # An earlier run is passed on only when the profile declares its step and neither the profile nor --set
+            # names the run: a base-only evaluation (train_run: null, no train step) keeps its None.
+            linked = {k: run for k, run in links.items() if run in declared and k not in params[step]}
+            nb_params = {**params[step], "run_name": out_run, **linked}
             if only:
                 # --only asks to run these steps again: their previous runs are replaced, atomically, only once the
                 # new run is complete (a failing rerun leaves the old one in place).
