@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from .plancheck import Plan, PlanError, check_plan
 from .reporting import (
     example_ci,
     fmt_ci,
@@ -164,6 +165,18 @@ def check_steps(params: dict[str, dict[str, Any]], only: list[str] | None) -> No
                     f"unknown parameter '{step}.{param}'{_did_you_mean(param, valid)}: {notebook} has no parameter "
                     f"'{param}'; its parameters: {', '.join(valid)}"
                 )
+
+
+def plan_profile(
+    profile: str, overrides: dict[str, dict[str, Any]] | None = None, device: str | None = None
+) -> Plan:
+    """``--check``: every declared step's parameters built and validated, the data counted, time and memory
+    estimated (socialite_utils.plancheck); PlanError when the plan cannot work. Nothing is loaded or written."""
+    params = resolve_profile(profile, overrides)
+    check_steps(params, None)
+    prof = load_profiles()[profile]
+    declared = [s for s, *_ in STEPS if s in prof["steps"]]
+    return check_plan(profile, params, declared, device or prof.get("device", "cpu"))
 
 
 def _now() -> str:
@@ -418,12 +431,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-dir", help="root for runs (default: $SOCIALITE_RUNS_DIR or <repo>/runs)")
     ap.add_argument("--list", action="store_true", help="list profiles and exit")
     ap.add_argument(
+        "--check",
+        action="store_true",
+        help="check the plan (parameters, data, time and memory per step) without running anything",
+    )
+    ap.add_argument(
+        "--device", help="--check: device whose rates to use (cpu, t4, a100; default: the profile's)"
+    )
+    ap.add_argument(
         "--publish", metavar="DIR", help="after a successful run, copy its headline figures + numbers to DIR"
     )
     args = ap.parse_args(argv)
     if args.list:
         for name, prof in load_profiles().items():
             print(f"{name:<10} {prof['description']}\n{'':<10} needs: {prof.get('needs', '-')}")
+        return 0
+    if args.check:
+        try:
+            overrides = {}
+            for text in args.set:
+                step, param, value = parse_override(text)
+                overrides.setdefault(step, {})[param] = value
+            print(plan_profile(args.profile, overrides, args.device).format())
+        except PlanError as e:
+            print(f"plan error: {e}", file=sys.stderr)
+            return 1
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+            return 2
         return 0
     if not args.run_name:
         ap.error("the following arguments are required: --run-name")  # exit 2, as argparse's own check did
