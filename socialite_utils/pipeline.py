@@ -16,6 +16,7 @@ import ast
 import difflib
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -24,9 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .data.types import DataParams
 from .evaluation.plan import EVAL_RULES, EvalParams
 from .params import as_bool, coerce_field
+from .plancheck import Plan, PlanError, check_plan
 from .reporting import (
     example_ci,
     fmt_ci,
@@ -53,6 +57,7 @@ from .studies.writing import WRITING_RULES, WritingStudyParams
 from .training.lora import TRAIN_RULES, TrainParams
 
 PROFILES_FILE = Path(__file__).parent / "profiles.yaml"
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 # (step, notebook, run directory it writes, how it receives the earlier runs)
 STEPS: list[tuple[str, str, str, dict[str, str]]] = [
@@ -109,15 +114,22 @@ def resolve_profile(
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
-    """``step.param=value`` (value a Python literal, else a string) -> (step, param, value)."""
+    """``step.param=value`` -> (step, param, value), the value read as YAML exactly like profiles.yaml: ``[a, b]`` a
+    list, ``null`` None, ``true`` True, ``0.001`` a float, anything else a string."""
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise ValueError(f"override '{text}' must look like step.param=value, e.g. train.max_steps=20")
     key, raw = text.split("=", 1)
     step, param = key.split(".", 1)
     try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ValueError(f"override '{text}': the value is not valid YAML ({e})") from None
+    if isinstance(value, str) and _SCIENTIFIC.fullmatch(value):
+        value = float(value)  # PyYAML reads 1e-4 (no dot) as a string; a learning rate means the number
+    if value == "None":
+        # Python's spelling of a missing value is a plain string in YAML: stored, it would be a task or run
+        # named "None"; say what to write instead.
+        raise ValueError(f"override '{text}': write {key}=null (values are YAML, where None is a string)")
     return step, param, value
 
 
@@ -190,6 +202,18 @@ def typed_step_params(step: str, values: dict[str, Any]) -> dict[str, Any]:
                 out[key] = coerce_field(cls, key, value, rules.get(key), owner=f"{step}.{cls.__name__}")
                 break
     return out
+
+
+def plan_profile(
+    profile: str, overrides: dict[str, dict[str, Any]] | None = None, device: str | None = None
+) -> Plan:
+    """``--check``: every declared step's parameters built and validated, the data counted, time and memory
+    estimated (socialite_utils.plancheck); PlanError when the plan cannot work. Nothing is loaded or written."""
+    params = resolve_profile(profile, overrides)
+    check_steps(params, None)
+    prof = load_profiles()[profile]
+    declared = [s for s, *_ in STEPS if s in prof["steps"]]
+    return check_plan(profile, params, declared, device or prof.get("device", "cpu"))
 
 
 def _now() -> str:
@@ -295,7 +319,10 @@ def run_pipeline(
     results: list[StepResult] = []
     try:
         for step, notebook, out_run, links in steps:
-            nb_params = {**params[step], "run_name": out_run, **links}
+            # An earlier run is passed on only when the profile declares its step and neither the profile nor --set
+            # names the run: a base-only evaluation (train_run: null, no train step) keeps its None.
+            linked = {k: run for k, run in links.items() if run in declared and k not in params[step]}
+            nb_params = {**params[step], "run_name": out_run, **linked}
             if only:
                 # --only asks to run these steps again: their previous runs are replaced, atomically, only once the
                 # new run is complete (a failing rerun leaves the old one in place).
@@ -443,11 +470,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--run-name", help="directory under runs/ for this pipeline run (required unless --list)")
     ap.add_argument(
-        "--set", action="append", default=[], metavar="STEP.PARAM=VALUE", help="override a parameter"
+        "--set",
+        action="append",
+        default=[],
+        metavar="STEP.PARAM=VALUE",
+        help="override a parameter; the value is YAML as in profiles.yaml ([a, b] a list, null None)",
     )
     ap.add_argument("--only", help="comma-separated steps to (re)run, e.g. eval,analysis")
     ap.add_argument("--runs-dir", help="root for runs (default: $SOCIALITE_RUNS_DIR or <repo>/runs)")
     ap.add_argument("--list", action="store_true", help="list profiles and exit")
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help="check the plan (parameters, data, time and memory per step) without running anything",
+    )
+    ap.add_argument(
+        "--device", help="--check: device whose rates to use (cpu, t4, a100; default: the profile's)"
+    )
     ap.add_argument(
         "--publish", metavar="DIR", help="after a successful run, copy its headline figures + numbers to DIR"
     )
@@ -455,6 +494,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for name, prof in load_profiles().items():
             print(f"{name:<10} {prof['description']}\n{'':<10} needs: {prof.get('needs', '-')}")
+        return 0
+    if args.check:
+        try:
+            overrides = {}
+            for text in args.set:
+                step, param, value = parse_override(text)
+                overrides.setdefault(step, {})[param] = value
+            print(plan_profile(args.profile, overrides, args.device).format())
+        except PlanError as e:
+            print(f"plan error: {e}", file=sys.stderr)
+            return 1
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+            return 2
         return 0
     if not args.run_name:
         ap.error("the following arguments are required: --run-name")  # exit 2, as argparse's own check did

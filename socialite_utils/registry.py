@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .metrics import metric_names
 from .params import ParamError
 from .runs import load_yaml_strict
-
-from .metrics import metric_names
 from .text_metrics import CORPUS_METRICS  # noqa: F401  (registers the generation metrics in the table)
 
 CATEGORIES = (

@@ -21,7 +21,7 @@ KERNEL = (
     "tokens", "models", "plotting",
 )  # fmt: skip
 STAGES = ("data", "training", "evaluation", "analysis", "baselines", "studies", "course")
-TOP = ("pipeline",)
+TOP = ("plancheck", "pipeline")
 
 
 def _module_name(path: Path) -> str:

@@ -22,6 +22,18 @@ def test_profiles_declare_every_step_and_the_paper_recipe():
 def test_overrides():
     assert parse_override("train.max_steps=20") == ("train", "max_steps", 20)
     assert parse_override("data.tasks=['tweet_irony']") == ("data", "tasks", ["tweet_irony"])
+    # values are YAML, as in profiles.yaml
+    assert parse_override("data.tasks=[a, b]") == ("data", "tasks", ["a", "b"])
+    assert parse_override("eval.train_run=null") == ("eval", "train_run", None)
+    assert parse_override("data.balance_train=true") == ("data", "balance_train", True)
+    assert parse_override("train.learning_rate=1e-4") == ("train", "learning_rate", 1e-4)
+    assert parse_override("train.learning_rate=0.0005") == ("train", "learning_rate", 0.0005)
+    assert parse_override("eval.base_model=smollm2-135m") == ("eval", "base_model", "smollm2-135m")
+    assert parse_override("data.tasks=") == ("data", "tasks", None)
+    with pytest.raises(ValueError, match="eval.train_run=null"):
+        parse_override("eval.train_run=None")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        parse_override("data.tasks=[a, b")
     assert parse_override("train.base_model=smollm2-135m") == ("train", "base_model", "smollm2-135m")
     with pytest.raises(ValueError, match="step.param=value"):
         parse_override("max_steps=3")
@@ -159,3 +171,64 @@ def test_list_needs_no_run_name_and_a_run_still_does(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--profile", "smoke"])
     assert e.value.code == 2 and "--run-name" in capsys.readouterr().err
+
+
+def test_set_refuses_unknown_steps_and_parameters_naming_the_known_ones(capsys):
+    from socialite_utils.pipeline import main
+
+    assert main(["--profile", "smoke", "--run-name", "x", "--set", "evl.mode=score"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown step 'evl'" in err and "did you mean 'eval'" in err and "steps: data, train, eval" in err
+    assert main(["--profile", "smoke", "--run-name", "x", "--set", "train.lerning_rate=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter 'train.lerning_rate'" in err and "did you mean 'learning_rate'" in err
+    assert "its parameters: run_name, data_run, base_model" in err
+
+
+def _record_notebooks(monkeypatch):
+    """papermill replaced by a recorder: step notebook -> the parameters it was given (nothing runs)."""
+    import papermill
+
+    given = {}
+
+    def fake_execute(src, out, parameters, **kw):
+        given[src.rsplit("/", 1)[-1]] = parameters
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    return given
+
+
+def test_base_only_evaluation_keeps_train_run_none(tmp_path, monkeypatch):
+    """A profile without a train step evaluates the base model alone: the pipeline passes the data run but no
+    train run, and --set eval.base_model picks any base model."""
+    given = _record_notebooks(monkeypatch)
+    monkeypatch.setattr(pipeline, "format_summary", lambda _: "")
+    results = pipeline.run_pipeline(
+        "smoke-base", "b", runs_dir=tmp_path, overrides={"eval": {"base_model": "smollm2-135m"}}, log=print
+    )
+    assert [(r.step, r.ok) for r in results] == [("data", True), ("eval", True)]
+    ev = given["03_evaluation.ipynb"]
+    assert ev["train_run"] is None and ev["base_model"] == "smollm2-135m" and ev["data_run"] == "data"
+    assert "02_instruction_tuning.ipynb" not in given
+    # with a train step the pipeline links its run; an explicit --set eval.train_run wins over the link
+    given.clear()
+    pipeline.run_pipeline("smoke", "t", runs_dir=tmp_path, log=print)
+    assert given["03_evaluation.ipynb"]["train_run"] == "train"
+    given.clear()
+    pipeline.run_pipeline(
+        "smoke", "u", runs_dir=tmp_path, overrides={"eval": {"train_run": "mine"}}, log=print
+    )
+    assert given["03_evaluation.ipynb"]["train_run"] == "mine"
+
+
+@pytest.mark.slow
+def test_base_only_profile_end_to_end(tmp_path):
+    """smoke-base for real (about 30 s): notebook 01, then notebook 03 on the tiny random model alone."""
+    import json
+
+    steps = pipeline.run_pipeline("smoke-base", "base", runs_dir=tmp_path, log=lambda *_: None)
+    assert [(r.step, r.ok) for r in steps] == [("data", True), ("eval", True)], steps
+    metrics = json.loads((tmp_path / "base" / "eval" / "metrics.json").read_text())
+    assert metrics["models"] == ["base"] and len(metrics["tasks"]) == 15
+    assert not (tmp_path / "base" / "train").exists()
+    assert "no tuned model in this run" in pipeline.format_summary(tmp_path / "base")

@@ -487,3 +487,24 @@ def test_existing_run_is_not_overwritten(rows, runs_dir):
     with pytest.raises(RunExistsError, match="already exists"):
         train_lora(tiny(run_name="done"), rows)
     assert sorted(p.name for p in runs_dir.iterdir()) == ["done"]
+
+
+def test_report_to_tensorboard_writes_events_with_the_loss(rows, runs_dir):
+    """report_to passes through to SFTConfig; TensorBoard's event files are kept in the run and hold the loss."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert build_sft_config(tiny(), runs_dir / "o").report_to == []  # "none": nothing leaves the machine
+    assert build_sft_config(tiny(report_to=["tensorboard", "mlflow"]), runs_dir / "o").report_to == [
+        "tensorboard",
+        "mlflow",
+    ]
+    with pytest.raises(ValueError, match="report_to"):
+        tiny(report_to="tensorbord").validate()
+    result = train_lora(tiny(run_name="tb", max_steps=4, report_to="tensorboard"), rows, verbose=False)
+    event_files = list((result.run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert event_files, "no TensorBoard event files in the run"
+    acc = EventAccumulator(str(event_files[0].parent)).Reload()
+    losses = [e.value for e in acc.Scalars("train/loss")]
+    logged = [h["loss"] for h in result.log_history if "loss" in h]
+    assert len(losses) == len(logged) == 4 and losses == pytest.approx(logged, rel=1e-5)

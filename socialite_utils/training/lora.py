@@ -89,6 +89,8 @@ from .trainer import (  # re-exported: notebooks and tests import them from here
 
 # The paper's LoRA recipe (Dey et al. 2024, following Alpaca-LoRA).
 PAPER_TARGET_MODULES = ("q_proj", "v_proj")
+# Trackers SFTConfig.report_to accepts that the kit documents ("all": every installed one).
+REPORT_TO = ("none", "tensorboard", "wandb", "mlflow", "trackio", "all")
 # Presets built in-process (random weights): a run saves the base model next to the adapter, so an evaluation
 # loads exactly the weights it trained from.
 IN_PROCESS_PRESETS = ("tiny-random",)
@@ -152,6 +154,10 @@ class TrainParams:
     # sort_by_length; which examples share a step changes; sft_trainer.LengthBucketSampler)
     compact_lm_head: bool = True  # CPU: run the LM head on supervised positions only
     torch_threads: int | None = None  # None: torch's default; 1 helps on a busy shared CPU
+    # Experiment trackers the trainer logs to (SFTConfig.report_to): "none" keeps an offline run offline;
+    # "tensorboard" writes event files into the run's tensorboard/ folder; "wandb", "mlflow", "trackio" need their
+    # packages and accounts; a list for several.
+    report_to: str | list[str] = "none"
     overwrite: bool = False  # replace an existing finished run of the same name
 
     @classmethod
@@ -166,6 +172,12 @@ class TrainParams:
         check_params(self, TRAIN_RULES)  # declared types, ranges; papermill strings coerced where unambiguous
         if self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ValueError("set num_train_epochs > 0 or max_steps > 0")
+        trackers = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to)
+        unknown = [t for t in trackers if t not in REPORT_TO]
+        if unknown or not trackers:
+            raise ValueError(
+                f"TrainParams.report_to = {self.report_to!r}; expected one or more of {REPORT_TO}"
+            )
         if not target_modules_list(self.lora_target_modules):
             raise ValueError("lora_target_modules is empty; use e.g. 'q_proj,v_proj' or 'all-linear'")
         return self
@@ -208,7 +220,7 @@ def target_modules_list(value: str | list[str] | tuple[str, ...] | None) -> list
 
 
 # Fields that may differ between a crashed run and its resumption.
-_RESUME_FREE_FIELDS = {"resume", "overwrite", "logging_steps", "torch_threads"}
+_RESUME_FREE_FIELDS = {"resume", "overwrite", "logging_steps", "torch_threads", "report_to"}
 
 
 # ---------------------------------------------------------------- configs
@@ -306,7 +318,7 @@ def build_sft_config(
         save_strategy="steps",
         save_steps=params.save_steps or max(1, math.ceil(total / 10)),
         save_total_limit=params.save_total_limit,
-        report_to="none",
+        report_to=params.report_to,
         disable_tqdm=False,
         dataloader_num_workers=0,  # tokenized up front; workers only add process overhead here
     )
@@ -666,6 +678,11 @@ def write_training_run(
         setup.tokenizer.save_pretrained(tmp / "adapter")
         if (partial / "base_model").exists():
             shutil.copytree(partial / "base_model", tmp / "base_model")
+        events = (
+            partial / "checkpoints" / "runs"
+        )  # TensorBoard's default folder under the trainer's output_dir
+        if events.is_dir():  # the checkpoints go when the run is complete; the event files stay with the run
+            shutil.copytree(events, tmp / "tensorboard")
         write_json(tmp / "params.json", params.to_dict())
         extra = {
             "stage": "training",
