@@ -8,7 +8,7 @@ import pytest
 
 from socialite_utils.studies.mixing import (
     INCONCLUSIVE,
-    NOT_SUPPORTED,
+    CONTRADICTED,
     SUPPORTED,
     MixingStudyParams,
     build_grid,
@@ -67,7 +67,7 @@ def test_findings_all_supported():
     assert findings[0]["caveat"] is None
 
 
-def test_findings_not_supported():
+def test_findings_contradicted():
     def acc(n, r, task):
         if task == "clickbait":
             return 0.95 if r else 0.5  # generalist data helps the factual task
@@ -76,7 +76,7 @@ def test_findings_not_supported():
         return 0.8 if r else 0.85
 
     got, _ = verdicts(acc)
-    assert got == [NOT_SUPPORTED] * 4
+    assert got == [CONTRADICTED] * 4
 
 
 def test_findings_inconclusive_when_nothing_differs():
