@@ -112,20 +112,20 @@ def claims_doc(deltas: dict[str, tuple[float, float, float, float]]) -> dict:
     return {"alpha": 0.05, "n_resamples": 1000, "tasks": tasks}
 
 
-S, C_, I = "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE"
+S, C_, INC = "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE"
 
 
 @pytest.mark.parametrize(
     ("deltas", "verdicts"),
     [
         # every task's CI above 0: SUPPORTED; the mirror image is significantly worse on a task: CONTRADICTED
-        ({"a": (5.0, 2.0, 8.0, 0.01), "b": (2.0, 0.5, 3.5, 0.001)}, [S, I, C_, I]),
+        ({"a": (5.0, 2.0, 8.0, 0.01), "b": (2.0, 0.5, 3.5, 0.001)}, [S, INC, C_, INC]),
         # b's CI straddles 0: INCONCLUSIVE, never "not supported"
-        ({"a": (5.0, 2.0, 8.0, 0.01), "b": (2.0, -1.0, 5.0, 0.2)}, [I, I, C_, I]),
+        ({"a": (5.0, 2.0, 8.0, 0.01), "b": (2.0, -1.0, 5.0, 0.2)}, [INC, INC, C_, INC]),
         # b is worse at p = 0.04, but not after Holm over the two tasks (adjusted 0.06): INCONCLUSIVE
-        ({"a": (5.0, 1.0, 9.0, 0.03), "b": (-2.0, -4.0, -0.1, 0.04)}, [I, I, I, I]),
+        ({"a": (5.0, 1.0, 9.0, 0.03), "b": (-2.0, -4.0, -0.1, 0.04)}, [INC, INC, INC, INC]),
         # b significantly worse after Holm: CONTRADICTED
-        ({"a": (5.0, 2.0, 8.0, 0.01), "b": (-2.0, -3.5, -0.5, 0.001)}, [C_, I, C_, I]),
+        ({"a": (5.0, 2.0, 8.0, 0.01), "b": (-2.0, -3.5, -0.5, 0.001)}, [C_, INC, C_, INC]),
     ],
 )
 def test_claim_verdicts_follow_the_one_rule(deltas, verdicts):
