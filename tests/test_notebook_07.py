@@ -43,7 +43,9 @@ def test_notebook_07_smoke(tmp_path, runs_dir, writing_dir, general_dir):
         claims = list(csv.DictReader(f))
     assert len(claims) == 4
     assert {c["verdict"] for c in claims} <= {"SUPPORTED", "CONTRADICTED", "INCONCLUSIVE"}
-    assert any(c["comparison"].startswith("writing+general vs general") for c in claims)  # the paper's contrast
+    assert any(
+        c["comparison"].startswith("writing+general vs general") for c in claims
+    )  # the paper's contrast
     assert all("grammaticality" in c["note"] for c in claims)  # untested tasks are named, never claimed
     for sub in ("train-writing", "train-writing-general", "train-general"):
         assert (run / sub / "adapter").is_dir()
