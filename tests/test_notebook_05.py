@@ -63,8 +63,9 @@ def test_notebook_05_smoke_with_an_eval_run(tmp_path, runs_dir, bundle_dir):
     # the tuned model of this hand-written run answers every test example right; the base model never does
     write_jsonl(
         runs_dir / "nb05-eval" / "predictions.jsonl",
-        [{"id": r["id"], "task": r["task"], "model": m, "gold": r["label"], "parsed": r["label"] if m == "tuned"
-          else None} for r in test_rows for m in ("base", "tuned")],
+        [{"id": r["id"], "task": r["task"], "model": m, "mode": "score", "text": r["text"], "gold": r["label"],
+          "parsed": r["label"] if m == "tuned" else None, "correct": m == "tuned"}
+         for r in test_rows for m in ("base", "tuned")],
     )  # fmt: skip
 
     run_notebook(
