@@ -21,6 +21,7 @@ Scale: metric values and effects in the unit of the metric (macro-F1 and accurac
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import warnings
@@ -35,6 +36,7 @@ __all__ = [
     "Accuracy",
     "BootstrapResult",
     "Claim",
+    "ExpectedStratifiedMacroF1",
     "MacroF1",
     "MeanScore",
     "TaskCount",
@@ -445,6 +447,7 @@ def paired_bootstrap_mean_over_tasks(
     B: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
+    metric_b: MetricArg = None,
 ) -> BootstrapResult:
     """Paired bootstrap of ``mean over tasks of metric(A) - mean over tasks of metric(B)``.
 
@@ -461,6 +464,10 @@ def paired_bootstrap_mean_over_tasks(
     over tasks, and B's mean subtracted from A's. Task t's indices come from ``default_rng(task_seed(seed, t))``,
     so the result is deterministic for a seed and a task's own result does not depend on the other tasks.
 
+    ``metric_b`` (same forms as ``metric``): B's metric when it is not A's, e.g. :class:`ExpectedStratifiedMacroF1`
+    for a random floor whose score is an expectation over its draws; B's predictions are then passed but may be
+    ignored. Default: B is scored with ``metric``.
+
     Returns a :class:`BootstrapResult`: the observed effect, the (1 - alpha) percentile interval, the two-sided
     bootstrap p-value (:func:`format_p` prints it), the per-task results and the replicates. A :class:`RowMetric`
     is evaluated on all B resamples of a task in one call (15 tasks x 300 rows x B = 1000 take well under a
@@ -475,13 +482,17 @@ def paired_bootstrap_mean_over_tasks(
         raise ValueError(f"B must be >= 1, got {B}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if isinstance(metric, Mapping) and set(metric) != set(per_task_a):
-        raise ValueError(f"metric mapping covers tasks {sorted(metric)}, the data {sorted(per_task_a)}")
+    for m in (metric, metric_b):
+        if isinstance(m, Mapping) and set(m) != set(per_task_a):
+            raise ValueError(f"metric mapping covers tasks {sorted(m)}, the data {sorted(per_task_a)}")
+    if metric_b is not None and metric is None:
+        raise ValueError("metric_b needs a metric for A too")
     per_task: dict[str, TaskResult] = {}
     task_reps: dict[str, np.ndarray] = {}
     obs_a, obs_b, n_examples = [], [], 0
     for task in per_task_a:
         fn = MeanScore() if metric is None else metric[task] if isinstance(metric, Mapping) else metric
+        fn_b = fn if metric_b is None else metric_b[task] if isinstance(metric_b, Mapping) else metric_b
         if metric is None:
             gold = None
             a = np.asarray(per_task_a[task], dtype=float)
@@ -501,9 +512,9 @@ def paired_bootstrap_mean_over_tasks(
             raise ValueError(f"task {task!r} has no rows")
         full = np.arange(n)[None, :]
         ma = float(_metric_rows(fn, gold, a, full)[0])
-        mb = float(_metric_rows(fn, gold, b, full)[0])
+        mb = float(_metric_rows(fn_b, gold, b, full)[0])
         idx = np.random.default_rng(task_seed(seed, task)).integers(0, n, size=(B, n))
-        reps = _metric_rows(fn, gold, a, idx) - _metric_rows(fn, gold, b, idx)
+        reps = _metric_rows(fn, gold, a, idx) - _metric_rows(fn_b, gold, b, idx)
         effect = ma - mb
         per_task[task] = TaskResult(
             task, effect, _percentile_ci(reps, alpha), _two_sided_p(effect, reps), n, ma, mb
@@ -885,16 +896,44 @@ def expected_stratified_macro_f1(
             total += _macro_f1_from_codes(np.broadcast_to(g_codes, (r, n)), pred, k).sum()
         return float(total / n_draws)
     g_counts = np.bincount(g_codes, minlength=k)
-    f1 = np.zeros(k)
-    for c in range(k):
-        gk, qk = int(g_counts[c]), float(q[c])
-        if gk == 0 or qk == 0.0:
-            continue  # no gold rows, or never predicted: TP = 0 always
-        t = np.arange(gk + 1)
-        f = np.arange(n - gk + 1)
-        pt, pf = stats.binom.pmf(t, gk, qk), stats.binom.pmf(f, n - gk, qk)
-        t, pt = t[pt > _PMF_CUTOFF], pt[pt > _PMF_CUTOFF]
-        f, pf = f[pf > _PMF_CUTOFF], pf[pf > _PMF_CUTOFF]
-        value = 2.0 * t[:, None] / (gk + t[:, None] + f[None, :])
-        f1[c] = float(pt @ value @ pf)
+    f1 = np.array([_expected_class_f1(int(g_counts[c]), n, float(q[c])) for c in range(k)])
     return float(100.0 * f1.mean())
+
+
+@functools.lru_cache(maxsize=65536)
+def _expected_class_f1(g: int, n: int, q: float) -> float:
+    """E[F1] (fraction) of one class with ``g`` gold rows among ``n`` when every answer is that class with
+    probability ``q``, independently: TP ~ Binomial(g, q), FP ~ Binomial(n - g, q) (see
+    :func:`expected_stratified_macro_f1`). Cached: a bootstrap revisits the same (g, n) many times."""
+    if g == 0 or q == 0.0:
+        return 0.0
+    t, f = np.arange(g + 1), np.arange(n - g + 1)
+    pt, pf = stats.binom.pmf(t, g, q), stats.binom.pmf(f, n - g, q)
+    t, pt = t[pt > _PMF_CUTOFF], pt[pt > _PMF_CUTOFF]
+    f, pf = f[pf > _PMF_CUTOFF], pf[pf > _PMF_CUTOFF]
+    return float(pt @ (2.0 * t[:, None] / (g + t[:, None] + f[None, :])) @ pf)
+
+
+class ExpectedStratifiedMacroF1:
+    """The stratified floor's EXPECTED macro-F1 (percent) as a :class:`RowMetric` (predictions ignored): on each
+    resample, :func:`expected_stratified_macro_f1` of the resampled gold labels. Use it as ``metric_b`` of
+    :func:`paired_bootstrap_mean_over_tasks` to compare a system with the floor itself rather than with one random
+    draw of it (a draw adds its own noise to the difference)."""
+
+    def __init__(self, labels: Sequence[Hashable], label_prior: Mapping[Hashable, float] | Sequence[float]):
+        self.labels = list(labels)
+        self.q = _prior_vector(label_prior, self.labels)
+
+    def rows(self, gold: Sequence[Hashable], pred: Any, idx: np.ndarray) -> np.ndarray:
+        g, _, k = _encode_labels(gold, [None] * len(gold), self.labels)
+        n = idx.shape[1]
+        r = idx.shape[0]
+        counts = np.bincount((g[idx] + (np.arange(r) * k)[:, None]).ravel(), minlength=r * k).reshape(r, k)
+        out = np.zeros(r)
+        for c in range(k):
+            qc = float(self.q[c])
+            out += [_expected_class_f1(int(x), n, qc) for x in counts[:, c]]
+        return 100.0 * out / k
+
+    def __call__(self, gold: Sequence[Hashable], pred: Any = None) -> float:
+        return float(self.rows(gold, pred, np.arange(len(gold))[None, :])[0])

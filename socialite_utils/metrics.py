@@ -582,7 +582,9 @@ def prediction_concentration(
 
 
 def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict:
-    """McNemar test on paired per-example correctness of two systems.
+    """McNemar test on paired per-example correctness of two systems: a test of ACCURACY. It does not test a
+    macro-F1 difference (a system can win it by answering the majority label more often while its macro-F1
+    falls); for that use :func:`socialite_utils.claims.paired_macro_f1_test`.
 
     ``b`` = A right & B wrong, ``c`` = A wrong & B right. When ``b + c < 25`` the exact two-sided binomial
     test is used (``statistic`` = min(b, c)); otherwise chi-square with continuity correction,

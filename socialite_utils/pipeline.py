@@ -379,7 +379,10 @@ def format_summary(pipe_dir: str | os.PathLike) -> str:
         import pandas as pd
 
         claims = pd.read_csv(pipe_dir / "writing" / "claims.csv").fillna("")
-        lines = [f"{c.verdict:<14} {c.claim}\n{'':<15}{c.evidence}" for c in claims.itertuples()]
+        lines = [
+            f"[{c.verdict}] {c.claim}: {getattr(c, 'comparison', '')}\n{'':<4}{c.evidence}"
+            for c in claims.itertuples()
+        ]
         return "writing assistance (notebook 07):\n" + "\n".join(lines) + f"\nrun: {pipe_dir / 'writing'}"
     findings = pipe_dir / "mixing" / "findings.txt"
     if not metrics_path.exists():

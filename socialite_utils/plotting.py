@@ -329,8 +329,11 @@ def plot_task_deltas(metrics: dict):
         ax.barh(i, as_float(c["delta_macro_f1"]), color=GROUP_COLORS.get(t["group"], GREY))
         ax.errorbar(as_float(c["delta_macro_f1"]), i, xerr=[[lo], [hi]], color="black", capsize=3, lw=1)
     right = ax.get_xlim()[1]  # after every bar is drawn, so the stars sit at the final right edge
-    for i, (_, t) in enumerate(tasks):
-        if is_significant(t):
+    significant = {}  # Holm within each group, as the claims count
+    for group in dict.fromkeys(t["group"] for _, t in tasks):
+        significant.update(is_significant(metrics, group))
+    for i, (name, _) in enumerate(tasks):
+        if significant[name]:
             ax.text(right, i, " *", va="center", fontsize=9)
     ax.set_yticks(range(len(tasks)))
     ax.set_yticklabels([f"{n} (n={t['n']})" for n, t in tasks], fontsize=8)
@@ -338,7 +341,10 @@ def plot_task_deltas(metrics: dict):
     ax.set_xlabel("macro-F1 change, tuned - base (points)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in GROUP_COLORS.values()]
     ax.legend(handles, list(GROUP_COLORS), loc="lower right", fontsize=8)
-    ax.set_title(f"Per-task change (95% paired-bootstrap CI; * p < {SIGNIFICANCE})")
+    ax.set_title(
+        f"Per-task change (95% paired-bootstrap CI; * Holm-adjusted p < {SIGNIFICANCE} within the group)",
+        fontsize=10,
+    )
     ax.grid(False, axis="y")
     fig.tight_layout()
     return fig

@@ -103,9 +103,11 @@ def test_task_metrics_by_hand(hand_metrics):
     assert tuned["accuracy"] == pytest.approx(75.0) and tuned["invalid_rate"] == 0.0
     comp = emo["comparison"]
     assert comp["delta_macro_f1"] == pytest.approx(100 / 3)
+    # the per-task test is the paired macro-F1 bootstrap; McNemar is kept only as a test of ACCURACY
+    assert comp["n"] == 4 and comp["B"] == 300 and "mcnemar" not in comp
     # McNemar: tuned right & base wrong on examples 1 and 2, never the reverse: exact p = 2 * 0.5^2
-    assert comp["mcnemar"]["b"] == 2 and comp["mcnemar"]["c"] == 0
-    assert comp["mcnemar"]["p_value"] == pytest.approx(0.5)
+    assert comp["mcnemar_accuracy"]["b"] == 2 and comp["mcnemar_accuracy"]["c"] == 0
+    assert comp["mcnemar_accuracy"]["p_value"] == pytest.approx(0.5)
 
     val = hand_metrics["tasks"]["valence"]
     # base P(high) = [.4, .6, .3, .7] vs scores 1..4: r = 0.3 / sqrt(5 * 0.1)
@@ -175,15 +177,22 @@ def test_category_example_ci_is_the_mean_of_per_task_bootstraps(hand_metrics):
 
 def test_claims(hand_metrics):
     seen, related = hand_metrics["claims"]
-    # +33.3 on 4 examples: the paired bootstrap CI over those examples reaches 0, so not supported
+    # +33.3 on 4 examples: the paired bootstrap CI over those examples contains 0, so INCONCLUSIVE (not "not
+    # supported": a CI around 0 is no evidence either way)
     paired = hand_metrics["group_comparisons"]["seen"]
     assert paired["delta"] == pytest.approx(100 / 3) and paired["ci"][0] <= 0 < paired["ci"][1]
-    assert seen["supported"] is False and "tuned 55.6 vs base 22.2" in seen["evidence"]
-    assert "paired 95% CI over test examples" in seen["evidence"]
-    assert related["supported"] is True and "1 of 1 related" in related["evidence"]
-    worse = json.loads(json.dumps(hand_metrics))
-    worse["tasks"]["valence"]["comparison"]["delta_macro_f1"] = -3.0
-    assert build_claims(worse)[1]["supported"] is False
+    assert paired["n_examples"] == 4 and paired["B"] == 300
+    # the group's per-task result is the task's own comparison (same seeds)
+    emo = hand_metrics["tasks"]["tweet_emotion"]["comparison"]
+    assert paired["per_task"]["tweet_emotion"]["ci"] == pytest.approx(emo["delta_ci"])
+    assert seen["verdict"] == "INCONCLUSIVE" and "tuned 55.6 vs base 22.2" in seen["evidence"]
+    assert seen["line"].startswith("[INCONCLUSIVE] Instruction tuning improves macro-F1")
+    assert "tuned vs base, mean over seen tasks" in seen["line"] and "n = 4 examples, 1 task" in seen["line"]
+    # related: +50 with a CI touching 0 ([0, 100] on 4 examples): INCONCLUSIVE; k counts Holm-corrected tests
+    assert related["verdict"] == "INCONCLUSIVE" and "improves 0 of 1 related task(s)" in related["evidence"]
+    below = json.loads(json.dumps(hand_metrics))
+    below["group_comparisons"]["related"].update(delta=-3.0, ci=[-5.0, -1.0], p_value=0.01)
+    assert build_claims(below)[1]["verdict"] == "CONTRADICTED"
     base_only = build_metrics(
         [r for r in hand_predictions() if r["model"] == "base"],
         TASKS,
@@ -192,7 +201,7 @@ def test_claims(hand_metrics):
         bootstrap_samples=50,
     )
     assert base_only["models"] == ["base"] and "comparison" not in base_only["tasks"]["valence"]
-    assert [c["supported"] for c in base_only["claims"]] == [None, None]
+    assert [c["verdict"] for c in base_only["claims"]] == [None, None]
 
 
 def test_reporting_tables_and_figures(hand_metrics, tmp_path):
@@ -207,7 +216,9 @@ def test_reporting_tables_and_figures(hand_metrics, tmp_path):
     assert emotion["our_tuned_macro_f1"] == pytest.approx(100 * (5 / 3) / 3)
     assert "different data" in emotion["note"]
     assert paper.set_index("paper_task").loc["SUBJECTIVEBIAS", "note"] == "no counterpart task in this run"
-    assert "SUPPORTED" in format_headline(hand_metrics)
+    assert "[INCONCLUSIVE] Instruction tuning improves" in format_headline(hand_metrics)
+    assert "NOT supported" not in format_headline(hand_metrics)
+    assert "p McNemar (accuracy)" in table.columns and "p Holm" in table.columns
     paths = plot_all(hand_metrics, tmp_path / "figs")
     names = sorted(p.name for p in paths)
     assert names == sorted(
@@ -488,6 +499,6 @@ def test_base_only_run(data_run, runs_dir):
     ev = load_eval_run("base-only")
     metrics, preds = ev.metrics, ev.predictions
     assert metrics["models"] == ["base"] and len(preds) == 20
-    assert all(c["supported"] is None for c in metrics["claims"])
+    assert all(c["verdict"] is None for c in metrics["claims"])
     figures = sorted(p.name for p in (runs_dir / "base-only" / "figures").iterdir())
     assert figures == ["category_bars.pdf", "category_bars.png", "seen_related.pdf", "seen_related.png"]

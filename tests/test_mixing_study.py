@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from socialite_utils.studies.mixing import (
+    CONTRADICTED,
     INCONCLUSIVE,
-    NOT_SUPPORTED,
     SUPPORTED,
     MixingStudyParams,
     build_grid,
@@ -67,7 +67,7 @@ def test_findings_all_supported():
     assert findings[0]["caveat"] is None
 
 
-def test_findings_not_supported():
+def test_findings_contradicted():
     def acc(n, r, task):
         if task == "clickbait":
             return 0.95 if r else 0.5  # generalist data helps the factual task
@@ -76,7 +76,7 @@ def test_findings_not_supported():
         return 0.8 if r else 0.85
 
     got, _ = verdicts(acc)
-    assert got == [NOT_SUPPORTED] * 4
+    assert got == [CONTRADICTED] * 4
 
 
 def test_findings_inconclusive_when_nothing_differs():
@@ -105,6 +105,39 @@ def test_label_prior_caveat():
     assert "do no better than the label-prior baseline" in label_prior_caveat(results)
     results["macro_f1"] = 60.0
     assert label_prior_caveat(results) is None
+
+
+def test_label_prior_caveat_is_judged_per_cell():
+    """One cell at the prior, three well above: the mean over cells (53.5) would hide it; the caveat names it."""
+    results, _ = make_tables(lambda n, r, task: 0.5)
+    results["macro_f1"] = 60.0
+    results.loc[results["cell"] == "n16-r1-s0", "macro_f1"] = 34.0
+    caveat = label_prior_caveat(results)
+    assert caveat.startswith("in 1 of 4 cell(s) the adapters do no better than the label-prior baseline")
+    assert "n16-r1-s0 (34.0 vs 33.3)" in caveat and "n144" not in caveat
+
+
+def test_mixing_verdicts_come_from_the_interval():
+    """The verdict is the one rule of socialite_utils.claims on the finding's own CI, and the printed line names
+    the comparison, the interval, p (never 0) and n."""
+    from socialite_utils.claims import verdict_from_interval
+
+    def acc(n, r, task):
+        if task == "clickbait":
+            return 0.4 if r else 0.9
+        return 0.9 if r else 0.5
+
+    _, findings = verdicts(acc)
+    for f, direction in zip(findings, (1, 1, 1, -1), strict=True):
+        assert f["verdict"] == verdict_from_interval(*f["ci"], direction)
+    line = findings[0]["line"]
+    assert line.startswith("[SUPPORTED] 1. generalist data helps")
+    assert "generalist ratio > 0 vs 0 (same task rows and seed), macro-F1 +" in line and "[95% CI +" in line
+    assert "p < 0.00667" in line and "p = 0.000" not in line  # no replicate crosses 0: p < 2/B, B = 300
+    assert "n = 180 examples, 3 tasks" in line
+    assert findings[0]["task_count"]["k"] == 3  # every seen task better after Holm
+    text = format_findings(findings)
+    assert text.splitlines()[0] == line
 
 
 def test_grid_and_parameter_checks():

@@ -56,6 +56,8 @@ def test_notebook_03_smoke(tmp_path, inputs):
     preds = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 4 * 4 * 2  # smoke: 4 examples per task x 4 tasks x (base, tuned)
     assert {c["claim"][:30] for c in metrics["claims"]} and len(metrics["claims"]) == 2
+    assert all(c["verdict"] in ("SUPPORTED", "CONTRADICTED", "INCONCLUSIVE", None) for c in metrics["claims"])
+    assert all("mcnemar_accuracy" in t["comparison"] for t in metrics["tasks"].values())
     with (run / "paper_comparison.csv").open() as f:
         rows = {r["paper_task"]: r for r in csv.DictReader(f)}
     assert rows["EMOTION"]["our_task"] == "tweet_emotion" and rows["EMOTION"]["our_tuned_macro_f1"]

@@ -63,8 +63,9 @@ def test_notebook_05_smoke_with_an_eval_run(tmp_path, runs_dir, bundle_dir):
     # the tuned model of this hand-written run answers every test example right; the base model never does
     write_jsonl(
         runs_dir / "nb05-eval" / "predictions.jsonl",
-        [{"id": r["id"], "task": r["task"], "model": m, "gold": r["label"], "parsed": r["label"] if m == "tuned"
-          else None} for r in test_rows for m in ("base", "tuned")],
+        [{"id": r["id"], "task": r["task"], "model": m, "mode": "score", "text": r["text"], "gold": r["label"],
+          "parsed": r["label"] if m == "tuned" else None, "correct": m == "tuned"}
+         for r in test_rows for m in ("base", "tuned")],
     )  # fmt: skip
 
     run_notebook(
@@ -94,11 +95,24 @@ def test_notebook_05_smoke_with_an_eval_run(tmp_path, runs_dir, bundle_dir):
     assert doc["settings"]["smoke"] is True and doc["settings"]["bootstrap_samples"] == 50
     assert doc["encoder"]["preset"]["name"] == "tiny" and doc["encoder"]["preset"]["epochs"] == 2
     assert set(doc["tasks"]) == set(TASKS)
-    (claim,) = doc["claims"]  # tuned vs the floors on the same seen-task test examples
+    # tuned vs the floors on the same seen-task and related-task test examples, and vs the multi-task encoder
+    claim, related, encoder = doc["claims"]
     assert (
-        claim["claim"].startswith("The tuned model beats the simple baselines") and claim["supported"] is True
+        claim["claim"].startswith("The tuned model beats the simple baselines")
+        and claim["verdict"] == "SUPPORTED"
     )
+    assert claim["line"].startswith("[SUPPORTED]") and "mean over seen tasks" in claim["comparison"]
     assert claim["details"]["per_floor"]["majority"]["metric_a"] == 100.0
+    assert related["claim"].endswith("on related tasks") and related["verdict"] in (
+        "SUPPORTED",
+        "CONTRADICTED",
+        "INCONCLUSIVE",
+    )
+    assert encoder["comparison"] == "tuned vs multitask_encoder, mean over seen tasks"
+    stratified = [
+        t["systems"]["stratified"] for t in doc["tasks"].values() if "macro_f1" in t["systems"]["stratified"]
+    ]
+    assert stratified and all(0 <= s["expected_macro_f1"] <= 100 for s in stratified)
     preds = read_jsonl(run / "predictions.jsonl")
     n_seen = sum(1 for r in test_rows if r["group"] == "seen")
     assert len(preds) == 3 * len(test_rows) + n_seen  # floors + TF-IDF everywhere, the encoder on seen tasks

@@ -51,7 +51,7 @@ def test_notebook_06_smoke(tmp_path, runs_dir, bundle_dir, general_dir):
     )
     findings = json.loads((study / "findings.json").read_text())
     assert len(findings) == 4
-    assert all(f["verdict"] in ("SUPPORTED", "NOT SUPPORTED", "INCONCLUSIVE") for f in findings)
+    assert all(f["verdict"] in ("SUPPORTED", "CONTRADICTED", "INCONCLUSIVE") for f in findings)
     text = (study / "findings.txt").read_text()
     assert text.count("evidence:") == 4
     for name in ("mixing_curves", "mixing_gain", "specialisation_vs_retention"):

@@ -35,7 +35,7 @@ def test_smoke_writing_profile_runs_only_notebook_07(tmp_path, monkeypatch, writ
     assert read_json(root / "writing" / "metrics.json")["tasks"]["clarity"]["status"] == "no data"
     summary = pipeline.format_summary(root)
     assert (
-        summary.startswith("writing assistance (notebook 07):") and summary.count("every writing task") == 3
+        summary.startswith("writing assistance (notebook 07):") and summary.count("every writing task") == 4
     )
     # --publish copies the writing figures (one per metric) and the numbers behind them
     published = {p.name for p in pipeline.publish_figures(root, tmp_path / "pub")}

@@ -94,33 +94,61 @@ def test_metrics_from_hand_made_predictions():
         WE.build_generation_metrics(preds, tasks, pairs=[("tuned", "base")])
 
 
-def claims_doc(deltas: dict[str, tuple[float, float]]) -> dict:
-    def test(d, p):
-        return {"delta": d, "ci": [d - 1, d + 1], "p_value": p}
+def claims_doc(deltas: dict[str, tuple[float, float, float, float]]) -> dict:
+    """A writing metrics dict whose "writing vs base" test of each task is (delta, ci_lo, ci_hi, p); "writing+general
+    vs writing" is its mirror image; "writing vs copy" is a wide interval around 0; no "general" system."""
+
+    def test(d, lo, hi, p):
+        return {"delta": d, "ci": [lo, hi], "p_value": p}
 
     tasks = {
-        name: {"status": "ok", "primary": "sari", "metrics": ["sari"],
-               "pairs": {"writing vs base": {"sari": test(d, p)}, "writing+general vs writing": {"sari": test(-d, p)}},
-               "vs_copy": {"writing": {"sari": test(d, 0.5)}}}
-        for name, (d, p) in deltas.items()
+        name: {"status": "ok", "primary": "sari", "metrics": ["sari"], "n": 10,
+               "pairs": {"writing vs base": {"sari": test(d, lo, hi, p)},
+                         "writing+general vs writing": {"sari": test(-d, -hi, -lo, p)}},
+               "vs_copy": {"writing": {"sari": test(d, d - 10, d + 10, 0.5)}}}
+        for name, (d, lo, hi, p) in deltas.items()
     }  # fmt: skip
     tasks["clarity"] = {"status": "no data", "reason": "r", "metrics": ["sari"]}
-    return {"alpha": 0.05, "tasks": tasks}
+    return {"alpha": 0.05, "n_resamples": 1000, "tasks": tasks}
+
+
+S, C_, INC = "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE"
 
 
 @pytest.mark.parametrize(
     ("deltas", "verdicts"),
     [
-        ({"a": (5.0, 0.01), "b": (2.0, 0.001)}, ["SUPPORTED", "NOT SUPPORTED", "INCONCLUSIVE"]),
-        ({"a": (5.0, 0.01), "b": (2.0, 0.2)}, ["INCONCLUSIVE", "NOT SUPPORTED", "INCONCLUSIVE"]),
-        ({"a": (5.0, 0.01), "b": (-2.0, 0.01)}, ["NOT SUPPORTED", "NOT SUPPORTED", "INCONCLUSIVE"]),
+        # every task's CI above 0: SUPPORTED; the mirror image is significantly worse on a task: CONTRADICTED
+        ({"a": (5.0, 2.0, 8.0, 0.01), "b": (2.0, 0.5, 3.5, 0.001)}, [S, INC, C_, INC]),
+        # b's CI straddles 0: INCONCLUSIVE, never "not supported"
+        ({"a": (5.0, 2.0, 8.0, 0.01), "b": (2.0, -1.0, 5.0, 0.2)}, [INC, INC, C_, INC]),
+        # b is worse at p = 0.04, but not after Holm over the two tasks (adjusted 0.06): INCONCLUSIVE
+        ({"a": (5.0, 1.0, 9.0, 0.03), "b": (-2.0, -4.0, -0.1, 0.04)}, [INC, INC, INC, INC]),
+        # b significantly worse after Holm: CONTRADICTED
+        ({"a": (5.0, 2.0, 8.0, 0.01), "b": (-2.0, -3.5, -0.5, 0.001)}, [C_, INC, C_, INC]),
     ],
 )
-def test_claim_verdicts_follow_the_paired_tests(deltas, verdicts):
+def test_claim_verdicts_follow_the_one_rule(deltas, verdicts):
     claims = WE.report_writing_claims(claims_doc(deltas))
     assert list(claims["verdict"]) == verdicts
+    assert "the paper's contrast" in claims.loc[1, "claim"] and claims.loc[1, "comparison"].startswith(
+        "writing+general vs general"
+    )
+    assert "a compared system is missing" in claims.loc[1, "note"]  # no "general" system in this run
     assert all("not tested: clarity" in n for n in claims["note"])
-    assert "a: dsari=+5 [+4, +6] p=0.01" in claims.loc[0, "evidence"]
+    assert claims.loc[0, "evidence"].startswith("a: dsari=+5 [+")
+    assert "n=10" in claims.loc[0, "evidence"] and ", Holm p" in claims.loc[0, "evidence"]
+
+
+def test_writing_claim_p_values_never_print_as_zero():
+    claims = WE.report_writing_claims(claims_doc({"a": (5.0, 2.0, 8.0, 0.0), "b": (2.0, 0.5, 3.5, 0.0)}))
+    assert "p<0.002, Holm p<=0.004" in claims.loc[0, "evidence"] and "p=0," not in claims.loc[0, "evidence"]
+
+
+def test_neutralization_primary_metric_is_sari():
+    from socialite_utils.registry import load_registry
+
+    assert load_registry("writing")["neutralization"].metrics[0] == "sari"
 
 
 def test_word_diff_and_best_worst_examples():

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import metrics as M
+from ..claims import expected_stratified_macro_f1
 from .views import HELD_OUT, SystemOutput, TaskData
 
 TFIDF_C_GRID = (0.25, 1.0, 4.0)
@@ -53,7 +54,12 @@ def _floor_output(view: TaskData, pred: list[str], dist: np.ndarray, kind: str, 
 
 
 def fit_predict_floors(views: dict[str, TaskData], seed: int = 0) -> dict[str, dict[str, SystemOutput | str]]:
-    """``{"majority": {task: output}, "stratified": {...}}``; a task with nothing to train on gets a status string."""
+    """``{"majority": {task: output}, "stratified": {...}}``; a task with nothing to train on gets a status string.
+
+    The stratified output is one seeded draw (its predictions, for tables and per-example views) and carries
+    ``info["expected_macro_f1"]``, the floor's EXPECTED macro-F1 over draws on these test rows
+    (:func:`socialite_utils.claims.expected_stratified_macro_f1`, the task's full label list): the number to
+    compare with, and the one the tuned-vs-floor claim uses."""
     out: dict[str, dict[str, SystemOutput | str]] = {"majority": {}, "stratified": {}}
     for name, view in views.items():
         if not view.train:
@@ -68,8 +74,18 @@ def fit_predict_floors(views: dict[str, TaskData], seed: int = 0) -> dict[str, d
             view, [majority] * n, dist, "majority", {"label": majority, **prior}
         )
         draws = _task_rng(seed, name, "stratified").choice(len(view.labels), size=n, p=dist)
+        # One draw's macro-F1 moves by a few points between seeds; the floor is its expectation over draws.
+        expected = (
+            expected_stratified_macro_f1([r["label"] for r in view.test], dist, labels=view.labels)
+            if n
+            else None
+        )
         out["stratified"][name] = _floor_output(
-            view, [view.labels[k] for k in draws], dist, "stratified", {"seed": seed, **prior}
+            view,
+            [view.labels[k] for k in draws],
+            dist,
+            "stratified",
+            {"seed": seed, "expected_macro_f1": expected, **prior},
         )
     return out
 

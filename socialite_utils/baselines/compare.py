@@ -52,7 +52,7 @@ from .. import metrics as M
 from ..evaluation.predictions import build_prediction_row, compute_task_metrics
 from ..evaluation.run import load_eval_run
 from ..plotting import save_figures
-from ..reporting import BASELINE_SYSTEMS, build_floor_claim, system_order
+from ..reporting import BASELINE_SYSTEMS, ENCODER, build_floor_claim, build_system_claim, system_order
 from ..runs import RunWriter, new_run_dir, provenance, resolve_run_dir, write_json
 from ..schema import (
     EVAL_MODEL_FIELDS,
@@ -177,6 +177,8 @@ def compute_system_metrics(
         entry["score_kind"] = output.score_kind
     if output.info.get("flag"):
         entry["flags"].append(output.info["flag"])
+    if "expected_macro_f1" in output.info:  # a random floor: its expectation over draws beside the one draw
+        entry["expected_macro_f1"] = output.info["expected_macro_f1"]
     entry.update(train_n=output.train_n, train_source=output.train_source, info=output.info)
     entry["correct"] = M.compute_correctness([r["gold"] for r in rows], [r["parsed"] for r in rows])
     return entry
@@ -233,17 +235,22 @@ def prediction_rows(results: BaselineResults) -> list[dict]:
 def build_floor_claims(
     eval_run: str | os.PathLike, results: BaselineResults, *, bootstrap_samples: int = 1000, seed: int = 0
 ) -> list[dict]:
-    """The claim "the tuned model beats the floors", judged on the evaluation run's predictions and these
-    baselines' predictions of the same test examples (:func:`socialite_utils.reporting.build_floor_claim`)."""
+    """The tuned model against the baselines, judged on the evaluation run's predictions and these baselines'
+    predictions of the same test examples, each by the one verdict rule: the best floor on seen tasks and on
+    related tasks (:func:`socialite_utils.reporting.build_floor_claim`; the stratified floor by its expected
+    macro-F1), and the multi-task encoder on seen tasks when this run trained it
+    (:func:`socialite_utils.reporting.build_system_claim`)."""
 
     ev = load_eval_run(eval_run)
     metrics, predictions = ev.metrics, ev.predictions
     if "tuned" not in metrics["models"]:
         return []
-    claim = build_floor_claim(
-        metrics, predictions, prediction_rows(results), bootstrap_samples=bootstrap_samples, seed=seed
-    )
-    return [claim]
+    rows = prediction_rows(results)
+    kw = {"bootstrap_samples": bootstrap_samples, "seed": seed}
+    claims = [build_floor_claim(metrics, predictions, rows, group=g, **kw) for g in ("seen", "related")]
+    if any(r["model"] == ENCODER for r in rows):
+        claims.append(build_system_claim(metrics, predictions, rows, system=ENCODER, group="seen", **kw))
+    return claims
 
 
 def _aggregates(task_results: list[dict]) -> dict[str, dict]:
@@ -346,7 +353,8 @@ def _task_row(system: str, name: str, meta: dict, entry: dict, n: int) -> dict:
     if "macro_f1" not in entry:
         return {**row, "macro_f1": math.nan, "macro_f1_lo": math.nan, "macro_f1_hi": math.nan,
                 "accuracy": math.nan, "pearson_r": math.nan, "pearson_lo": math.nan, "pearson_hi": math.nan,
-                "train_source": None, "status": entry.get("status", "missing"), "flags": ""}  # fmt: skip
+                "train_source": None, "status": entry.get("status", "missing"), "flags": "",
+                "macro_f1_expected": math.nan}  # fmt: skip
     f_lo, f_hi = _nan_pair(entry.get("macro_f1_ci"))
     p_lo, p_hi = _nan_pair(entry.get("pearson_r_ci"))
     return {
@@ -362,6 +370,7 @@ def _task_row(system: str, name: str, meta: dict, entry: dict, n: int) -> dict:
         "train_source": entry.get("train_source"),
         "status": "ok",
         "flags": "; ".join(entry.get("flags") or []),
+        "macro_f1_expected": _num(entry.get("expected_macro_f1")),
     }
 
 
@@ -377,7 +386,8 @@ def build_comparison(results: BaselineResults, eval_metrics: dict | None = None)
     """One long table (pandas DataFrame): every system per task, per category (seen tasks) and per group.
 
     Columns: level (task | category | group), name, category, group, type, system, n, n_tasks, macro_f1 with CI
-    (``macro_f1_lo``/``_hi``), accuracy, pearson_r with CI, train_source, status, flags. LLM rows (``llm_<model>``)
+    (``macro_f1_lo``/``_hi``), accuracy, pearson_r with CI, train_source, status, flags, and
+    ``macro_f1_expected`` (the stratified floor's expected macro-F1 over its draws; nan for other systems). LLM rows (``llm_<model>``)
     come from the evaluation run's metrics.json; their CIs are notebook 03's. A test-set size that differs between
     the eval run and the baselines is flagged on the LLM row.
     """
@@ -453,6 +463,7 @@ def _aggregate_rows(table):
                         "train_source": None,
                         "status": "ok",
                         "flags": "; ".join(flags + [f"tasks: {', '.join(a['tasks'])}"]),
+                        "macro_f1_expected": math.nan,
                     }
                 )
     return pd.DataFrame(out)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import claims as C
 from .. import metrics as M
 from ..reporting import build_claims
 from ..runs import json_safe
@@ -289,29 +290,37 @@ def compute_comparison(
     *,
     bootstrap_samples: int,
     seed: int,
+    task: str = "task",
 ) -> dict:
-    """Tuned vs base on the same examples: paired bootstrap of the macro-F1 difference and McNemar."""
+    """Tuned vs base on the same examples of one task.
+
+    The test of the macro-F1 difference is the paired bootstrap (:func:`socialite_utils.claims.paired_macro_f1_test`,
+    its rows drawn from ``claims.task_seed(seed, task)``, so the result equals this task's part of the group
+    comparison): ``delta_macro_f1``, ``delta_ci``, ``p_value``, ``n``, ``B``. McNemar's test compares per-example
+    correctness, i.e. ACCURACY, and is kept only as ``mcnemar_accuracy``: a model can win it by answering the
+    majority label more often while its macro-F1 falls."""
     base_by_id = {r["id"]: r for r in base_rows}
     missing = [r["id"] for r in tuned_rows if r["id"] not in base_by_id]
     if missing or len(base_rows) != len(tuned_rows):
         raise ValueError(f"tuned and base predictions cover different examples (e.g. {missing[:3]})")
     base_rows = [base_by_id[r["id"]] for r in tuned_rows]
-    gold = [r["gold"] for r in tuned_rows]
-    labels = list(labels)
-    pb = M.paired_bootstrap(
-        lambda g, p: M.macro_f1(g, p, labels),
-        gold,
+    res = C.paired_macro_f1_test(
+        [r["gold"] for r in tuned_rows],
         [r["parsed"] for r in tuned_rows],
         [r["parsed"] for r in base_rows],
-        n_resamples=bootstrap_samples,
+        list(labels),
+        B=bootstrap_samples,
         seed=seed,
+        task=task,
     )
     mc = M.mcnemar([r["correct"] for r in tuned_rows], [r["correct"] for r in base_rows])
     return {
-        "delta_macro_f1": pb["delta"],
-        "delta_ci": list(pb["ci"]),
-        "p_value": pb["p_value"],
-        "mcnemar": {k: mc[k] for k in ("b", "c", "statistic", "p_value", "method")},
+        "delta_macro_f1": res.effect,
+        "delta_ci": list(res.ci),
+        "p_value": res.p_value,
+        "n": res.n,
+        "B": bootstrap_samples,
+        "mcnemar_accuracy": {k: mc[k] for k in ("b", "c", "statistic", "p_value", "method")},
     }
 
 
@@ -418,7 +427,8 @@ def _task_entry(
             grouped[(task, BASE)],
             meta["labels"],
             bootstrap_samples=bootstrap_samples,
-            seed=M.task_seed(seed, task),
+            seed=seed,
+            task=task,
         )
     return entry
 
@@ -427,26 +437,37 @@ def compute_group_comparisons(
     grouped: dict[tuple[str, str], list[dict]], tasks: dict[str, dict], bootstrap_samples: int, seed: int
 ) -> dict:
     """Tuned vs base per group (seen / related): the mean over tasks of the macro-F1 difference, with a paired
-    bootstrap CI over test examples (each task resampled with its own seed, the tasks fixed) and a p-value."""
+    bootstrap over test examples stratified by task (:func:`socialite_utils.claims.paired_bootstrap_mean_over_tasks`,
+    each task its own label list and seed, the tasks fixed).
+
+    Per group: ``a``, ``b``, ``delta``, ``ci``, ``p_value``, ``n_tasks``, ``n_examples``, ``B``, ``alpha`` and
+    ``per_task`` (task -> ``effect``, ``ci``, ``p_value``, ``n``: the same numbers as the task's ``comparison``)."""
     out = {}
     for group in dict.fromkeys(meta["group"] for meta in tasks.values()):
-        entries = []
+        a, b, metric = {}, {}, {}
         for task, meta in tasks.items():
             if meta["group"] != group:
                 continue
             tuned = grouped[(task, TUNED)]
             base_by_id = {r["id"]: r for r in grouped[(task, BASE)]}
-            labels = list(meta["labels"])
-            entries.append(
-                {
-                    "task": task,
-                    "metric_fn": lambda g, p, labels=labels: M.macro_f1(g, p, labels),
-                    "gold": [r["gold"] for r in tuned],
-                    "pred_a": [r["parsed"] for r in tuned],
-                    "pred_b": [base_by_id[r["id"]]["parsed"] for r in tuned],
-                    "seed": M.task_seed(seed, task),
-                }
-            )
-        res = M.paired_bootstrap_task_mean(entries, n_resamples=bootstrap_samples)
-        out[group] = {"a": TUNED, "b": BASE, **{k: res[k] for k in ("delta", "ci", "p_value", "n_tasks")}}
+            gold = [r["gold"] for r in tuned]
+            a[task] = (gold, [r["parsed"] for r in tuned])
+            b[task] = (gold, [base_by_id[r["id"]]["parsed"] for r in tuned])
+            metric[task] = C.MacroF1(meta["labels"])
+        res = C.paired_bootstrap_mean_over_tasks(a, b, metric, B=bootstrap_samples, seed=seed)
+        out[group] = {
+            "a": TUNED,
+            "b": BASE,
+            "delta": res.effect,
+            "ci": list(res.ci),
+            "p_value": res.p_value,
+            "n_tasks": res.n_tasks,
+            "n_examples": res.n_examples,
+            "B": res.B,
+            "alpha": res.alpha,
+            "per_task": {
+                t: {"effect": r.effect, "ci": list(r.ci), "p_value": r.p_value, "n": r.n}
+                for t, r in res.per_task.items()
+            },
+        }
     return out

@@ -15,8 +15,9 @@ Pipeline (``evaluate_run`` does all of it; each step is a public function):
    by log-probability and keeps the per-label probabilities (calibration, P(high) for regression);
 4. ``build_metrics`` turns prediction rows into metrics.json: per task and model macro-F1 over the task's
    full label list, accuracy, invalid rate (+ Pearson r for regression tasks), seeded bootstrap CIs,
-   a paired bootstrap and McNemar test tuned vs base, aggregates per category / group / overall
-   (:func:`socialite_utils.metrics.aggregate`) and the paper claims (:mod:`socialite_utils.reporting`);
+   a paired macro-F1 bootstrap of tuned vs base per task and per group (McNemar kept as ``mcnemar_accuracy``,
+   a test of accuracy), aggregates per category / group / overall (:func:`socialite_utils.metrics.aggregate`)
+   and the paper claims, each judged by the rule of :mod:`socialite_utils.claims` (:mod:`socialite_utils.reporting`);
 5. the run ``runs/<run_name>/`` is written atomically (``RunWriter``): ``predictions.jsonl``,
    ``metrics.json``, ``paper_comparison.csv``, ``figures/*.png|pdf``, ``params.json``, ``provenance.json``.
 

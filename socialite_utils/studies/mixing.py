@@ -13,9 +13,10 @@ Design choices (stated in the outputs):
 * a cell's seed sets the training seed (LoRA init, order) and the generalist draw; the held-out slice has its
   own fixed seed, so every cell scores the same held-out rows.
 
-:func:`evaluate_findings` turns the per-example predictions into the paper's four findings, each SUPPORTED /
-NOT SUPPORTED / INCONCLUSIVE with its evidence (paired bootstrap of mean macro-F1 over tasks, ``metrics.
-paired_bootstrap``, the same test examples on both sides).
+:func:`evaluate_findings` turns the per-example predictions into the paper's four findings, each judged by the one
+rule of :mod:`socialite_utils.claims` (SUPPORTED / CONTRADICTED / INCONCLUSIVE from the 95% interval of the claimed
+effect) on a paired bootstrap of the mean macro-F1 over tasks, stratified by task, the same test examples on both
+sides (:func:`socialite_utils.claims.paired_bootstrap_mean_over_tasks`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import claims as C
 from .. import metrics as M
+from ..claims import Verdict, format_claim
 from ..data.assembly import build_data, write_data_run
 from ..data.mixing import MixtureSpec, load_general_heldout
 from ..evaluation.run import EvalParams, evaluate_run
@@ -43,7 +46,7 @@ from ..runs import check_run_name, read_json, resolve_run_dir, run_dir_for, runs
 from ..schema import read_data_rows, read_eval_metrics, read_prediction_rows
 from ..training.lora import TrainParams, load_adapter, load_run_tokenizer, partial_dir_for, train_lora
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "SUPPORTED", "NOT SUPPORTED", "INCONCLUSIVE"
+SUPPORTED, CONTRADICTED, INCONCLUSIVE = Verdict.SUPPORTED, Verdict.CONTRADICTED, Verdict.INCONCLUSIVE
 # Categories read as needing understanding and reasoning (irony/sarcasm need pragmatic inference; empathy and stance
 # need reading a writer's perspective) and as factual knowledge (trustworthiness: clickbait, rumours, hoaxes).
 REASONING_CATEGORIES = ("humor_sarcasm", "other_social_factors")
@@ -393,34 +396,55 @@ def _decode(encoded: Sequence[str]) -> list[list[Any]]:
     return [[None if v == "None" else v for v in col] for col in zip(*rows, strict=True)]
 
 
-def _mean_f1(labels: dict[str, list[str]]):
-    """metric(gold, pred) = mean over tasks of macro-F1; gold entries are ``task\\x1flabel``."""
-
-    def fn(gold, pred):
-        tasks = np.array([g.split(_SEP, 1)[0] for g in gold])
-        golds = np.array([g.split(_SEP, 1)[1] for g in gold], dtype=object)
-        pred = np.asarray(pred, dtype=object)
-        vals = [
-            M.macro_f1(golds[tasks == t], pred[tasks == t], labels[t]) for t in labels if (tasks == t).any()
-        ]
-        return float(np.mean(vals))
-
-    return fn
-
-
-def _configs_f1(labels: dict[str, list[str]], halves: bool = False):
-    """metric(gold, encoded) = mean over the encoded configurations of the mean macro-F1 over tasks; with
-    ``halves``, the mean over the first half of the configurations minus the mean over the second half (a gain)."""
-    f1 = _mean_f1(labels)
+def _configs_f1(labels: list[str], halves: bool = False):
+    """metric(gold, encoded) of one task = the mean over the encoded configurations of its macro-F1 (over
+    ``labels``); with ``halves``, the mean over the first half of the configurations minus the mean over the second
+    half (a gain)."""
 
     def fn(gold, encoded):
-        scores = [f1(gold, col) for col in _decode(encoded)]
+        scores = [M.macro_f1(gold, col, labels) for col in _decode(encoded)]
         if not halves:
             return float(np.mean(scores))
         k = len(scores) // 2
         return float(np.mean(scores[:k]) - np.mean(scores[k:]))
 
     return fn
+
+
+def _bootstrap(gold, enc_a, enc_b, labels, *, halves=False, n_boot: int, seed: int) -> C.BootstrapResult:
+    """Paired bootstrap of the mean over tasks of metric(A) - metric(B), each task's test examples resampled on
+    their own (:func:`socialite_utils.claims.paired_bootstrap_mean_over_tasks`); ``gold`` entries are
+    ``task\x1flabel``, ``enc_a`` / ``enc_b`` the encoded configurations of each example."""
+    a: dict[str, tuple[list, list]] = {}
+    b: dict[str, tuple[list, list]] = {}
+    for g, x, y in zip(gold, enc_a, enc_b, strict=True):
+        task, label = g.split(_SEP, 1)
+        a.setdefault(task, ([], []))
+        b.setdefault(task, ([], []))
+        a[task][0].append(label)
+        a[task][1].append(x)
+        b[task][0].append(label)
+        b[task][1].append(y)
+    metric = {t: _configs_f1(labels[t], halves) for t in a}
+    return C.paired_bootstrap_mean_over_tasks(a, b, metric, B=n_boot, seed=seed)
+
+
+def _result_fields(res: C.BootstrapResult, claim: C.Claim) -> dict:
+    """The numbers of a finding: ``delta``, ``ci``, ``p_value``, ``metric_a``, ``metric_b``, sizes, per task."""
+    return {
+        "delta": res.effect,
+        "ci": list(res.ci),
+        "p_value": res.p_value,
+        "metric_a": res.metric_a,
+        "metric_b": res.metric_b,
+        "B": res.B,
+        "n_examples": res.n_examples,
+        "n_tasks": res.n_tasks,
+        "comparison": claim.comparison,
+        "line": format_claim(claim),
+        "per_task": claim.to_dict()["per_task"],
+        "task_count": claim.to_dict()["task_count"],
+    }
 
 
 def _paired_sets(preds: pd.DataFrame, tasks: set[str], sizes: Sequence[int] | None = None):
@@ -448,17 +472,14 @@ def _paired_sets(preds: pd.DataFrame, tasks: set[str], sizes: Sequence[int] | No
     return gold, mixed, spec, configs
 
 
-def _verdict(delta: float, p: float, expect: int) -> str:
-    if not math.isfinite(delta) or p >= ALPHA:
-        return INCONCLUSIVE
-    return SUPPORTED if np.sign(delta) == expect else NOT_SUPPORTED
+def _verdict(ci: Sequence[float], expect: int) -> str:
+    """The one rule (:func:`socialite_utils.claims.verdict_from_interval`): SUPPORTED when the interval of the
+    effect excludes 0 on the expected side, CONTRADICTED when it excludes 0 on the other, INCONCLUSIVE otherwise."""
+    return C.verdict_from_interval(ci[0], ci[1], expect)
 
 
-def _fmt(pb: dict, n: int, configs: list) -> str:
-    return (
-        f"gain {pb['delta']:+.1f} macro-F1 [{pb['ci'][0]:+.1f}, {pb['ci'][1]:+.1f}], p = {pb['p_value']:.3f}; "
-        f"{n} paired test examples, each compared in {len(configs)} (task rows, ratio, seed) cell(s)"
-    )
+def _examples_note(n: int, configs: list) -> str:
+    return f"{n} paired test examples, each compared in {len(configs)} (task rows, ratio, seed) cell(s)"
 
 
 def _gain_finding(claim: str, preds, labels, tasks: set[str], expect: int, *, n_boot: int, seed: int) -> dict:
@@ -471,11 +492,15 @@ def _gain_finding(claim: str, preds, labels, tasks: set[str], expect: int, *, n_
             "verdict": INCONCLUSIVE,
             "evidence": "no cell with generalist data (ratio > 0)",
         }
-    pb = M.paired_bootstrap(
-        _configs_f1(labels), gold, _encode(mixed), _encode(spec), n_resamples=n_boot, seed=seed
+    res = _bootstrap(gold, _encode(mixed), _encode(spec), labels, n_boot=n_boot, seed=seed)
+    judged = C.judge(
+        claim, "generalist ratio > 0 vs 0 (same task rows and seed)", res, direction=expect, metric="macro-F1"
     )
-    return {"claim": claim, "verdict": _verdict(pb["delta"], pb["p_value"], expect),
-            "evidence": f"{_fmt(pb, len(gold), configs)}; tasks {sorted(tasks)} (generalist ratio > 0 vs 0)", **pb}  # fmt: skip
+    parts = [_examples_note(len(gold), configs), f"tasks {sorted(tasks)}"]
+    if judged.task_count is not None:
+        parts.append(judged.task_count.describe())
+    return {"claim": claim, "verdict": _verdict(res.ci, expect), "evidence": "; ".join(parts),
+            **_result_fields(res, judged)}  # fmt: skip
 
 
 def _scarcity_finding(claim: str, preds, labels, seen: set[str], *, n_boot: int, seed: int) -> dict:
@@ -488,19 +513,27 @@ def _scarcity_finding(claim: str, preds, labels, seen: set[str], *, n_boot: int,
         return {"claim": claim, "verdict": INCONCLUSIVE,
                 "evidence": "the smallest and largest task-data sizes were not scored on the same examples "
                             "with the same ratios and seeds"}  # fmt: skip
-    pb = M.paired_bootstrap(
-        _configs_f1(labels, halves=True),
+    res = _bootstrap(
         g_small,
         _encode(m_small + s_small),
         _encode(m_large + s_large),
-        n_resamples=n_boot,
+        labels,
+        halves=True,
+        n_boot=n_boot,
         seed=seed,
     )
-    return {"claim": claim, "verdict": _verdict(pb["delta"], pb["p_value"], +1),
-            "evidence": f"gain at {sizes[0]} task rows minus gain at {sizes[-1]}: {pb['delta']:+.1f} "
-                        f"[{pb['ci'][0]:+.1f}, {pb['ci'][1]:+.1f}], p = {pb['p_value']:.3f} (gains "
-                        f"{pb['metric_a']:+.1f} vs {pb['metric_b']:+.1f}; seen tasks, {len(g_small)} paired test "
-                        "examples)", **pb}  # fmt: skip
+    judged = C.judge(
+        claim,
+        f"gain of generalist data at {sizes[0]} task rows minus the gain at {sizes[-1]}",
+        res,
+        metric="macro-F1",
+    )
+    evidence = (
+        f"gains {res.metric_a:+.1f} (at {sizes[0]}) vs {res.metric_b:+.1f} (at {sizes[-1]}); seen tasks, "
+        + _examples_note(len(g_small), c_small)
+    )
+    return {"claim": claim, "verdict": _verdict(res.ci, +1), "evidence": evidence,
+            **_result_fields(res, judged)}  # fmt: skip
 
 
 def evaluate_findings(
@@ -512,12 +545,14 @@ def evaluate_findings(
     bootstrap_samples: int = 1000,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """The paper's four findings, each ``{"claim", "verdict", "evidence", ...}`` with a paired bootstrap of the mean
-    macro-F1 over tasks (generalist ratio > 0 against 0 at the same task rows and seed, same test examples).
+    """The paper's four findings, each ``{"claim", "verdict", "evidence", "line", "delta", "ci", "p_value", ...}``
+    with a paired bootstrap of the mean macro-F1 over tasks, stratified by task (generalist ratio > 0 against 0 at
+    the same task rows and seed, same test examples), and the Holm-corrected per-task count.
 
-    Verdicts: SUPPORTED when the predicted direction is significant (p < 0.05), NOT SUPPORTED when the opposite
-    direction is, INCONCLUSIVE otherwise. A caveat is added when the adapters do not beat the label-prior baseline
-    (predicting every task's most frequent training label).
+    Verdicts by the one rule (:func:`socialite_utils.claims.verdict_from_interval`): SUPPORTED when the 95% interval
+    of the effect excludes 0 in the predicted direction, CONTRADICTED when it excludes 0 in the other, INCONCLUSIVE
+    when it contains 0. A caveat names the cells in which the adapters do not beat the label-prior baseline
+    (predicting every task's most frequent training label), cell by cell.
     """
     if results.empty or predictions.empty:
         raise ValueError("no finished cells: run the grid first")
@@ -549,26 +584,34 @@ def _task_labels(predictions: pd.DataFrame) -> dict[str, list[str]]:
     return {t: sorted(set(g["gold"])) for t, g in predictions.groupby("task")}
 
 
-def label_prior_caveat(results: pd.DataFrame) -> str | None:
-    """A warning when the adapters' mean macro-F1 is not above the label-prior baseline's (same test rows)."""
+def label_prior_caveat(results: pd.DataFrame, margin: float = 1.0) -> str | None:
+    """A warning naming every cell whose adapter's mean macro-F1 over tasks is not above the label-prior
+    baseline's by more than ``margin`` points (same test rows), or None. Judged per cell, not on the mean over
+    cells: a few good cells would hide cells that learned nothing."""
     r = results.dropna(subset=["label_prior_macro_f1"])
     if r.empty:
         return None
-    tuned, prior = r["macro_f1"].mean(), r["label_prior_macro_f1"].mean()
-    if tuned <= prior + 1.0:
-        return (
-            f"the adapters do no better than the label-prior baseline (mean macro-F1 {tuned:.1f} vs {prior:.1f} "
-            "for predicting each task's most frequent training label): differences between cells say little about "
-            "what was learnt"
-        )
-    return None
+    by_cell = r.groupby("cell", sort=False)[["macro_f1", "label_prior_macro_f1"]].mean()
+    weak = by_cell[by_cell["macro_f1"] <= by_cell["label_prior_macro_f1"] + margin]
+    if weak.empty:
+        return None
+    cells = ", ".join(
+        f"{cell} ({row.macro_f1:.1f} vs {row.label_prior_macro_f1:.1f})" for cell, row in weak.iterrows()
+    )
+    return (
+        f"in {len(weak)} of {len(by_cell)} cell(s) the adapters do no better than the label-prior baseline "
+        f"(mean macro-F1 over tasks vs predicting each task's most frequent training label): {cells}; "
+        "differences involving these cells say little about what was learnt"
+    )
 
 
 def format_findings(findings: Sequence[dict]) -> str:
-    """The findings as printable lines: verdict, claim, evidence (and the caveat once)."""
+    """The findings as printable lines: the claim line (:func:`socialite_utils.claims.format_claim`: verdict,
+    claim, comparison, effect, 95% CI, p, n) or, for a finding that could not be tested, verdict and claim; then the
+    evidence (and the caveat once)."""
     lines = []
     for f in findings:
-        lines += [f"[{f['verdict']}] {f['claim']}", f"    evidence: {f['evidence']}"]
+        lines += [f.get("line") or f"[{f['verdict']}] {f['claim']}", f"    evidence: {f['evidence']}"]
     caveats = {f.get("caveat") for f in findings} - {None}
     lines += [f"caveat: {c}" for c in caveats]
     return "\n".join(lines)
@@ -578,7 +621,8 @@ def gain_table(
     predictions: pd.DataFrame, *, group: str = "seen", bootstrap_samples: int = 1000, seed: int = 0
 ) -> pd.DataFrame:
     """Per (task rows, ratio > 0): the gain in mean macro-F1 over the group's tasks against ratio 0 at the same task
-    rows (pooled over seeds), with its paired-bootstrap CI and p-value."""
+    rows (pooled over seeds), with its paired-bootstrap CI (stratified by task), p-value (``p``: as printed, never
+    0) and the verdict on "the gain is positive" by the one rule."""
     labels = _task_labels(predictions)
     tasks = set(predictions.loc[predictions["group"] == group, "task"])
     rows = []
@@ -590,17 +634,11 @@ def gain_table(
             gold, mixed, spec, _ = _paired_sets(sub, tasks)
             if not gold:
                 continue
-            pb = M.paired_bootstrap(
-                _configs_f1(labels),
-                gold,
-                _encode(mixed),
-                _encode(spec),
-                n_resamples=bootstrap_samples,
-                seed=seed,
-            )
+            res = _bootstrap(gold, _encode(mixed), _encode(spec), labels, n_boot=bootstrap_samples, seed=seed)
             rows.append(
-                {"group": group, "task_rows": n, "general_ratio": r, "gain": pb["delta"], "ci_low": pb["ci"][0],
-                 "ci_high": pb["ci"][1], "p_value": pb["p_value"], "n_paired": len(gold)}
+                {"group": group, "task_rows": n, "general_ratio": r, "gain": res.effect, "ci_low": res.ci[0],
+                 "ci_high": res.ci[1], "p_value": res.p_value, "p": C.format_p(res.p_value, res.B),
+                 "verdict": _verdict(res.ci, +1), "n_paired": len(gold), "n_tasks": res.n_tasks}
             )  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -10,7 +10,8 @@
   bootstrap CI per system and paired bootstrap tests (every system vs the copy baseline; the comparisons in
   ``pairs``, e.g. writing-tuned vs base), all from :mod:`socialite_utils.text_metrics`. Tasks declared without
   data are listed with ``status: "no data"`` and their reason.
-* :func:`report_generation_table`, :func:`report_writing_claims` and :func:`format_diff_html` read that dict.
+* :func:`report_generation_table`, :func:`report_writing_claims` (verdicts by the one rule of
+  :mod:`socialite_utils.claims`) and :func:`format_diff_html` read that dict.
 
 Prediction rows follow evaluation.py's schema (``id, task, category, group, task_type, model, mode, few_shot_k,
 variant, text, text_b, gold, gold_score, raw_output, parsed, logprobs, probs, expected_score, correct``) with
@@ -29,8 +30,10 @@ from typing import Any
 
 import pandas as pd
 
+from .. import claims as C
 from .. import models
 from .. import text_metrics as TM
+from ..claims import Verdict, format_p
 from ..evaluation.predictions import build_prediction_row
 from ..evaluation.scoring import generate_answers
 from ..metrics import task_seed
@@ -257,53 +260,80 @@ def report_generation_table(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame.from_records(records).fillna("")
 
 
-def _verdict(tests: dict[str, dict], alpha: float) -> str:
-    """SUPPORTED: every task significantly better (p < alpha, delta > 0); NOT SUPPORTED: some task significantly
-    worse; INCONCLUSIVE otherwise (including no tasks)."""
+def _evidence(tests: dict[str, dict], metric_of: dict[str, str], n_of: dict[str, int], B: int | None) -> str:
+    """Per task: the primary metric's difference, its interval, p (never 0: :func:`~socialite_utils.claims.format_p`),
+    the Holm-adjusted p over the tasks and n. A bootstrap p of 0 only bounds p by the resolution 2/B, so Holm is
+    applied to that bound and the adjusted value printed as an upper bound."""
     if not tests:
-        return "INCONCLUSIVE"
-    better = [t["delta"] > 0 and t["p_value"] < alpha for t in tests.values()]
-    worse = [t["delta"] < 0 and t["p_value"] < alpha for t in tests.values()]
-    if any(worse):
-        return "NOT SUPPORTED"
-    return "SUPPORTED" if all(better) else "INCONCLUSIVE"
+        return ""
+    floor = C.p_floor(B) if B else 0.0
+    raw = [t["p_value"] for t in tests.values()]
+    adjusted = C.holm([max(p, floor) for p in raw])
 
+    def holm_text(p: float, adj: float) -> str:
+        return f"Holm p<={adj:.3g}" if p < floor else f"Holm {format_p(adj).replace(' ', '')}"
 
-def _evidence(tests: dict[str, dict], metric_of: dict[str, str]) -> str:
     return "; ".join(
-        f"{task}: d{metric_of[task]}={t['delta']:+.3g} [{t['ci'][0]:+.3g}, {t['ci'][1]:+.3g}] p={t['p_value']:.3g}"
-        for task, t in tests.items()
+        f"{task}: d{metric_of[task]}={t['delta']:+.3g} [{t['ci'][0]:+.3g}, {t['ci'][1]:+.3g}] "
+        f"{format_p(t['p_value'], B).replace(' ', '')}, {holm_text(p, adj)}, n={n_of[task]}"
+        for (task, t), p, adj in zip(tests.items(), raw, adjusted, strict=True)
     )
 
 
+def writing_claim_specs(tuned: str = "writing", mixed: str = "writing+general", general: str = "general"):
+    """(claim, comparison, pick) of the writing study's claims; ``pick(task entry)`` returns the task's test of the
+    comparison (metric -> test) or None when a compared system is missing."""
+    return [
+        (f"{tuned}-tuned beats base on every writing task", f"{tuned} vs base",
+         lambda t: t["pairs"].get(f"{tuned} vs base")),
+        (f"{mixed} beats {general} only on every writing task (the paper's contrast)", f"{mixed} vs {general}",
+         lambda t: t["pairs"].get(f"{mixed} vs {general}")),
+        (f"{mixed} beats {tuned} only on every writing task", f"{mixed} vs {tuned}",
+         lambda t: t["pairs"].get(f"{mixed} vs {tuned}")),
+        (f"{tuned}-tuned beats the copy baseline on every writing task", f"{tuned} vs copy",
+         lambda t: t["vs_copy"].get(tuned)),
+    ]  # fmt: skip
+
+
 def report_writing_claims(
-    metrics: dict, *, tuned: str = "writing", mixed: str = "writing+general"
+    metrics: dict, *, tuned: str = "writing", mixed: str = "writing+general", general: str = "general"
 ) -> pd.DataFrame:
-    """The paper's claims, judged on each task's primary metric by paired bootstrap tests (see :func:`_verdict`):
-    tuned > base on every writing task; writing + generalist > writing only on every task; tuned > copy."""
+    """The paper's claims, judged on each task's primary metric (the registry's first metric) by the per-task
+    paired bootstrap tests: tuned > base, writing + generalist > generalist only (the paper's contrast), writing +
+    generalist > writing only, tuned > copy, each "on every writing task".
+
+    Why "every task" (:func:`socialite_utils.claims.verdict_every_task`) and not the mean over tasks: each task has
+    its own primary metric (GLEU as a fraction, SARI, iBLEU in points), so a mean over tasks would add unlike units.
+    The conjunction is an intersection-union test: SUPPORTED when every task's interval excludes 0 above (no
+    multiplicity correction needed, a wrong SUPPORTED needs a wrong per-task one); CONTRADICTED when some task is
+    significantly worse after Holm's correction over the tasks; INCONCLUSIVE otherwise, and when a compared system
+    is missing on a task. Tasks without data are not tested (``note``)."""
     alpha = metrics["alpha"]
+    B = metrics.get("n_resamples")
     ok = {n: t for n, t in metrics["tasks"].items() if t["status"] == "ok"}
     metric_of = {n: t["primary"] for n, t in ok.items()}
+    n_of = {n: t.get("n", 0) for n, t in ok.items()}
     no_data = sorted(n for n, t in metrics["tasks"].items() if t["status"] != "ok")
-    claims = [
-        (f"{tuned}-tuned beats base on every writing task", lambda t: t["pairs"].get(f"{tuned} vs base")),
-        (
-            f"{mixed} beats {tuned} only on every writing task",
-            lambda t: t["pairs"].get(f"{mixed} vs {tuned}"),
-        ),
-        (f"{tuned}-tuned beats the copy baseline on every writing task", lambda t: t["vs_copy"].get(tuned)),
-    ]
     rows = []
-    for claim, pick in claims:
+    for claim, comparison, pick in writing_claim_specs(tuned, mixed, general):
         tests = {n: pick(t)[metric_of[n]] for n, t in ok.items() if pick(t)}
-        verdict = _verdict(tests, alpha) if len(tests) == len(ok) else "INCONCLUSIVE"
+        complete = bool(tests) and len(tests) == len(ok)
+        verdict = C.verdict_every_task(tests, alpha) if complete else Verdict.INCONCLUSIVE
         note = f"tasks without data, not tested: {', '.join(no_data)}" if no_data else ""
         if len(tests) < len(ok):
             note = (note + "; " if note else "") + "a compared system is missing"
         rows.append(
-            {"claim": claim, "verdict": verdict, "evidence": _evidence(tests, metric_of), "note": note}
+            {
+                "claim": claim,
+                "comparison": f"{comparison}, each task's primary metric",
+                "verdict": verdict,
+                "n_tasks": len(tests),
+                "evidence": _evidence(tests, metric_of, n_of, B),
+                "note": note,
+            }
         )
-    return pd.DataFrame.from_records(rows, columns=["claim", "verdict", "evidence", "note"])
+    columns = ["claim", "comparison", "verdict", "n_tasks", "evidence", "note"]
+    return pd.DataFrame.from_records(rows, columns=columns)
 
 
 # ---------------------------------------------------------------- source -> output -> reference view
