@@ -1,4 +1,4 @@
-"""Issue 11's lever experiment: what makes the cpu-demo's tuned SmolLM2-135M beat the simple floors?
+"""The lever experiment: what makes the cpu-demo's tuned SmolLM2-135M beat the simple floors?
 
 Each configuration is the ``cpu-demo`` profile with a few parameters changed (data per task, label-balanced
 sampling, epochs, learning rate, LoRA rank/targets). It runs the pipeline's data, train, eval and baselines steps
@@ -48,10 +48,10 @@ BASELINE: dict[str, object] = {
     "train.per_device_train_batch_size": 8,
     "train.gradient_accumulation_steps": 2,
 }
-# name -> (why, --set overrides on top of BASELINE). Order: the pre-issue-11 demo first, then one lever at a time.
+# name -> (why, --set overrides on top of BASELINE). Order: the first demo recipe, then one lever at a time.
 CONFIGS: dict[str, tuple[str, dict[str, object]]] = {
     "48x2": (
-        "the cpu-demo profile before issue 11: 48 rows/task, 2 epochs (the committed demo run of 17e3a44)",
+        "the first cpu-demo recipe: 48 rows/task, 2 epochs",
         {},
     ),
     "160-bal": (

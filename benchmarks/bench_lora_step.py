@@ -1,9 +1,9 @@
-"""Where does the time of a LoRA training step go on the CPU? (issue 11: the all-linear adapter that beats TF-IDF
-trained at 6 s per step of 8 examples in `make demo`, against about 2.4 s per 8 examples for the q/v adapter.)
+"""Where does the time of a LoRA training step go on the CPU? (The all-linear adapter that beats TF-IDF trained
+at 6 s per step of 8 examples in `make demo`, against about 2.4 s per 8 examples for the q/v adapter.)
 
 Times forward + backward + AdamW step of SmolLM2-135M (the packaged model, fp32) on the same micro-batch of 8
 real training prompts (the first 8 rows of a data run, padded to the longest; `benchmarks/levers.md` used
-`runs/levers-160-bal/data`, the rows of the demo before issue 11), for LoRA adapters that differ in
+`runs/levers-160-bal/data`), for LoRA adapters that differ in
 one setting at a time: targets (q/v or every linear layer), rank, dropout. The kit's trainer adds its own work on
 top (TRL collation, the compact LM head, logging, checkpoints); this isolates the adapter's share.
 

@@ -1,4 +1,4 @@
-"""Bad input data and task YAMLs (issue 10, items 7, 10, 11, 12, 15), driven through the public API.
+"""Bad input data and task YAMLs, driven through the public API.
 
 Each case goes through the entry points a user calls (registry loading, the source loaders, build_data then
 write_data_run as notebook 01 does, render_prompt) and asserts the message names the file, line and field, and

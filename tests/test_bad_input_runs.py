@@ -1,4 +1,4 @@
-"""Bad input around runs (issue 10, items 1, 2, 5, 13, 14): run names, stale temporary directories, the pipeline's
+"""Bad input around runs: run names, stale temporary directories, the pipeline's
 history, notebook parameters and the pipeline CLI. Each case goes through a public entry point and checks the
 message and that nothing was written, changed or deleted."""
 
@@ -96,7 +96,7 @@ def test_a_run_name_equal_to_a_folder_of_the_cwd_never_touches_it(
     with pytest.raises(FileNotFoundError, match=str(runs_dir / "mine")):
         load_data_run("mine")  # reading: the user's folder is not mistaken for a run
     write_data_run("mine", data)
-    write_data_run("mine", data, overwrite=True)  # used to delete ./mine
+    write_data_run("mine", data, overwrite=True)  # a plain name is runs/mine, never ./mine
     assert (mine / "thesis.tex").read_text() == "years of work" and sorted(os.listdir(mine)) == ["thesis.tex"]
     assert (runs_dir / "mine" / "data_card.json").exists()
     # an explicit path still reads an existing run wherever it is

@@ -1,4 +1,4 @@
-"""Bad input and interruptions in training and evaluation (issue 10, items 3, 4, 6, 8, 9), through the public API.
+"""Bad input and interruptions in training and evaluation, through the public API.
 
 Each case asserts the kit's message and that nothing was written or lost: a kill while a checkpoint is saved,
 the whole run's train_loss after a resume, over-long test texts, an incomplete adapter directory, and hub ids

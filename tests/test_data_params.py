@@ -1,4 +1,4 @@
-"""assembly.DataParams: the one list of build_data's options (issue 16), shared by the per-task steps, the
+"""assembly.DataParams: the one list of build_data's options, shared by the per-task steps, the
 generation-task assembler and the data card."""
 
 from __future__ import annotations

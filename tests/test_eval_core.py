@@ -1,4 +1,4 @@
-"""One evaluation core (issue 16 item 2): one prediction-row constructor, one per-task metric block, one item
+"""One evaluation core: one prediction-row constructor, one per-task metric block, one item
 builder for any prompt variant and shot count, one home for metric warnings and for TRL's tokenization."""
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def test_every_colab_badge_and_install_url_is_the_one_repository_url():
             assert badge == f"{slug}/blob/main/notebooks/{path.name}" or path.suffix == ".md", (path, badge)
             assert badge.startswith(f"{slug}/blob/main/notebooks/"), (path, badge)
             found += 1
-        for install in re.findall(r"git\+(https://[^\s\"']+)", text):
+        for install in re.findall(r"(?:git\+|\"clone\", \"-q\", \")(https://[^\s\"']+)", text):
             assert install == url, (path, install)
             found += 1
         for other in re.findall(r"https://github\.com/([\w.-]+/[\w.-]+)", text):

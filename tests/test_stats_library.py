@@ -1,4 +1,4 @@
-"""The library-backed statistics (issue 16, item 5) against values worked out by hand: the Wilson interval
+"""The library-backed statistics against values worked out by hand: the Wilson interval
 (scipy.stats.binomtest), Pearson's r (scipy.stats.pearsonr inside the kit's warnings) and the one t-interval."""
 
 from __future__ import annotations

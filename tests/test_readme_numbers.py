@@ -1,0 +1,102 @@
+"""Every number of the README's results comes from a committed result file, so it cannot go stale.
+
+The demo's tables are rendered here from ``figures/eval_aggregates.csv`` and ``figures/comparison.csv`` (what
+``--publish figures`` wrote) and must appear in the README as they are; its claim lines are those of
+``figures/eval_claims.csv``. After a new run, the failure message prints the table to paste.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text(encoding="utf-8")
+FIGURES = REPO / "figures"
+
+GROUP_NAMES = {"seen": "seen (trained)", "related": "related (held out)", "all": "all"}
+SYSTEM_NAMES = {
+    "majority": "majority label (from the train split's label shares)",
+    "stratified": "stratified guess (expected over draws)",
+    "tfidf_lr": "TF-IDF + logistic regression",
+    "multitask_encoder": "multi-task MiniLM-L6 encoder (22M parameters, a head per task)",
+    "base": "base model (zero-shot)",
+    "tuned": "LoRA-tuned model",
+}
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with open(FIGURES / name, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def render_group_table() -> str:
+    lines = [
+        "| group | tasks | base mean macro-F1 ± SE | tuned mean macro-F1 ± SE | tuned − base |",
+        "|---|---|---|---|---|",
+    ]
+    by_name = {r["name"]: r for r in _rows("eval_aggregates.csv") if r["level"] in ("group", "overall")}
+    for key in ("seen", "related", "all"):
+        r = by_name[key]
+        delta = float(r["delta mean F1"])
+        lines.append(
+            f"| {GROUP_NAMES[key]} | {r['n_tasks']} | {r['base mean F1']} ± {r['base SE']} | "
+            f"{r['tuned mean F1']} ± {r['tuned SE']} | {delta:+.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def render_system_table() -> str:
+    rows = [r for r in _rows("comparison.csv") if r["level"] == "group"]
+    value: dict[tuple[str, str], float] = {}
+    for r in rows:
+        v = r.get("macro_f1_expected") or r["macro_f1"]  # the stratified floor: its expectation over draws
+        value[(r["system"], r["name"])] = float(v)
+    systems = [s for s in SYSTEM_NAMES if (s, "seen") in value]
+    lines = ["| system | seen mean macro-F1 | related mean macro-F1 |", "|---|---|---|"]
+    for s in systems:
+        related = value.get((s, "related"))
+        lines.append(
+            f"| {SYSTEM_NAMES[s]} | {value[(s, 'seen')]:.1f} | {'no head (held out)' if related is None else f'{related:.1f}'} |"
+        )
+    return "\n".join(lines)
+
+
+def claim_lines() -> list[str]:
+    out = []
+    for r in _rows("eval_claims.csv"):
+        line = r.get("line") or ""
+        if line:
+            out.append(line.strip())
+    return out
+
+
+def test_the_demo_tables_are_rendered_from_the_committed_files():
+    for table in (render_group_table(), render_system_table()):
+        assert table in README, f"README's table is stale; paste this one:\n{table}"
+
+
+def test_the_demo_claims_are_the_committed_ones():
+    lines = claim_lines()
+    assert lines, "figures/eval_claims.csv has no claim lines"
+    for line in lines:
+        assert line in README, f"README lacks the committed claim line:\n{line}"
+
+
+def test_the_results_section_has_no_number_of_its_own():
+    """Inside the results section, outside the tables and claim lines checked above, every number with a decimal
+    point is in a committed figures/ file."""
+    section = README.split("## What the demo shows", 1)[1].split("\n## ", 1)[0]
+    claims = set(claim_lines())
+    section = "\n".join(
+        line
+        for line in section.splitlines()
+        if not line.startswith("|") and line.removeprefix("- ") not in claims
+    )
+    committed = " ".join(p.read_text(encoding="utf-8") for p in FIGURES.glob("*.csv"))
+    committed += (FIGURES / "summary.txt").read_text(encoding="utf-8")
+    committed += (FIGURES / "pipeline_steps.json").read_text(encoding="utf-8")
+    numbers = set(re.findall(r"(?<![\w.])[-+−]?\d+\.\d+", section))
+    missing = sorted(n for n in numbers if n.lstrip("+-−") not in committed)
+    assert not missing, f"numbers in the README's results that no committed file holds: {missing}"
