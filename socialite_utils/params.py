@@ -215,6 +215,17 @@ def coerce_mapping(cls: type, values: dict[str, Any], rules: dict[str, Rule] | N
     return {k: coerce_field(cls, k, v, rules.get(k)) if k in names else v for k, v in values.items()}
 
 
+class FromMapping:
+    """``Params.from_mapping(globals())``: a parameters dataclass built from a notebook's namespace (or any
+    mapping), taking the keys that are its fields and ignoring the rest (imports, helpers). The one idiom every
+    notebook uses to turn its ``parameters`` cell into the library's parameters."""
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> Any:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
 def as_bool(value: Any, *, param: str) -> bool:
     """``value`` as a bool: True/False or the strings "true"/"false" (any case); else :class:`ParamError`."""
     try:

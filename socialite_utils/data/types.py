@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from ..params import FromMapping
 from ..registry import Task
 
 
@@ -26,7 +27,7 @@ class AssembledData:
 
 
 @dataclass(frozen=True)
-class DataParams:
+class DataParams(FromMapping):
     """Every option of :func:`build_data` (notebook 01's parameters), the one list of them: the per-task steps,
     the generation-task assembler (writing_assembly) and the data card's ``params`` all read it."""
 

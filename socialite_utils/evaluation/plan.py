@@ -16,7 +16,7 @@ from typing import Any
 
 from ..data.assembly import load_data_run
 from ..models import check_model_available, resolve_model
-from ..params import Rule, check_params
+from ..params import FromMapping, Rule, check_params
 from ..prompts import draw_shots, prompt_text, render_variant_prompt, variant_label_words
 from ..registry import Task, load_all_suites, load_registry, task_names
 from ..runs import (
@@ -54,7 +54,7 @@ EVAL_RULES = {
 
 
 @dataclass
-class EvalParams:
+class EvalParams(FromMapping):
     """Every knob of an evaluation run (notebook 03's parameters map 1:1 onto these fields)."""
 
     run_name: str

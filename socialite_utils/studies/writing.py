@@ -11,13 +11,13 @@ parameters, so rerunning the notebook continues; different parameters under the 
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..data.assembly import build_data, load_data_run, write_data_run
 from ..data.writing_rows import select_mixture
-from ..params import ParamError, Rule, as_bool, check_params
+from ..params import FromMapping, ParamError, Rule, as_bool, check_params
 from ..plotting import plot_generation_metric, save_figure
 from ..registry import load_registry, select_tasks
 from ..runs import check_run_name, provenance, read_json, run_dir_for, runs_root_at, write_json
@@ -60,7 +60,7 @@ WRITING_RULES = {
 
 
 @dataclass
-class WritingStudyParams:
+class WritingStudyParams(FromMapping):
     """Every knob of notebook 07 (its parameters cell maps 1:1 onto these fields); :meth:`validate` checks them all
     before anything is written."""
 
@@ -91,11 +91,6 @@ class WritingStudyParams:
     seed: int = 0
     overwrite: bool = False
     smoke: bool = False
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> WritingStudyParams:
-        """From notebook 07's parameters (e.g. its ``globals()``): the keys that are fields."""
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def validate(self) -> WritingStudyParams:
         """Raise ValueError naming the bad parameter; return self (values coerced to their declared types)."""

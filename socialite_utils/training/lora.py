@@ -49,7 +49,7 @@ from trl import SFTConfig
 
 from .. import models
 from ..models import check_model_available
-from ..params import Rule, check_params
+from ..params import FromMapping, Rule, check_params
 from ..plotting import loss_points, plot_loss_curve, save_figure
 from ..runs import (
     RunWriter,
@@ -124,7 +124,7 @@ TRAIN_RULES = {
 
 
 @dataclass
-class TrainParams:
+class TrainParams(FromMapping):
     """Every knob of a training run (notebook 02's parameters map 1:1 onto these fields)."""
 
     run_name: str
@@ -159,12 +159,6 @@ class TrainParams:
     # packages and accounts; a list for several.
     report_to: str | list[str] = "none"
     overwrite: bool = False  # replace an existing finished run of the same name
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> TrainParams:
-        """Build from a mapping (e.g. a notebook's ``globals()``), taking only the keys that are fields."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
 
     def validate(self) -> TrainParams:
         """Raise ValueError naming the first bad field; return self."""
