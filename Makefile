@@ -32,9 +32,11 @@ data:  ## the data files the repository does not ship, fetched from their pinned
 demo: data  ## the main job: SmolLM2-135M on the 15 real local tasks, notebooks 01-05 headless (fetches missing data first)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m socialite_utils.pipeline --profile cpu-demo --run-name demo
 
+# course containers often run as root, where Jupyter refuses to start without --allow-root
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab:  ## JupyterLab from the repository root, on the kit's kernel "socialite" (extra options: LAB_ARGS="--no-browser")
 	$(BIN)/python -m ipykernel install --sys-prefix --name socialite --display-name "Python (socialite)" >/dev/null
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --MappingKernelManager.default_kernel_name=socialite $(LAB_ARGS)
+	exec $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --MappingKernelManager.default_kernel_name=socialite $(LAB_ROOT) $(LAB_ARGS)
 
 student:  ## student copies of the notebooks in student/ (git-ignored), the exercise solutions removed
 	$(BIN)/python -m socialite_utils.course student --src notebooks --out student

@@ -231,9 +231,7 @@ def test_make_lab_serves_the_repository_on_the_socialite_kernel(clone, bundle_di
     port, token = _free_port(), "readme-test"
     command = smoke_form(block).split("#")[0].strip()
     assert command == "make lab"
-    lab_args = f"--no-browser --port={port} --IdentityProvider.token={token}"
-    if os.geteuid() == 0:  # CI containers run as root, which Jupyter refuses without this flag
-        lab_args += " --allow-root"
+    lab_args = f"--no-browser --port={port} --IdentityProvider.token={token}"  # as root too: make lab adds --allow-root
     jupyter_dirs = {
         name: str(tmp_path / name) for name in ("JUPYTER_RUNTIME_DIR", "JUPYTERLAB_WORKSPACES_DIR")
     }
