@@ -29,6 +29,10 @@ CATEGORIES = (
     "trustworthiness",
     "other_social_factors",
 )
+DEFAULT_BINARIZE = {
+    "threshold": "median",
+    "ties": "low",
+}  # "high" means above the train median, as in the paper
 TASK_TYPES = ("classification", "regression", "generation")
 # Generation (rewriting) tasks have references instead of a label set; their category is one of these.
 GENERATION_CATEGORIES = ("writing",)
@@ -65,6 +69,8 @@ class Task:
     pair: bool = False
     text_b_name: str | None = None
     scale: list[float] | None = None
+    # regression tasks: where low/high is split and which side a score equal to the threshold takes
+    binarize: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_BINARIZE))
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     citation: str = ""
     variants: list[dict[str, Any]] = field(default_factory=list)
@@ -135,6 +141,7 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
         "pair",
         "text_b_name",
         "scale",
+        "binarize",
         "sources",
         "citation",
         "variants",
@@ -177,6 +184,7 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
         pair=bool(spec.get("pair", False)),
         text_b_name=spec.get("text_b_name"),
         scale=spec.get("scale"),
+        binarize=_parse_binarize(spec, where),
         sources=sources,
         citation=str(spec.get("citation", "")),
         variants=variants,
@@ -199,11 +207,44 @@ def _parse_labels(spec: dict, where: str) -> list[str]:
         _require(labels == REGRESSION_LABELS, where, f"regression tasks use labels {REGRESSION_LABELS}")
         scale = spec.get("scale")
         _require(
-            scale is None or (isinstance(scale, list) and len(scale) == 2),
+            scale is None
+            or (
+                isinstance(scale, list)
+                and len(scale) == 2
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in scale)
+                and scale[0] < scale[1]
+            ),
             where,
-            "field 'scale' must be [min, max]",
+            f"field 'scale' must be [min, max], two numbers with min < max; got {scale!r}",
         )
     return labels
+
+
+def _parse_binarize(spec: dict, where: str) -> dict[str, Any]:
+    """A regression task's ``binarize: {threshold: median | midpoint | <number>, ties: low | high}``: the score
+    that splits low from high (the train split's median by default; ``midpoint`` of ``scale``; or a number) and the
+    side a score equal to it takes (``low`` by default, as the paper's "above the median is high")."""
+    raw = spec.get("binarize")
+    if raw is None:
+        return dict(DEFAULT_BINARIZE)
+    _require(spec["type"] == "regression", where, "field 'binarize' applies to regression tasks only")
+    _require(isinstance(raw, dict), where, "field 'binarize' must be a mapping {threshold: ..., ties: ...}")
+    _check_fields(raw, {"threshold", "ties"}, f"{where}: binarize")
+    out = {**DEFAULT_BINARIZE, **raw}
+    threshold, ties = out["threshold"], out["ties"]
+    numeric = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+    _require(
+        numeric or threshold in ("median", "midpoint"),
+        where,
+        f"binarize.threshold must be 'median', 'midpoint' or a number; got {threshold!r}",
+    )
+    _require(
+        threshold != "midpoint" or spec.get("scale") is not None,
+        where,
+        "binarize.threshold 'midpoint' needs the task's 'scale: [min, max]'",
+    )
+    _require(ties in ("low", "high"), where, f"binarize.ties must be 'low' or 'high'; got {ties!r}")
+    return out
 
 
 def _parse_label_map(spec: dict, labels: list[str], where: str) -> dict[str, str]:
@@ -255,7 +296,7 @@ def _parse_generation_task(name: str, spec: dict, suite: str, path: Path) -> Tas
     allowed = list(GENERATION_CATEGORIES)
     _require(spec["category"] in GENERATION_CATEGORIES, where, f"field 'category' must be one of {allowed}")
     _require(spec["group"] in GROUPS, where, f"field 'group' must be one of {list(GROUPS)}")
-    for key in ("labels", "label_map", "pair", "text_b_name", "scale"):
+    for key in ("labels", "label_map", "pair", "text_b_name", "scale", "binarize"):
         _require(
             key not in spec, where, f"field '{key}' does not apply to generation tasks (they have references)"
         )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from socialite_utils.data.assembly import build_data
-from socialite_utils.registry import RegistryError, list_suites, load_registry, select_tasks
+from socialite_utils.registry import RegistryError, list_suites, load_registry, load_task_file, select_tasks
 
 
 def test_local_suite_matches_bundle_manifest(bundle_dir):
@@ -141,3 +143,62 @@ def test_generation_task_parses_and_metrics_field_is_generation_only(tmp_path):
     (tmp_path / "gen.yaml").write_text(bad)
     with pytest.raises(RegistryError, match="field 'metrics' is for generation tasks only"):
         load_registry("mine", extra_dirs=[tmp_path])
+
+
+def _regression_yaml(tmp_path, extra: str = "") -> Path:
+    path = tmp_path / "warmth.yaml"
+    path.write_text(
+        "suite: mine\ntasks:\n  warmth:\n    category: sentiment_emotion\n    type: regression\n    group: seen\n"
+        "    scale: [0, 4]\n    instruction: Rate the warmth. Answer with one of low, high.\n"
+        f"    sources: {{local: {{dir: warmth}}}}\n{extra}"
+    )
+    return path
+
+
+def _binarized(task, scores: dict[str, list[float]]):
+    from socialite_utils.data.assembly import TaskRows, binarize_task_rows
+
+    rows = {split: [{"score": s} for s in values] for split, values in scores.items()}
+    tr = binarize_task_rows(TaskRows(task=task, rows=rows, counts={}, files={}, warnings=[], missing=[]))
+    return {split: [r["label"] for r in rs] for split, rs in tr.rows.items()}, tr.threshold_info
+
+
+def test_regression_binarization_threshold_and_ties_come_from_the_yaml(tmp_path):
+    scores = {
+        "train": [0, 1, 2, 2, 4],
+        "test": [1, 2, 3],
+    }  # train median 2, two train rows and one test row on it
+    (task,) = load_task_file(_regression_yaml(tmp_path))[1].values()
+    labels, info = _binarized(task, scores)
+    assert labels["test"] == ["low", "low", "high"] and info["threshold"] == 2 and info["n_on_threshold"] == 3
+    assert info["source"] == "median of the train split" and info["ties"] == "low"
+
+    (task,) = load_task_file(_regression_yaml(tmp_path, "    binarize: {ties: high}\n"))[1].values()
+    assert _binarized(task, scores)[0]["test"] == ["low", "high", "high"]
+    (task,) = load_task_file(_regression_yaml(tmp_path, "    binarize: {threshold: 2.5}\n"))[1].values()
+    assert _binarized(task, scores)[0]["train"] == ["low", "low", "low", "low", "high"]
+    (task,) = load_task_file(_regression_yaml(tmp_path, "    binarize: {threshold: midpoint, ties: high}\n"))[
+        1
+    ].values()
+    labels, info = _binarized(task, scores)  # midpoint of [0, 4] is 2
+    assert labels["test"] == ["low", "high", "high"] and info["source"].startswith("midpoint of the scale")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("    binarize: {threshold: mean}\n", "binarize.threshold must be 'median', 'midpoint' or a number"),
+        ("    binarize: {ties: middle}\n", "binarize.ties must be 'low' or 'high'"),
+        ("    binarize: {treshold: 2}\n", "treshold"),
+    ],
+)
+def test_bad_binarization_settings_are_refused_naming_the_field(tmp_path, extra, message):
+    with pytest.raises(RegistryError, match=re.escape(message)):
+        load_task_file(_regression_yaml(tmp_path, extra))
+
+
+def test_a_scale_must_be_two_ordered_numbers(tmp_path):
+    path = _regression_yaml(tmp_path).read_text().replace("scale: [0, 4]", 'scale: ["0", "4"]')
+    (tmp_path / "bad.yaml").write_text(path)
+    with pytest.raises(RegistryError, match="field 'scale' must be \\[min, max\\], two numbers"):
+        load_task_file(tmp_path / "bad.yaml")

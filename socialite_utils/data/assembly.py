@@ -97,8 +97,11 @@ def _verbalize(rec: dict, task: Task) -> str:
     return label
 
 
-def binarize(score: float, threshold: float) -> str:
-    """The paper's low/high binarization: ``high`` if the score is above the threshold, else ``low``."""
+def binarize(score: float, threshold: float, ties: str = "low") -> str:
+    """The paper's low/high binarization: ``high`` if the score is above the threshold, else ``low``; a score
+    equal to the threshold takes the side ``ties`` names."""
+    if score == threshold:
+        return ties
     return "high" if score > threshold else "low"
 
 
@@ -299,20 +302,35 @@ def load_task_rows(
 
 
 def binarize_task_rows(tr: TaskRows) -> TaskRows:
-    """Step 2 (regression tasks): label every row high/low at the train-split median (the scale's midpoint
-    without a train split)."""
+    """Step 2 (regression tasks): label every row high/low at the task's threshold (``binarize`` in its YAML:
+    by default the train-split median, the scale's midpoint without a train split; a score equal to the
+    threshold is ``low`` unless ``ties: high``). The data card records the threshold, where it came from, the
+    rule and how many rows sat on it."""
     if not tr.task.is_regression:
         return tr
+    rule = tr.task.binarize
     train_scores = [r["score"] for r in tr.rows.get("train", [])]
-    if train_scores:
+    if isinstance(rule["threshold"], int | float):
+        threshold, how = float(rule["threshold"]), "fixed in the task's YAML"
+    elif rule["threshold"] == "median" and train_scores:
         threshold, how = statistics.median(train_scores), "median of the train split"
     else:
         lo, hi = tr.task.scale or (0.0, 1.0)
-        threshold, how = (lo + hi) / 2, "midpoint of the scale (no train split available)"
-    tr.threshold_info = {"threshold": threshold, "source": how, "rule": "high if score > threshold else low"}
+        why = "the task's YAML" if rule["threshold"] == "midpoint" else "no train split available"
+        threshold, how = (lo + hi) / 2, f"midpoint of the scale ({why})"
+    ties = rule["ties"]
+    text = f"high if score > threshold, low if below; equal to it: {ties}"
+    on_threshold = sum(r["score"] == threshold for rows in tr.rows.values() for r in rows)
+    tr.threshold_info = {
+        "threshold": threshold,
+        "source": how,
+        "rule": text,
+        "ties": ties,
+        "n_on_threshold": on_threshold,
+    }
     for split_rows in tr.rows.values():
         for r in split_rows:
-            r["label"] = binarize(r["score"], threshold)
+            r["label"] = binarize(r["score"], threshold, ties)
     return tr
 
 
