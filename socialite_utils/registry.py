@@ -13,7 +13,7 @@ import difflib
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ GENERATION_CATEGORIES = ("writing",)
 GROUPS = ("seen", "related")
 SOURCE_KINDS = ("local", "socialite_instructions", "socket", "writing_tasks")
 # The fields each level of a task YAML may hold; anything else is a typo and an error.
-TOP_LEVEL_FIELDS = ("suite", "description", "tasks")
+TOP_LEVEL_FIELDS = ("suite", "description", "data_dir", "tasks")
 VARIANT_FIELDS = ("instruction", "labels")
 SOURCE_FIELDS = {  # the loader's keyword arguments a YAML source entry may set (see sources.load_source)
     "local": ("dir",),
@@ -358,7 +358,32 @@ def load_task_file(path: str | os.PathLike) -> tuple[str, dict[str, Task]]:
     _require("suite" in doc and "tasks" in doc, str(path), "needs top-level 'suite' and 'tasks'")
     _require(isinstance(doc["tasks"], dict), str(path), "'tasks' must map task names to definitions")
     suite = str(doc["suite"])
-    return suite, {name: _parse_task(str(name), spec, suite, path) for name, spec in doc["tasks"].items()}
+    _require(
+        re.fullmatch(r"[A-Za-z0-9_][\w.-]*", suite) is not None,
+        str(path),
+        f"suite name {suite!r} must be a plain name",
+    )
+    tasks = {name: _parse_task(str(name), spec, suite, path) for name, spec in doc["tasks"].items()}
+    if "data_dir" in doc:
+        tasks = _own_data_dir(tasks, doc["data_dir"], path)
+    return suite, tasks
+
+
+def _own_data_dir(tasks: dict[str, Task], data_dir: Any, path: Path) -> dict[str, Task]:
+    """A suite file's ``data_dir`` (relative to the file): its tasks' local data lives there, whatever bundle the
+    other suites read, so your tasks and the bundled ones run together (``suite: local+mine``)."""
+    _require(
+        isinstance(data_dir, str) and data_dir.strip(), str(path), "'data_dir' must be a folder (a string)"
+    )
+    root = (path.parent / data_dir).resolve()
+    out = {}
+    for name, task in tasks.items():
+        local = task.sources.get("local")
+        if local is not None or not task.sources:
+            sub = (local or {}).get("dir", task.name)
+            task = replace(task, sources={**task.sources, "local": {**(local or {}), "dir": str(root / sub)}})
+        out[name] = task
+    return out
 
 
 def _registry_files(extra_dirs: list[str | os.PathLike] | None) -> list[Path]:
@@ -399,8 +424,20 @@ def list_suites(extra_dirs: list[str | os.PathLike] | None = None) -> list[str]:
 
 
 def load_registry(suite: str, extra_dirs: list[str | os.PathLike] | None = None) -> dict[str, Task]:
-    """All tasks of one suite, in definition order."""
+    """All tasks of one suite, in definition order; ``"local+mine"`` joins suites (a task name may be defined in
+    only one of them)."""
     suites = load_all_suites(extra_dirs)
+    if "+" in suite:
+        joined: dict[str, Task] = {}
+        for part in suite.split("+"):
+            for name, task in load_registry(part.strip(), extra_dirs).items():
+                if name in joined:
+                    raise RegistryError(
+                        f"suites {suite!r}: task '{name}' is defined by {joined[name].defined_in} and by "
+                        f"{task.defined_in}; rename one of them"
+                    )
+                joined[name] = task
+        return joined
     if suite not in suites:
         hint = difflib.get_close_matches(suite, list(suites), n=3)
         raise KeyError(

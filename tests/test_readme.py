@@ -161,7 +161,7 @@ def test_add_your_own_task_runs_on_a_fresh_clone(clone, bundle_dir):
     _write_own_task(clone)
     run_block(_block(OWN_TASK), clone, _env(clone, bundle_dir))
     params = json.loads((clone / "runs" / "mine-data" / "params.json").read_text())
-    assert params["suite"] == "mine" and params["tasks"] == ["politeness_toy"]
+    assert params["suite"] == "local+mine" and params["tasks"] == ["politeness_toy", "tweet_irony"]
     card = json.loads((clone / "runs" / "mine-data" / "data_card.json").read_text())
     assert card["totals"]["test"] > 0
 

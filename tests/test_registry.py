@@ -202,3 +202,37 @@ def test_a_scale_must_be_two_ordered_numbers(tmp_path):
     (tmp_path / "bad.yaml").write_text(path)
     with pytest.raises(RegistryError, match="field 'scale' must be \\[min, max\\], two numbers"):
         load_task_file(tmp_path / "bad.yaml")
+
+
+def test_your_suite_with_its_own_data_runs_beside_the_bundled_tasks(tmp_path, bundle_dir):
+    """`data_dir` in a suite file (relative to it) keeps your data apart from the bundle; `local+mine` joins
+    the suites, and the data card names the file each task's rows came from."""
+    tasks_dir, data = tmp_path / "my_tasks", tmp_path / "my_data" / "polite"
+    tasks_dir.mkdir()
+    data.mkdir(parents=True)
+    for split in ("train", "validation", "test"):
+        rows = [{"text": f"could you please help {split} {i}", "label": "1"} for i in range(4)]
+        rows += [{"text": f"do it now {split} {i}", "label": "0"} for i in range(4)]
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tasks_dir / "mine.yaml").write_text(
+        "suite: mine\ndata_dir: ../my_data\ntasks:\n  polite:\n    category: other_social_factors\n"
+        "    type: classification\n    group: seen\n    labels: [polite, impolite]\n"
+        '    label_map: {"1": polite, "0": impolite}\n'
+        "    instruction: Is the request polite? Answer with one of polite, impolite.\n"
+        "    sources: {local: {dir: polite}}\n"
+    )
+    registry = load_registry("local+mine", [tasks_dir])
+    selected = select_tasks(registry, ["polite", "tweet_irony"])
+    data_run = build_data(selected, data_dir=bundle_dir, max_train_per_task=4, max_eval_per_task=2)
+    assert {r["task"] for r in data_run.splits["test"]} == {"polite", "tweet_irony"}
+    files = json.dumps(data_run.card["tasks"]["polite"])
+    assert str(data / "test.jsonl") in files and str(bundle_dir) not in files
+    assert str(bundle_dir / "tweet_irony") in json.dumps(data_run.card["tasks"]["tweet_irony"])
+
+    (tasks_dir / "clash.yaml").write_text(
+        (tasks_dir / "mine.yaml").read_text().replace("polite:", "tweet_irony:", 1)
+    )
+    with pytest.raises(
+        RegistryError, match="task 'tweet_irony' is defined by .* and by .*rename one of them"
+    ):
+        load_registry("local+mine", [tasks_dir])
