@@ -61,10 +61,14 @@ def _one_line(instruction: str) -> str:
 def render_input(
     task: Task, text: str, text_b: str | None = None, *, text_normalization: str = "none"
 ) -> str:
-    """The input block: the text, plus the second text on its own labelled line for pair tasks."""
+    """The input block: the text, plus the second text on its own labelled line for pair tasks (the first text
+    labelled too when the task names it: ``text_name``)."""
     if task.pair:
         name = task.text_b_name or "Text B"
-        return f"{normalize_text(text, text_normalization)}\n{name}: {normalize_text(text_b or '', text_normalization)}"
+        first = normalize_text(text, text_normalization)
+        if task.text_name:
+            first = f"{task.text_name}: {first}"
+        return f"{first}\n{name}: {normalize_text(text_b or '', text_normalization)}"
     return normalize_text(text, text_normalization)
 
 
@@ -74,6 +78,8 @@ def render_shot(task: Task, shot: dict, *, text_normalization: str = "none") -> 
     if task.pair:
         second = normalize_text(shot.get("text_b") or "", text_normalization)
         text = f"{text} ({task.text_b_name or 'Text B'}: {second})"
+        if task.text_name:
+            text = f"{task.text_name}: {text}"
     return f"{text} - {shot['label']}"
 
 

@@ -68,6 +68,7 @@ class Task:
     label_map: dict[str, str] = field(default_factory=dict)
     pair: bool = False
     text_b_name: str | None = None
+    text_name: str | None = None  # pair tasks: the first text's name in the prompt (None: no name)
     scale: list[float] | None = None
     # regression tasks: where low/high is split and which side a score equal to the threshold takes
     binarize: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_BINARIZE))
@@ -140,6 +141,7 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
         "instruction",
         "pair",
         "text_b_name",
+        "text_name",
         "scale",
         "binarize",
         "sources",
@@ -158,9 +160,12 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
     if "pair" in spec:
         _require(isinstance(spec["pair"], bool), where,
                  f"field 'pair' must be true or false (unquoted), got {spec['pair']!r}")  # fmt: skip
-    if spec.get("text_b_name") is not None:
-        _require(isinstance(spec["text_b_name"], str), where,
-                 f"field 'text_b_name' must be a string, got {spec['text_b_name']!r}")  # fmt: skip
+    for key in ("text_b_name", "text_name"):
+        if spec.get(key) is not None:
+            _require(isinstance(spec[key], str) and spec[key].strip() != "", where,
+                     f"field '{key}' must be a non-empty string, got {spec[key]!r}")  # fmt: skip
+    _require("text_name" not in spec or spec.get("pair") is True, where,
+             "field 'text_name' names the first of two texts: it needs 'pair: true'")  # fmt: skip
     _require(spec["type"] in TASK_TYPES, where, f"field 'type' must be one of {list(TASK_TYPES)}")
     if spec["type"] == "generation":
         return _parse_generation_task(name, spec, suite, path)
@@ -183,6 +188,7 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
         label_map=label_map,
         pair=bool(spec.get("pair", False)),
         text_b_name=spec.get("text_b_name"),
+        text_name=spec.get("text_name"),
         scale=spec.get("scale"),
         binarize=_parse_binarize(spec, where),
         sources=sources,
@@ -296,7 +302,7 @@ def _parse_generation_task(name: str, spec: dict, suite: str, path: Path) -> Tas
     allowed = list(GENERATION_CATEGORIES)
     _require(spec["category"] in GENERATION_CATEGORIES, where, f"field 'category' must be one of {allowed}")
     _require(spec["group"] in GROUPS, where, f"field 'group' must be one of {list(GROUPS)}")
-    for key in ("labels", "label_map", "pair", "text_b_name", "scale", "binarize"):
+    for key in ("labels", "label_map", "pair", "text_b_name", "text_name", "scale", "binarize"):
         _require(
             key not in spec, where, f"field '{key}' does not apply to generation tasks (they have references)"
         )

@@ -187,7 +187,7 @@ def test_constant_floor():
 
 def test_own_task_without_a_local_bundle_checks_the_registry_only(tmp_path, capsys):
     assert check_own_task(OWN.format(labels='"yes", "no"', other="no"), tmp_path / "no-bundle")
-    assert "its data could not be tried" in capsys.readouterr().out
+    assert "label_map was not tried on the clickbait data" in capsys.readouterr().out
 
 
 def test_label_recall():

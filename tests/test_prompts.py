@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from socialite_utils.prompts import draw_shots, render_completion, render_prompt
 from socialite_utils.registry import load_registry
 
@@ -88,3 +90,25 @@ def test_alpaca_without_input_uses_the_no_input_template():
         "Below is an instruction that describes a task. Write a response that appropriately completes the "
         "request.\n\n### Instruction:\nName three colours.\n\n### Response:"
     )
+
+
+def test_a_pair_task_can_name_its_first_text_too(tmp_path):
+    from socialite_utils.registry import RegistryError, load_task_file
+
+    spec = (
+        "suite: mine\ntasks:\n  same:\n    category: other_social_factors\n    type: classification\n"
+        "    group: seen\n    labels: [same, different]\n    pair: true\n    text_name: Sentence 1\n"
+        "    text_b_name: Sentence 2\n    instruction: Same meaning? Answer with one of same, different.\n"
+    )
+    (tmp_path / "same.yaml").write_text(spec)
+    task = load_task_file(tmp_path / "same.yaml")[1]["same"]
+    prompt = render_prompt(
+        task, "a cat sat", "a cat was sitting", shots=[{"text": "x", "text_b": "y", "label": "same"}]
+    )
+    assert "Input: Sentence 1: a cat sat\nSentence 2: a cat was sitting\nOutput:" in prompt
+    assert "Sentence 1: x (Sentence 2: y) - same" in prompt
+    (tmp_path / "bad.yaml").write_text(spec.replace("    pair: true\n", ""))
+    with pytest.raises(
+        RegistryError, match="'text_name' names the first of two texts: it needs 'pair: true'"
+    ):
+        load_task_file(tmp_path / "bad.yaml")

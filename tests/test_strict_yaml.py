@@ -33,7 +33,7 @@ def _load(tmp_path, text):
     [
         ('    labels: ["a", "b"]\n', r"t.yaml: line 10: duplicate key 'labels' \(first given on line 7\)"),
         ('    pair: "false"\n', "field 'pair' must be true or false"),
-        ("    text_b_name: {a: 1}\n", "field 'text_b_name' must be a string"),
+        ("    text_b_name: {a: 1}\n", "field 'text_b_name' must be a non-empty string"),
     ],
 )
 def test_bad_task_fields_are_refused_with_file_and_line(tmp_path, extra, message):

@@ -211,8 +211,13 @@ def check_own_task(yaml_text: Any, data_dir: str | Path | None = None) -> bool:
         rows = load_task_split(load_registry("local")["clickbait"], "train", data_dir=data_dir)
     except (
         FileNotFoundError
-    ) as e:  # no local bundle here (a GPU machine on hub data): the registry part passed
-        return _correct(ex, f"the registry accepts your task (its data could not be tried: {e}).")
+    ) as e:  # no clickbait data here (a machine on Hub data only): say what was checked
+        return _correct(
+            ex,
+            "half checked: the registry accepts your task (suite, name, answer words), but its label_map was not "
+            f"tried on the clickbait data, which is not here ({e}). Run `make data`, or point data_dir at a "
+            "bundle with clickbait/, to check the mapping too.",
+        )
     raw = {str(r["label"]) for r in rows}
     wrong = {
         r: task.verbalize(r)
