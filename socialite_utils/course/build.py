@@ -20,6 +20,7 @@ import hashlib
 import html
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -196,6 +197,7 @@ def notebook_purpose(nb: nbformat.NotebookNode) -> str:
     if "**Purpose.**" not in head:
         return ""
     text = " ".join(head.split("**Purpose.**", 1)[1].split("\n\n", 1)[0].split())
+    text = re.sub(r"[*`]", "", text)  # the index shows text, not markdown
     return text.split(". ", 1)[0].rstrip(".") + "."
 
 
@@ -210,7 +212,10 @@ def _index_html(pages: list[tuple[str, str, str]], source: Path) -> str:
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>socialite: executed notebooks</title>\n'
         "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;line-height:1.5}</style>\n</head>\n<body>\n"
         "<h1>socialite: executed notebooks</h1>\n"
-        f"<p>Rendered from <code>{html.escape(str(source))}</code>; every figure is embedded in its page.</p>\n"
+        f"<p>The executed notebooks of <code>{html.escape(source.parent.name + '/' + source.name)}</code>; every "
+        "figure is embedded in its page.</p>\n"
+        "<p><strong>Content note.</strong> The pages print real social-media posts from the task data; some contain "
+        "offensive, hateful or sexual language.</p>\n"
         f'<ol id="pages">\n{items}\n</ol>\n</body>\n</html>\n'
     )
 
