@@ -39,7 +39,7 @@ from .runs import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
 
 SCHEMA_VERSION = 1  # every versioned run document: metrics.json, baselines_metrics.json, analysis.json
 
-# Fields every data row carries (assembly, writing_assembly and mixing write all of them; rows may hold more).
+# Fields every data row carries (data.assembly, data.writing_rows and data.mixing write all of them; rows may hold more).
 DATA_ROW_FIELDS = (
     "id",
     "task",
@@ -64,7 +64,7 @@ LABELLED_TYPES = ("classification", "regression")
 
 # Fields every prediction row carries (the analysis needs them; the full row has more).
 PREDICTION_ROW_FIELDS = ("id", "task", "model", "mode", "gold", "parsed", "correct", "text")
-# Every key of a prediction row, in order (eval_scoring.build_prediction_row builds them; a key that does not apply,
+# Every key of a prediction row, in order (evaluation.predictions.build_prediction_row builds them; a key that does not apply,
 # e.g. a baseline's prompt-only fields, is None).
 PREDICTION_ROW_KEYS = (
     "id", "task", "category", "group", "task_type", "model", "mode", "few_shot_k", "variant", "label_words",

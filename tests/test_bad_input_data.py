@@ -299,7 +299,7 @@ def test_unknown_top_level_key_of_the_suite_file(tmp_path):
         load()
     assert str(exc.value) == (
         f"{path}: unknown field(s) ['descripton']; did you mean 'description'? "
-        "Allowed at the top level of a suite file: ['description', 'suite', 'tasks']"
+        "Allowed at the top level of a suite file: ['data_dir', 'description', 'suite', 'tasks']"
     )
 
 

@@ -5,10 +5,11 @@ Pipeline position: reads what :mod:`socialite_utils.evaluation` wrote (``runs/<e
 ``analysis.json``, ``sensitivity.jsonl`` and ``figures/``. Nothing is retrained; only the prompt-sensitivity step
 loads the models again (base, and the training run's adapter for "tuned").
 
-This module runs the whole analysis (:func:`analyze_eval_run`), builds the notebook's tables and caveats, and
-re-exports the pieces, one job per module: :mod:`.analysis_runs` (reading the evaluation run, writing the analysis
-run), :mod:`.invalid_answers`, :mod:`.error_slices` (confusion, confident errors, slices), :mod:`.calibration`,
-:mod:`.sensitivity`; the figures are in :mod:`.plotting`.
+This module runs the whole analysis (:func:`analyze_eval_run`) and builds the notebook's tables and caveats; the
+pieces, one job per module: :mod:`.write` (writing the analysis run), :mod:`.invalid_answers`,
+:mod:`.error_slices` (confusion, confident errors, slices), :mod:`.calibration`, :mod:`.sensitivity`; the
+evaluation run is read by :func:`socialite_utils.evaluation.load_eval_run`, the figures drawn by
+:mod:`socialite_utils.plotting`.
 
 What is computed, per task and model (rows of the registry's main prompt only, ``variant`` null):
 
@@ -31,35 +32,22 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import metrics
-from ..evaluation.run import EvalRun, EvalRunError, load_eval_run
-from ..prompts import render_variant_prompt, variant_label_words
+from ..evaluation.run import EvalRun
+from ..prompts import variant_label_words
 from ..schema import SCHEMA_VERSION  # analysis.json's schema_version (socialite_utils.schema)
-from .calibration import calibration_from_rows, compute_calibration
+from .calibration import calibration_from_rows
 from .error_slices import (
-    INVALID_COLUMN,
     build_confusion_matrix,
     compute_confident_errors,
     compute_frequency_slices,
     compute_length_slices,
-    token_length_fn,
     wilson_interval,
     word_length,
 )
-from .invalid_answers import INVALID_KINDS, classify_invalid, compute_invalid_answers, labels_mentioned
+from .invalid_answers import compute_invalid_answers
 from .sensitivity import (
-    MAIN,
-    EvalModels,
-    compute_sensitivity,
-    load_eval_models,
     load_eval_registry,
-    load_eval_tokenizer,
-    load_sensitivity_shots,
-    score_prompt_variants,
-    score_sensitivity,
-    select_sensitivity_examples,
-    sensitivity_table,
 )
-from .write import write_analysis_run
 
 LENGTH_UNITS = ("words", "tokens")  # notebook 04's length_unit: input length in words or the model's tokens
 
@@ -417,45 +405,3 @@ def format_caveats(ev: EvalRun, analysis: dict) -> list[str]:
             f"Flags: {', '.join(flagged)} have flags (e.g. a single gold class); read them before comparing."
         )
     return out
-
-
-__all__ = [
-    "INVALID_COLUMN",
-    "INVALID_KINDS",
-    "LENGTH_UNITS",
-    "MAIN",
-    "EvalModels",
-    "EvalRun",
-    "EvalRunError",
-    "analyze_eval_run",
-    "build_confusion_matrix",
-    "calibration_from_rows",
-    "calibration_table",
-    "classify_invalid",
-    "confident_errors_table",
-    "invalid_table",
-    "labels_mentioned",
-    "load_eval_models",
-    "load_eval_registry",
-    "load_eval_run",
-    "load_eval_tokenizer",
-    "load_sensitivity_shots",
-    "per_label_table",
-    "render_variant_prompt",
-    "compute_calibration",
-    "format_caveats",
-    "compute_confident_errors",
-    "compute_frequency_slices",
-    "compute_invalid_answers",
-    "compute_length_slices",
-    "compute_sensitivity",
-    "score_prompt_variants",
-    "score_sensitivity",
-    "select_sensitivity_examples",
-    "sensitivity_table",
-    "slices_table",
-    "token_length_fn",
-    "variant_label_words",
-    "word_length",
-    "write_analysis_run",
-]

@@ -1,8 +1,8 @@
 """Specialist baselines beside the LLM: two floors, TF-IDF + logistic regression, a multi-task encoder.
 
-This module scores the systems, builds the comparison with the LLM and writes the run; it re-exports the pieces,
-one job per module: :mod:`.baseline_data` (task views, system outputs), :mod:`.classic_baselines` (floors, TF-IDF),
-:mod:`.encoder_baseline` (the multi-task encoder); the figures are in :mod:`.plotting`.
+This module scores the systems, builds the comparison with the LLM and writes the run; the pieces, one job per
+module: :mod:`.views` (task views, system outputs), :mod:`.classic` (floors, TF-IDF), :mod:`.encoder` (the
+multi-task encoder); the figures are in :mod:`socialite_utils.plotting`.
 
 Socialite-Llama compares its instruction-tuned LLM with a multi-task fine-tuned DeBERTa (the SocKET recipe). This
 module trains those specialists on a data run (notebook 01), scores them with the same metric code as the
@@ -52,7 +52,7 @@ from .. import metrics as M
 from ..evaluation.predictions import build_prediction_row, compute_task_metrics
 from ..evaluation.run import load_eval_run
 from ..plotting import save_figures
-from ..reporting import BASELINE_SYSTEMS, ENCODER, build_floor_claim, build_system_claim, system_order
+from ..reporting import ENCODER, build_floor_claim, build_system_claim, system_order
 from ..runs import RunWriter, new_run_dir, provenance, resolve_run_dir, write_json
 from ..schema import (
     EVAL_MODEL_FIELDS,
@@ -63,57 +63,10 @@ from ..schema import (
     write_baselines_metrics,
     write_prediction_rows,
 )
-from .classic import TFIDF_C_GRID, fit_predict_floors, fit_predict_tfidf
 from .encoder import (
-    ENCODER_PRESETS,
-    MINILM_PACKAGE,
-    MINILM_REQUIREMENT,
-    EncoderPreset,
-    MultiTaskModel,
     TrainedEncoder,
-    build_tiny_encoder,
-    load_encoder,
-    multitask_loss,
-    predict_multitask_encoder,
-    resolve_preset,
-    train_multitask_encoder,
 )
-from .views import HELD_OUT, SystemOutput, TaskData, build_task_views, task_overview
-
-__all__ = [
-    "BASELINE_SYSTEMS",
-    "HELD_OUT",
-    "MINILM_PACKAGE",
-    "MINILM_REQUIREMENT",
-    "TFIDF_C_GRID",
-    "system_order",
-    "ENCODER_PRESETS",
-    "EncoderPreset",
-    "BaselineResults",
-    "MultiTaskModel",
-    "SystemOutput",
-    "TaskData",
-    "TrainedEncoder",
-    "baselines_metrics",
-    "build_comparison",
-    "build_task_views",
-    "build_tiny_encoder",
-    "comparison_pivot",
-    "fit_predict_floors",
-    "fit_predict_tfidf",
-    "load_encoder",
-    "load_eval_metrics",
-    "multitask_loss",
-    "predict_multitask_encoder",
-    "prediction_rows",
-    "system_rows",
-    "resolve_preset",
-    "compute_baselines_metrics",
-    "compute_system_metrics",
-    "task_overview",
-    "train_multitask_encoder",
-    "write_baselines_run",
-]
+from .views import SystemOutput, TaskData
 
 # --------------------------------------------------------------------------------------------------------
 # Scoring: the metrics.json "models" entry shape of notebook 03

@@ -24,13 +24,9 @@ from ..metrics import compute_classification, expected_calibration_error, macro_
 from ..models import count_parameters
 from ..prompts import render_prompt
 from ..registry import RegistryError, load_registry, load_task_file
-from ..training.lora import (
-    TrainParams,
-    build_lora_config,
-    planned_steps,
-    supervised_token_count,
-    tokenize_like_trl,
-)
+from ..tokens import tokenize_like_trl
+from ..training.lora import TrainParams, build_lora_config, planned_steps
+from ..training.rows import supervised_token_count
 
 
 class ExerciseNotSolved(AssertionError):

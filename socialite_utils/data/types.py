@@ -29,7 +29,7 @@ class AssembledData:
 @dataclass(frozen=True)
 class DataParams(FromMapping):
     """Every option of :func:`build_data` (notebook 01's parameters), the one list of them: the per-task steps,
-    the generation-task assembler (writing_assembly) and the data card's ``params`` all read it."""
+    the generation-task assembler (writing_rows) and the data card's ``params`` all read it."""
 
     source: str = "local"
     data_dir: str | os.PathLike | None = None

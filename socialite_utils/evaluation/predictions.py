@@ -5,7 +5,7 @@ the writing evaluation all use it; :data:`PREDICTION_ROW_KEYS`). ``score_example
 one mode (generate or score) over evaluation items (:mod:`socialite_utils.evaluation.plan`) and returns rows;
 ``compute_task_scores`` / ``compute_task_metrics`` turn one task's rows into the per-task block (baselines reuse it);
 ``build_metrics`` turns all rows into metrics.json (per task and model, tuned vs base comparisons, aggregates,
-claims). Used by :func:`socialite_utils.evaluation.evaluate_run` and re-exported there.
+claims). Used by :func:`socialite_utils.evaluation.evaluate_run`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ Everything in metrics.json is recomputable from predictions.jsonl (``build_metri
 table from metrics.json (:mod:`socialite_utils.reporting`), without rerunning a model.
 
 Where the steps live: planning (1) in :mod:`socialite_utils.evaluation.plan`, scoring and metrics (3, 4) in
-:mod:`socialite_utils.evaluation.predictions`; every public name is re-exported here.
+:mod:`socialite_utils.evaluation.predictions`; the stage's public names are in :mod:`socialite_utils.evaluation`.
 """
 
 from __future__ import annotations
@@ -58,23 +58,15 @@ from ..schema import (
 from ..training.lora import load_adapter, load_run_tokenizer
 from .backends import backend_info, load_vllm_model
 from .contextual_calibration import build_calibrated_metrics, score_item_priors
-from .plan import (  # re-exported: notebooks, the pipeline and tests import them from here
+from .plan import (
     BASE,
-    EVAL_SPLITS,  # noqa: F401
-    MODES,  # noqa: F401
-    NORMALIZATIONS,  # noqa: F401
-    TUNED,  # noqa: F401
     EvalItem,
     EvalParams,
     EvalPlan,
-    build_eval_items,
     build_eval_plan,
 )
-from .predictions import (  # re-exported: notebooks, the pipeline and tests import them from here
+from .predictions import (
     build_metrics,
-    compute_comparison,
-    compute_group_comparisons,
-    compute_task_metrics,
     score_examples,
 )
 from .truncation import fit_eval_items, model_context_length
@@ -373,23 +365,3 @@ def load_eval_run(run: str | os.PathLike) -> EvalRun:
     params_path = run_dir / "params.json"
     params = read_json(params_path) if params_path.is_file() else {}
     return EvalRun(run_dir=run_dir, metrics=doc, params=params, predictions=rows)
-
-
-__all__ = [
-    "EvalItem",
-    "EvalParams",
-    "EvalPlan",
-    "EvalResult",
-    "EvalRun",
-    "EvalRunError",
-    "build_eval_items",
-    "build_eval_plan",
-    "build_metrics",
-    "evaluate_run",
-    "load_eval_model",
-    "load_eval_run",
-    "compute_comparison",
-    "score_examples",
-    "compute_group_comparisons",
-    "compute_task_metrics",
-]

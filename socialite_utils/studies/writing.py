@@ -33,7 +33,7 @@ from .writing_eval import (
     train_or_reuse,
 )
 
-# system name -> (train mixture of writing_assembly.select_mixture, train run directory)
+# system name -> (train mixture of data.writing_rows.select_mixture, train run directory)
 TUNED_SYSTEMS = {
     "writing": ("tasks", "train-writing"),
     "writing+general": ("tasks+general", "train-writing-general"),

@@ -26,7 +26,7 @@ only the supervised positions through the LM head (TRL's fused head does this on
 
 Where the steps live: rows and TRL-style tokenization (1-3, ``show_label_mask``) in
 :mod:`socialite_utils.training.rows`, the trainer and its progress display in
-:mod:`socialite_utils.training.trainer`; every public name is re-exported here.
+:mod:`socialite_utils.training.trainer`; the stage's public names are in :mod:`socialite_utils.training`.
 """
 
 from __future__ import annotations
@@ -69,22 +69,19 @@ from .distributed import (
     world_gradient_accumulation,
     world_size,
 )
-from .rows import (  # re-exported: notebooks and tests import them from here
+from .rows import (
     build_sft_dataset,
     check_supervised_tokens,
     load_training_rows,
     sample_rows,
     show_label_mask,
     supervised_token_count,
-    tokenize_like_trl,
     validate_rows,
 )
-from .trainer import (  # re-exported: notebooks and tests import them from here
-    KitProgressCallback,
+from .trainer import (
     KitSFTTrainer,
     _quiet_progress,
     _use_kit_progress,
-    format_log_line,
 )
 
 # The paper's LoRA recipe (Dey et al. 2024, following Alpaca-LoRA).
@@ -151,7 +148,7 @@ class TrainParams(FromMapping):
     gradient_checkpointing: bool | None = None  # None: on for CUDA (memory), off on CPU (speed)
     sort_by_length: bool = True  # sort each optimizer step's examples by length (less padding)
     group_by_length: bool = False  # micro-batches of similar length in random order: least padding (replaces
-    # sort_by_length; which examples share a step changes; sft_trainer.LengthBucketSampler)
+    # sort_by_length; which examples share a step changes; trainer.LengthBucketSampler)
     compact_lm_head: bool = True  # CPU: run the LM head on supervised positions only
     torch_threads: int | None = None  # None: torch's default; 1 helps on a busy shared CPU
     # Experiment trackers the trainer logs to (SFTConfig.report_to): "none" keeps an offline run offline;
@@ -297,7 +294,7 @@ def build_sft_config(
         use_cpu=device == "cpu",
         activation_checkpointing=gradient_checkpointing,  # transformers 5's name for gradient checkpointing
         # batch_rebalance: the same examples per optimizer step as the default random sampler, sorted inside the
-        # step. group_by_length: the kit's LengthBucketSampler (sft_trainer.py).
+        # step. group_by_length: the kit's LengthBucketSampler (training/trainer.py).
         train_sampling_strategy=(
             "group_by_length"
             if params.group_by_length
@@ -763,28 +760,3 @@ def load_adapter(
         base, _ = models.load_model(name, precision=precision)
     model = PeftModel.from_pretrained(base, adapter_dir)
     return model.eval()
-
-
-__all__ = [
-    "IN_PROCESS_PRESETS",
-    "PAPER_TARGET_MODULES",
-    "KitProgressCallback",
-    "KitSFTTrainer",
-    "TrainParams",
-    "TrainResult",
-    "build_lora_config",
-    "build_sft_config",
-    "build_sft_dataset",
-    "check_base_model_name",
-    "check_supervised_tokens",
-    "format_log_line",
-    "load_adapter",
-    "load_run_tokenizer",
-    "load_training_rows",
-    "sample_rows",
-    "show_label_mask",
-    "supervised_token_count",
-    "tokenize_like_trl",
-    "train_lora",
-    "validate_rows",
-]

@@ -1,6 +1,6 @@
 """Training rows: load and check a data run's train split, tokenize them exactly as TRL 1.16 does.
 
-Used by :mod:`socialite_utils.training` (``train_lora``'s steps 1-3) and re-exported there:
+Used by ``train_lora``'s steps 1-3 (:mod:`socialite_utils.training.lora`):
 ``load_training_rows`` reads notebook 01's ``data/train.jsonl``; ``check_supervised_tokens`` drops (and
 counts) the rows truncation to ``max_length`` would leave without a trained token; ``build_sft_dataset``
 builds TRL's prompt-completion dataset; ``show_label_mask`` prints what is trained.
@@ -17,7 +17,7 @@ from datasets import Dataset
 
 from ..runs import resolve_run_dir
 from ..schema import check_data_row, read_data_rows, row_where
-from ..tokens import tokenize_like_trl  # TRL's tokenization, one home (re-exported)
+from ..tokens import tokenize_like_trl  # TRL's tokenization, one home
 
 # What training reads of a data row (train_lora also takes rows built in memory: only these are required).
 TRAIN_ROW_FIELDS = ("prompt", "completion")

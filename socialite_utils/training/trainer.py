@@ -1,4 +1,4 @@
-"""The kit's SFTTrainer and its progress display (used by :mod:`socialite_utils.training`, re-exported there).
+"""The kit's SFTTrainer and its progress display (used by :mod:`socialite_utils.training.lora`).
 
 ``KitSFTTrainer`` adds CPU speed-ups that leave the optimisation unchanged and logs the loss at every
 checkpoint step; ``KitProgressCallback`` replaces transformers' progress bars with one tqdm.auto bar
