@@ -236,3 +236,35 @@ def test_your_suite_with_its_own_data_runs_beside_the_bundled_tasks(tmp_path, bu
         RegistryError, match="task 'tweet_irony' is defined by .* and by .*rename one of them"
     ):
         load_registry("local+mine", [tasks_dir])
+
+
+@pytest.mark.slow
+def test_the_pipeline_runs_your_tasks_and_the_bundled_ones_together(tmp_path, monkeypatch):
+    """Notebooks 01-05 through the pipeline on `local+mine`: your task (its own data_dir) beside two bundled ones."""
+    from socialite_utils import pipeline
+
+    tasks_dir, data = tmp_path / "my_tasks", tmp_path / "my_data" / "polite"
+    tasks_dir.mkdir()
+    data.mkdir(parents=True)
+    for split in ("train", "validation", "test"):
+        rows = [{"text": f"could you please help {split} {i}", "label": "1"} for i in range(6)]
+        rows += [{"text": f"do it now {split} {i}", "label": "0"} for i in range(6)]
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tasks_dir / "mine.yaml").write_text(
+        "suite: mine\ndata_dir: ../my_data\ntasks:\n  polite:\n    category: other_social_factors\n"
+        "    type: classification\n    group: seen\n    labels: [polite, impolite]\n"
+        '    label_map: {"1": polite, "0": impolite}\n'
+        "    instruction: Is the request polite? Answer with one of polite, impolite.\n"
+    )
+    monkeypatch.setenv("SOCIALITE_TASKS_DIR", str(tasks_dir))  # the notebooks' kernels inherit it
+    overrides = {"data": {"suite": "local+mine", "tasks": ["polite", "tweet_irony", "clickbait"]}}
+    steps = pipeline.run_pipeline(
+        "smoke", "joined", overrides=overrides, runs_dir=tmp_path / "runs", log=lambda *_: None
+    )
+    assert [s.ok for s in steps] == [True] * 5, [s.error for s in steps if not s.ok]
+    metrics = json.loads((tmp_path / "runs" / "joined" / "eval" / "metrics.json").read_text())
+    assert set(metrics["tasks"]) == {"polite", "tweet_irony", "clickbait"}
+    baselines = json.loads(
+        (tmp_path / "runs" / "joined" / "baselines" / "baselines_metrics.json").read_text()
+    )
+    assert "polite" in baselines["tasks"]
