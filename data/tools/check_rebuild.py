@@ -3,10 +3,10 @@
 Two checks, both against local git mirrors of the source repositories (no network):
 
 1. direct: each selection's source files are read with `git show COMMIT:PATH`, their git blob checked, the
-   rows rebuilt with socialite_utils.data_fetch, and every file compared byte for byte with the reference
+   rows rebuilt with socialite_utils.data.fetch, and every file compared byte for byte with the reference
    bundle and with data/SHA256SUMS;
 2. end to end: the mirrors are served over a local HTTP server in raw.githubusercontent.com's layout
-   (/{repo}/{commit}/{path}) and `python -m socialite_utils.data_fetch fetch --base-url ... --data-dir TMP`
+   (/{repo}/{commit}/{path}) and `python -m socialite_utils.data fetch --base-url ... --data-dir TMP`
    runs on a copy of data/ holding only what the repository ships; then every file of all three bundles
    (shipped and fetched) in TMP is compared with the reference.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from socialite_utils import data_fetch  # noqa: E402
+from socialite_utils.data import fetch as data_fetch  # noqa: E402
 
 DATA = REPO / "data"
 
@@ -106,7 +106,7 @@ def serve_mirrors(mirrors: Path):
 
 def end_to_end(reference: Path, mirrors: Path, sums: dict[str, str]) -> int:
     print(
-        "== end to end: data_fetch fetch --base-url <local server over the mirrors> on the shipped files only"
+        "== end to end: python -m socialite_utils.data fetch --base-url <local server over the mirrors> on the shipped files only"
     )
     tracked = subprocess.run(
         ["git", "-C", str(REPO), "ls-files", "data"], capture_output=True, text=True, check=True

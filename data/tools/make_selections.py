@@ -3,7 +3,7 @@
 A selection names its source files (repository, commit, path, git blob, format) and, per output file, the
 row templates ("parts": which source field goes into which JSON field, label maps, stripping) and the rows
 as [part, source index, ...] in file order. The rows are found by matching: every candidate source record is
-rendered with the template (socialite_utils.data_fetch.render_file, the code the fetcher runs) and each line
+rendered with the template (socialite_utils.data.fetch.render_file, the code the fetcher runs) and each line
 of the reference bundle is looked up byte for byte, so a selection reproduces the bundle exactly or this
 script stops.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from socialite_utils.data_fetch import git_blob_sha1, parse_source, render_file  # noqa: E402
+from socialite_utils.data.fetch import git_blob_sha1, parse_source, render_file  # noqa: E402
 
 TWEETEVAL = "cardiffnlp/tweeteval"
 SPLITS = {"train": "train", "validation": "val", "test": "test"}
