@@ -125,9 +125,9 @@ def test_readers_return_the_files_of_a_smoke_run(smoke_pipeline, monkeypatch):
     rows = _jsonl(ev_dir / "predictions.jsonl")
     assert read_eval_metrics(ev_dir) == metrics
     assert read_prediction_rows(ev_dir / "predictions.jsonl") == rows
-    assert evaluation.load_eval_run("eval") == (metrics, rows)
     assert baselines.load_eval_metrics("eval") == metrics
-    run = analysis.load_eval_run("eval")
+    run = evaluation.load_eval_run("eval")
+    assert analysis.load_eval_run is evaluation.load_eval_run  # one reader of an evaluation run
     assert run.metrics == metrics and run.params == json.loads((ev_dir / "params.json").read_text())
     assert [{k: v for k, v in r.items() if k != "_line"} for r in run.predictions] == rows
     bl = smoke_pipeline / "baselines" / "baselines_metrics.json"
