@@ -19,7 +19,7 @@ from ..evaluation.predictions import compute_task_scores, score_examples
 from ..evaluation.run import EvalRun, EvalRunError
 from ..evaluation.truncation import fit_eval_items, model_context_length
 from ..prompts import FORMATS, MAIN, draw_shots
-from ..registry import Task, load_all_suites
+from ..registry import Task, load_all_suites, load_registry
 from ..runs import (
     read_json,
     resolve_run_ref,
@@ -50,11 +50,12 @@ def load_eval_registry(ev: EvalRun, suite: str | None = None) -> dict[str, Task]
                 "pass suite="
             )
         suite = matches[0]
-    if suite not in suites:
+    try:
+        registry = load_registry(suite)  # a joined suite ("local+mine") too
+    except KeyError:
         raise EvalRunError(
             f"{ev.run_dir} names suite {suite!r}, which the registry does not have ({sorted(suites)})"
-        )
-    registry = suites[suite]
+        ) from None
     out = {}
     for task in ev.tasks:
         if task not in registry:
