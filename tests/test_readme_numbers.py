@@ -48,18 +48,28 @@ def render_group_table() -> str:
 
 
 def render_system_table() -> str:
-    rows = [r for r in _rows("comparison.csv") if r["level"] == "group"]
-    value: dict[tuple[str, str], float] = {}
-    for r in rows:
-        v = r.get("macro_f1_expected") or r["macro_f1"]  # the stratified floor: its expectation over draws
-        value[(r["system"], r["name"])] = float(v)
+    rows = _rows("comparison.csv")
+    value: dict[tuple[str, str], float] = {
+        (r["system"], r["name"]): float(r["macro_f1"]) for r in rows if r["level"] == "group"
+    }
+    # the stratified floor is read at its expectation over draws (claims.py), the mean of its tasks' expectations
+    for group in ("seen", "related"):
+        expected = [float(r["macro_f1_expected"]) for r in rows
+                    if r["level"] == "task" and r["system"] == "stratified" and r["group"] == group and r.get("macro_f1_expected")]  # fmt: skip
+        if expected:
+            value[("stratified draw", group)] = value[("stratified", group)]
+            value[("stratified", group)] = sum(expected) / len(expected)
     systems = [s for s in SYSTEM_NAMES if (s, "seen") in value]
     lines = ["| system | seen mean macro-F1 | related mean macro-F1 |", "|---|---|---|"]
     for s in systems:
-        related = value.get((s, "related"))
-        lines.append(
-            f"| {SYSTEM_NAMES[s]} | {value[(s, 'seen')]:.1f} | {'no head (held out)' if related is None else f'{related:.1f}'} |"
-        )
+        cells = []
+        for group in ("seen", "related"):
+            v = value.get((s, group))
+            cell = "no head (held out)" if v is None else f"{v:.1f}"
+            if ("stratified draw", group) in value and s == "stratified":
+                cell += f" (one seeded draw: {value[('stratified draw', group)]:.1f})"
+            cells.append(cell)
+        lines.append(f"| {SYSTEM_NAMES[s]} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
