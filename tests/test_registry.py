@@ -204,15 +204,14 @@ def test_a_scale_must_be_two_ordered_numbers(tmp_path):
         load_task_file(tmp_path / "bad.yaml")
 
 
-def test_your_suite_with_its_own_data_runs_beside_the_bundled_tasks(tmp_path, bundle_dir):
-    """`data_dir` in a suite file (relative to it) keeps your data apart from the bundle; `local+mine` joins
-    the suites, and the data card names the file each task's rows came from."""
+def _own_suite(tmp_path: Path, rows_per_label: int) -> tuple[Path, Path]:
+    """A user's suite 'mine' (one task, 'polite') whose data_dir, beside its YAML folder, holds the task's rows."""
     tasks_dir, data = tmp_path / "my_tasks", tmp_path / "my_data" / "polite"
     tasks_dir.mkdir()
     data.mkdir(parents=True)
     for split in ("train", "validation", "test"):
-        rows = [{"text": f"could you please help {split} {i}", "label": "1"} for i in range(4)]
-        rows += [{"text": f"do it now {split} {i}", "label": "0"} for i in range(4)]
+        rows = [{"text": f"could you please help {split} {i}", "label": "1"} for i in range(rows_per_label)]
+        rows += [{"text": f"do it now {split} {i}", "label": "0"} for i in range(rows_per_label)]
         (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tasks_dir / "mine.yaml").write_text(
         "suite: mine\ndata_dir: ../my_data\ntasks:\n  polite:\n    category: other_social_factors\n"
@@ -221,6 +220,13 @@ def test_your_suite_with_its_own_data_runs_beside_the_bundled_tasks(tmp_path, bu
         "    instruction: Is the request polite? Answer with one of polite, impolite.\n"
         "    sources: {local: {dir: polite}}\n"
     )
+    return tasks_dir, data
+
+
+def test_your_suite_with_its_own_data_runs_beside_the_bundled_tasks(tmp_path, bundle_dir):
+    """`data_dir` in a suite file (relative to it) keeps your data apart from the bundle; `local+mine` joins
+    the suites, and the data card names the file each task's rows came from."""
+    tasks_dir, data = _own_suite(tmp_path, rows_per_label=4)
     registry = load_registry("local+mine", [tasks_dir])
     selected = select_tasks(registry, ["polite", "tweet_irony"])
     data_run = build_data(selected, data_dir=bundle_dir, max_train_per_task=4, max_eval_per_task=2)
@@ -243,19 +249,7 @@ def test_the_pipeline_runs_your_tasks_and_the_bundled_ones_together(tmp_path, mo
     """Notebooks 01-05 through the pipeline on `local+mine`: your task (its own data_dir) beside two bundled ones."""
     from socialite_utils import pipeline
 
-    tasks_dir, data = tmp_path / "my_tasks", tmp_path / "my_data" / "polite"
-    tasks_dir.mkdir()
-    data.mkdir(parents=True)
-    for split in ("train", "validation", "test"):
-        rows = [{"text": f"could you please help {split} {i}", "label": "1"} for i in range(6)]
-        rows += [{"text": f"do it now {split} {i}", "label": "0"} for i in range(6)]
-        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tasks_dir / "mine.yaml").write_text(
-        "suite: mine\ndata_dir: ../my_data\ntasks:\n  polite:\n    category: other_social_factors\n"
-        "    type: classification\n    group: seen\n    labels: [polite, impolite]\n"
-        '    label_map: {"1": polite, "0": impolite}\n'
-        "    instruction: Is the request polite? Answer with one of polite, impolite.\n"
-    )
+    tasks_dir, _ = _own_suite(tmp_path, rows_per_label=6)
     monkeypatch.setenv("SOCIALITE_TASKS_DIR", str(tasks_dir))  # the notebooks' kernels inherit it
     overrides = {"data": {"suite": "local+mine", "tasks": ["polite", "tweet_irony", "clickbait"]}}
     steps = pipeline.run_pipeline(
