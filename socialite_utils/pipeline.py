@@ -64,6 +64,9 @@ STEPS: list[tuple[str, str, str, dict[str, str]]] = [
     ("data", "01_data_assembly.ipynb", "data", {}),
     ("train", "02_instruction_tuning.ipynb", "train", {"data_run": "data"}),
     ("eval", "03_evaluation.ipynb", "eval", {"data_run": "data", "train_run": "train"}),
+    # the same evaluation with k examples in each prompt (few_shot_k), for profiles that report both, as the
+    # Socialite-Llama paper does (zero- and few-shot)
+    ("fewshot", "03_evaluation.ipynb", "eval-fewshot", {"data_run": "data", "train_run": "train"}),
     ("analysis", "04_error_analysis.ipynb", "analysis", {"eval_run": "eval"}),
     ("baselines", "05_baselines.ipynb", "baselines", {"data_run": "data", "eval_run": "eval"}),
     ("mixing", "06_generalist_mixing.ipynb", "mixing", {}),  # only for profiles that declare it (*-mixing)
@@ -183,6 +186,7 @@ STEP_PARAMS: dict[str, tuple[tuple[type, dict], ...]] = {
     "data": ((DataParams, {}),),
     "train": ((TrainParams, TRAIN_RULES),),
     "eval": ((EvalParams, EVAL_RULES),),
+    "fewshot": ((EvalParams, EVAL_RULES),),
     "mixing": ((MixingStudyParams, STUDY_RULES), (TrainParams, TRAIN_RULES)),
     "writing": ((WritingStudyParams, WRITING_RULES),),
 }

@@ -133,6 +133,30 @@ def rates_for(device: str, model: str) -> tuple[dict[str, float], str]:
     return rates, f"UNMEASURED estimate for {billions:.1f}B parameters on {device}"
 
 
+# GPU memory of one device, GB: a plan that needs more says so (the device names of profiles.yaml)
+DEVICE_MEMORY_GB = {"a100": 80, "t4": 15}
+
+
+def _training_memory(tp: TrainParams, rates: dict[str, float], device: str, sp: StepPlan) -> float:
+    """GB for training ``tp``: the rates' LoRA figure, or for full fine-tuning (``peft="none"``) ~16 bytes per
+    parameter (bf16 weights and gradients, fp32 master weights and AdamW's two moments) plus activations."""
+    if tp.peft != "none":
+        return rates["memory_gb"]
+    try:
+        n = resolve_model(tp.base_model).params or 7e9
+    except ValueError:
+        n = 7e9
+    gb = 16 * n / 1e9 + 4.0
+    limit = DEVICE_MEMORY_GB.get(device)
+    if limit and gb > limit:
+        sp.warnings.append(
+            f"full fine-tuning needs ~{gb:.0f} GB, more than one {device} holds ({limit} GB): use a larger GPU "
+            "(an H200 holds 141 GB) or shard the training over several GPUs with the training command under "
+            "accelerate's fsdp config (docs/scaling-up.md)"
+        )
+    return gb
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
@@ -278,7 +302,8 @@ def _check_train(profile: str, p: dict[str, Any], device: str, data: dict) -> St
     sp.lines.append(
         f"{n} rows, {steps} optimizer steps of {tp.effective_batch_size}: {passes} example-passes"
     )
-    sp.estimate = f"~{_minutes(passes / rates['train'])}, ~{rates['memory_gb']:.0f} GB ({basis})"
+    memory = _training_memory(tp, rates, device, sp)
+    sp.estimate = f"~{_minutes(passes / rates['train'])}, ~{memory:.0f} GB ({basis})"
     return sp
 
 
@@ -413,7 +438,8 @@ def _check_writing(profile: str, p: dict[str, Any], device: str) -> StepPlan:
     sp.lines.append(
         f"{n_train} writing train rows, {n_test} test rows, {p['general_train_rows']} generalist rows of {pool}"
     )
-    sp.estimate = f"~{_minutes(seconds)}, ~{rates['memory_gb']:.0f} GB ({basis})"
+    memory = _training_memory(tp, rates, device, sp)
+    sp.estimate = f"~{_minutes(seconds)}, ~{memory:.0f} GB ({basis})"
     return sp
 
 
@@ -437,6 +463,15 @@ def check_plan(profile: str, params: dict[str, dict[str, Any]], declared: list[s
         if "train" in declared:
             ev.setdefault("train_run", "train")
         steps.append(_check_eval(profile, ev, device, data, train_model))
+    if "fewshot" in declared:
+        ev = dict(params["fewshot"])
+        if "train" in declared:
+            ev.setdefault("train_run", "train")
+        if not ev.get("few_shot_k"):
+            raise _fail(profile, "fewshot", ev, ValueError("the fewshot step needs few_shot_k >= 1"))
+        few = _check_eval(profile, ev, device, data, train_model)
+        few.step = "fewshot"
+        steps.append(few)
     if "analysis" in declared:
         cap = params["analysis"].get("sensitivity_max_per_task", 30)
         steps.append(StepPlan("analysis", estimate=f"a few minutes (prompt variants on {cap} rows per task)"))

@@ -125,6 +125,11 @@ def load_vllm_model(plan: Any) -> tuple[VLLMModel, Any]:
         tokenizer = AutoTokenizer.from_pretrained(spec.source)
         return VLLMModel(spec.source, tokenizer, seed=plan.params.seed), tokenizer
 
+    if (Path(plan.train_run_dir) / "model").is_dir():
+        # one engine serves base and tuned by switching the adapter off; a whole fine-tuned model has none
+        raise ValueError(
+            f"backend='vllm' evaluates LoRA runs; {plan.train_run_dir} is fully fine-tuned (model/): use backend='hf'"
+        )
     saved = Path(plan.train_run_dir) / "base_model"
     base = str(saved) if saved.is_dir() else models.resolve_model(plan.base_model).source
     tokenizer = load_run_tokenizer(plan.train_run_dir)

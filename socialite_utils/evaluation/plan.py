@@ -202,12 +202,13 @@ def _check_train_run(params: EvalParams) -> tuple[Path | None, str]:
             "train_run=None and base_model=... to evaluate a base model only)"
         )
     adapter = train_dir / "adapter"
-    if not (adapter / "adapter_config.json").is_file():
+    full_model = (train_dir / "model" / "config.json").is_file()  # a peft="none" run: every weight trained
+    if not full_model and not (adapter / "adapter_config.json").is_file():
         raise FileNotFoundError(
             f"train run {train_dir} has no LoRA adapter: {adapter / 'adapter_config.json'} is missing "
             "(an interrupted training run? its checkpoints are in <run>.partial/)"
         )
-    if problem := adapter_problem(adapter):
+    if not full_model and (problem := adapter_problem(adapter)):
         raise FileNotFoundError(f"train run {train_dir} has an incomplete LoRA adapter: {problem}")
     params_path = train_dir / "params.json"
     if not params_path.is_file():

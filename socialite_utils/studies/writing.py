@@ -83,6 +83,7 @@ class WritingStudyParams(FromMapping):
     max_length: int = 384
     lora_r: int = 8
     lora_alpha: int = 16
+    peft: str = "lora"  # "none": every weight trained, Writing-Alpaca's full fine-tuning (GPU memory for 7B)
     batch_size: int = 16
     max_new_tokens_factor: float = 1.5
     max_new_tokens_cap: int = 128
@@ -104,7 +105,8 @@ class WritingStudyParams(FromMapping):
             run_name="template", base_model=self.base_model, learning_rate=self.learning_rate,
             num_train_epochs=self.num_train_epochs, per_device_train_batch_size=self.per_device_train_batch_size,
             gradient_accumulation_steps=self.gradient_accumulation_steps, max_length=self.max_length,
-            lora_r=self.lora_r, lora_alpha=self.lora_alpha, seed=self.seed, torch_threads=self.torch_threads,
+            lora_r=self.lora_r, lora_alpha=self.lora_alpha, peft=self.peft, seed=self.seed,
+            torch_threads=self.torch_threads,
         ).validate()  # fmt: skip
         return self
 

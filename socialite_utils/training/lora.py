@@ -38,6 +38,8 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,7 @@ from trl import SFTConfig
 
 from .. import models
 from ..models import check_model_available
-from ..params import FromMapping, Rule, check_params
+from ..params import FromMapping, ParamError, Rule, check_params
 from ..plotting import loss_points, plot_loss_curve, save_figure
 from ..runs import (
     RunWriter,
@@ -72,10 +74,13 @@ from .distributed import (
 from .rows import (
     build_sft_dataset,
     check_supervised_tokens,
+    fit_max_length,
     load_training_rows,
+    sample_per_task,
     sample_rows,
     show_label_mask,
     supervised_token_count,
+    token_lengths,
     validate_rows,
 )
 from .trainer import (
@@ -91,6 +96,16 @@ REPORT_TO = ("none", "tensorboard", "wandb", "mlflow", "trackio", "all")
 # Presets built in-process (random weights): a run saves the base model next to the adapter, so an evaluation
 # loads exactly the weights it trained from.
 IN_PROCESS_PRESETS = ("tiny-random",)
+# "lora": a LoRA adapter (the papers' Socialite-Llama recipe); "none": every weight trained (Writing-Alpaca's full
+# fine-tuning), the run then holds the whole model in model/ instead of adapter/.
+PEFT_METHODS = ("lora", "none")
+# "last": keep the final weights; "validation": score the validation loss at every checkpoint (or epoch) and keep
+# the checkpoint where it was lowest. The test rows are never seen by either.
+SELECT_ON = ("last", "validation")
+# max_length="fit": the longest training row's token length rounded up to this multiple (no row truncated).
+FIT_MULTIPLE = 64
+# Where a finished run keeps its trained weights, per peft method.
+WEIGHTS_DIR = {"lora": "adapter", "none": "model"}
 
 
 # ---------------------------------------------------------------- parameters
@@ -114,6 +129,9 @@ TRAIN_RULES = {
     "save_steps": Rule(ge=1),
     "save_total_limit": Rule(ge=1),
     "torch_threads": Rule(ge=1),
+    "peft": Rule(choices=PEFT_METHODS),
+    "select_on": Rule(choices=SELECT_ON),
+    "validation_per_task": Rule(ge=1),
     "run_name": Rule(nonempty=True),
     "data_run": Rule(nonempty=True),
     "base_model": Rule(nonempty=True),
@@ -138,7 +156,9 @@ class TrainParams(FromMapping):
     max_steps: int = -1  # > 0 overrides num_train_epochs
     per_device_train_batch_size: int = 8
     gradient_accumulation_steps: int = 8  # 8 x 8 = the paper's effective batch of 64
-    max_length: int = 512
+    max_length: int | str = (
+        512  # tokens; "fit": the longest row's length rounded up to 64 (p99 and max reported)
+    )
     seed: int = 0
     resume: bool = False
     max_train_examples: int | None = None  # a seeded random subset (None = all rows)
@@ -155,12 +175,22 @@ class TrainParams(FromMapping):
     # "tensorboard" writes event files into the run's tensorboard/ folder; "wandb", "mlflow", "trackio" need their
     # packages and accounts; a list for several.
     report_to: str | list[str] = "none"
+    peft: str = "lora"  # "lora" or "none" (full fine-tuning: every weight trained; GPU memory for 7B models)
+    # Checkpoint choice on validation rows, never on test rows: "validation" evaluates the loss of the gold
+    # completions of up to validation_per_task rows of each trained task (the data run's validation split) every
+    # eval_every steps (None: at each checkpoint; "epoch": after each epoch) and keeps the lowest.
+    select_on: str = "last"
+    eval_every: int | str | None = None
+    validation_per_task: int = 25
     overwrite: bool = False  # replace an existing finished run of the same name
 
     def validate(self) -> TrainParams:
         """Raise ValueError naming the first bad field; return self."""
         check_run_name(self.run_name)
         check_params(self, TRAIN_RULES)  # declared types, ranges; papermill strings coerced where unambiguous
+        self.max_length = _int_or_word(self.max_length, "max_length", "fit", minimum=2)
+        if self.eval_every is not None:
+            self.eval_every = _int_or_word(self.eval_every, "eval_every", "epoch", minimum=1)
         if self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ValueError("set num_train_epochs > 0 or max_steps > 0")
         trackers = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to)
@@ -190,13 +220,26 @@ class TrainParams(FromMapping):
             per_device_train_batch_size=8,
             gradient_accumulation_steps=1,
             learning_rate=3e-3,  # a random 2-layer model needs a large step to move in 30 steps
-            max_length=min(self.max_length, 256),
+            max_length=self.max_length if self.max_length == "fit" else min(self.max_length, 256),
             save_steps=15,  # two checkpoints, not ten: saving dominates a 30-step run
         )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (written to params.json)."""
         return asdict(self)
+
+
+def _int_or_word(value: int | str, name: str, word: str, *, minimum: int) -> int | str:
+    """``value`` as an int >= ``minimum`` or the one ``word`` it may also be (papermill passes "512" as a string)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == word:
+            return word
+        if text.lstrip("+").isdigit():
+            value = int(text)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return value
+    raise ParamError(f"TrainParams.{name} = {value!r}: expected an integer >= {minimum} or {word!r}")
 
 
 def target_modules_list(value: str | list[str] | tuple[str, ...] | None) -> list[str] | str:
@@ -236,8 +279,10 @@ def build_lora_config(
     )
 
 
-def lora_config_for(params: TrainParams) -> LoraConfig:
-    """The run's LoraConfig, with ``modules_to_save="auto"`` resolved for its base model."""
+def lora_config_for(params: TrainParams) -> LoraConfig | None:
+    """The run's LoraConfig, with ``modules_to_save="auto"`` resolved for its base model (None: ``peft="none"``)."""
+    if params.peft == "none":
+        return None
     modules_to_save = params.modules_to_save
     if modules_to_save == "auto":
         modules_to_save = models.recommended_lora_kwargs(params.base_model).get("modules_to_save")
@@ -268,18 +313,42 @@ def build_sft_config(
     *,
     precision: Any | None = None,
     n_examples: int | None = None,
+    max_length: int | None = None,
 ) -> SFTConfig:
-    """SFTConfig for ``params``: completion-only loss, the precision's bf16/fp16 (both False on CPU), seeds."""
+    """SFTConfig for ``params``: completion-only loss, the precision's bf16/fp16 (both False on CPU), seeds, and
+    with ``select_on="validation"`` an evaluation at every checkpoint that keeps the best one.
+
+    ``max_length``: the resolved length when ``params.max_length`` is "fit" (:func:`keep_trainable_rows`)."""
     device = _device_type(precision)
     total = planned_steps(params, n_examples or params.effective_batch_size)
     gradient_checkpointing = params.gradient_checkpointing
     if gradient_checkpointing is None:
         # Recomputing activations saves GPU memory for 7B models; on a CPU it only costs ~30 % time.
         gradient_checkpointing = device == "cuda"
+    if max_length is None:
+        if params.max_length == "fit":
+            raise ValueError(
+                "max_length='fit' is resolved from the rows: pass max_length= (keep_trainable_rows)"
+            )
+        max_length = params.max_length
+    save_steps = params.save_steps or max(1, math.ceil(total / 10))
+    per_epoch = params.eval_every == "epoch"
+    if isinstance(params.eval_every, int):
+        save_steps = params.eval_every  # every evaluation needs a checkpoint to return to
+    selection: dict[str, Any] = {}
+    if params.select_on == "validation":
+        selection = {
+            "eval_strategy": "epoch" if per_epoch else "steps",
+            "eval_steps": None if per_epoch else save_steps,
+            "load_best_model_at_end": True,  # the trainer keeps the best checkpoint beside the newest ones
+            "metric_for_best_model": "eval_loss",
+            "greater_is_better": False,
+            "per_device_eval_batch_size": params.per_device_train_batch_size,
+        }
     return SFTConfig(
         output_dir=str(output_dir),
         completion_only_loss=True,
-        max_length=params.max_length,
+        max_length=max_length,
         learning_rate=params.learning_rate,
         warmup_steps=params.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
         num_train_epochs=params.num_train_epochs,
@@ -306,9 +375,10 @@ def build_sft_config(
         data_seed=params.seed,
         logging_steps=params.logging_steps or max(1, round(total / 50)),
         logging_first_step=True,
-        save_strategy="steps",
-        save_steps=params.save_steps or max(1, math.ceil(total / 10)),
+        save_strategy="epoch" if per_epoch and selection else "steps",
+        save_steps=save_steps,
         save_total_limit=params.save_total_limit,
+        **selection,
         report_to=params.report_to,
         disable_tqdm=False,
         dataloader_num_workers=0,  # tokenized up front; workers only add process overhead here
@@ -418,6 +488,8 @@ class TrainResult:
     train_seconds: float
     supervised_tokens_per_epoch: int
     resumed_from: str | None
+    # select_on="validation": the chosen step and the validation loss at every evaluation ({} for "last")
+    selection: dict[str, Any] = field(default_factory=dict)
     log_history: list[dict] = field(repr=False, default_factory=list)
     model: Any = field(repr=False, default=None)  # the trained PeftModel (in memory, train mode off)
     tokenizer: Any = field(repr=False, default=None)
@@ -437,6 +509,15 @@ class TrainResult:
                 f"time: {self.train_seconds:.1f} s  peak memory: {self.peak_memory_mb:.0f} MB",
                 f"resumed from: {self.resumed_from or '-'}",
             ]
+            + (
+                [
+                    f"kept the checkpoint of step {self.selection['selected_step']} of {self.global_step}: lowest "
+                    f"validation loss {self.selection['best_validation_loss']:.4f} "
+                    f"({self.selection['n_validation']} validation rows, {len(self.selection['evaluations'])} evaluations)"
+                ]
+                if self.selection
+                else []
+            )
         )
 
 
@@ -452,6 +533,8 @@ class TrainingPlan:
     fingerprint: str
     resume_from: str | None
     layout: dict[str, Any]  # batch layout over processes
+    validation_rows: list[dict] = field(default_factory=list)  # select_on="validation": the rows that choose
+    validation_source: str | None = None
 
 
 @dataclass
@@ -465,14 +548,45 @@ class TrainingSetup:
     dropped: int = 0
     supervised_tokens: int = 0
     by_task: Counter = field(default_factory=Counter)
+    max_length: int = 0  # params.max_length, or what "fit" resolved to
+    token_lengths: dict[str, int] = field(default_factory=dict)  # of the training rows: n, p50, p99, max
+    validation_kept: list[dict] = field(default_factory=list)
 
 
 def _sayer(verbose: bool):
     return print if verbose and is_main_process() else (lambda *a, **k: None)
 
 
+def validation_rows_for(
+    params: TrainParams, train_rows: list[dict], validation_rows: list[dict] | None = None
+) -> tuple[list[dict], str | None]:
+    """The rows that choose the checkpoint (``select_on="validation"``): the data run's validation split (or the
+    rows given), restricted to the tasks trained on, up to ``validation_per_task`` of each; ([], None) otherwise."""
+    if params.select_on != "validation":
+        return [], None
+    if validation_rows is None:
+        source = str(resolve_run_dir(params.data_run) / "data" / "validation.jsonl")
+        validation_rows = load_training_rows(params.data_run, split="validation")
+    else:
+        source = "validation rows passed to train_lora"
+        if validation_rows:
+            validate_rows(validation_rows, source=source)
+    trained = {r.get("task") for r in train_rows}
+    rows = [r for r in validation_rows if r.get("task") in trained]
+    if not rows:
+        raise ValueError(
+            f"select_on='validation' but {source} holds no row of the trained tasks "
+            f"({', '.join(sorted(map(str, trained)))}); use select_on='last' or a data run with a validation split"
+        )
+    return sample_per_task(rows, params.validation_per_task, params.seed), source
+
+
 def plan_training(
-    params: TrainParams, data_rows: list[dict] | None = None, *, verbose: bool = True
+    params: TrainParams,
+    data_rows: list[dict] | None = None,
+    *,
+    validation_rows: list[dict] | None = None,
+    verbose: bool = True,
 ) -> TrainingPlan:
     """Step 1: check every input (params, run name, data, resume, base model name); nothing is loaded or written."""
     params.validate()
@@ -489,10 +603,13 @@ def plan_training(
     else:
         validate_rows(data_rows)
     rows = sample_rows(data_rows, params.max_train_examples, params.seed)
-    fingerprint = data_fingerprint(rows)
+    chooser, chooser_source = validation_rows_for(params, rows, validation_rows)
+    fingerprint = data_fingerprint(rows + chooser)
     resume_from = resolve_resume(params, partial, fingerprint, say=_sayer(verbose))
     check_base_model_name(params.base_model)
-    return TrainingPlan(params, run_dir, partial, data_source, rows, fingerprint, resume_from, layout)
+    return TrainingPlan(
+        params, run_dir, partial, data_source, rows, fingerprint, resume_from, layout, chooser, chooser_source
+    )
 
 
 def load_training_model(plan: TrainingPlan, *, verbose: bool = True) -> TrainingSetup:
@@ -513,7 +630,16 @@ def load_training_model(plan: TrainingPlan, *, verbose: bool = True) -> Training
 def keep_trainable_rows(plan: TrainingPlan, setup: TrainingSetup, *, verbose: bool = True) -> TrainingSetup:
     """Step 3: drop (and count) the rows truncation would leave without a trained token; count trained tokens."""
     say = _sayer(verbose)
+    setup.token_lengths = token_lengths(plan.rows, setup.tokenizer)
     max_length = plan.params.max_length
+    if max_length == "fit":
+        max_length = fit_max_length(setup.token_lengths, FIT_MULTIPLE)
+        lengths = setup.token_lengths
+        say(
+            f"max_length fitted to the data: {max_length} tokens (rows: median {lengths['p50']}, "
+            f"p99 {lengths['p99']}, longest {lengths['max']})"
+        )
+    setup.max_length = max_length
     setup.kept, setup.dropped = check_supervised_tokens(plan.rows, setup.tokenizer, max_length)
     if setup.dropped:
         say(
@@ -526,6 +652,9 @@ def keep_trainable_rows(plan: TrainingPlan, setup: TrainingSetup, *, verbose: bo
         f"training on {len(setup.kept)} examples from {len(setup.by_task)} task(s); "
         f"{setup.supervised_tokens} trained tokens per epoch"
     )
+    if plan.validation_rows:
+        setup.validation_kept, _ = check_supervised_tokens(plan.validation_rows, setup.tokenizer, max_length)
+        say(f"choosing the checkpoint on the validation loss of {len(setup.validation_kept)} rows")
     return setup
 
 
@@ -556,13 +685,19 @@ def build_trainer(
     say = _sayer(verbose)
     params, kept, tokenizer = plan.params, setup.kept, setup.tokenizer
     sft_config = build_sft_config(
-        params, plan.partial / "checkpoints", precision=setup.precision, n_examples=len(kept)
+        params,
+        plan.partial / "checkpoints",
+        precision=setup.precision,
+        n_examples=len(kept),
+        max_length=setup.max_length or None,
     )
+    eval_dataset = build_sft_dataset(setup.validation_kept) if setup.validation_kept else None
     with _quiet_progress():  # TRL's five preparation passes would each draw a progress bar
         trainer = KitSFTTrainer(
             model=setup.model,
             args=sft_config,
             train_dataset=build_sft_dataset(kept),
+            eval_dataset=eval_dataset,
             processing_class=tokenizer,
             peft_config=lora_config,
             callbacks=callbacks,
@@ -594,6 +729,11 @@ def train_trainer(
     say(f"peak memory: {peak:.0f} MB; training took {seconds:.1f} s")
     history = list(trainer.state.log_history)
     losses = loss_points(history)
+    selection = _selection(trainer, len(setup.validation_kept)) if setup.validation_kept else {}
+    if selection:
+        say(
+            f"kept step {selection['selected_step']}: lowest validation loss {selection['best_validation_loss']:.4f}"
+        )
     return TrainResult(
         run_dir=plan.run_dir,
         adapter_dir=plan.run_dir / "adapter",
@@ -609,10 +749,37 @@ def train_trainer(
         train_seconds=seconds,
         supervised_tokens_per_epoch=setup.supervised_tokens,
         resumed_from=plan.resume_from,
+        selection=selection,
         log_history=history,
         model=trainer.model.eval(),
         tokenizer=setup.tokenizer,
     )
+
+
+def _selection(trainer: KitSFTTrainer, n_validation: int) -> dict[str, Any]:
+    """Which checkpoint the validation loss chose (the trainer has loaded it) and every evaluation's loss."""
+    state = trainer.state
+    evaluations = [
+        {"step": h["step"], "epoch": h.get("epoch"), "validation_loss": h["eval_loss"]}
+        for h in state.log_history
+        if "eval_loss" in h
+    ]
+    if not evaluations:
+        raise RuntimeError("select_on='validation' but the trainer never evaluated (no eval_loss in its log)")
+    best = min(evaluations, key=lambda e: (e["validation_loss"], e["step"]))
+    chosen = state.best_model_checkpoint
+    if chosen and not chosen.endswith(f"checkpoint-{best['step']}"):
+        raise RuntimeError(
+            f"the trainer kept {chosen}, but the lowest validation loss was at step {best['step']}"
+        )
+    return {
+        "select_on": "validation",
+        "metric": "validation loss (mean NLL of the gold completion + EOS per token)",
+        "n_validation": n_validation,
+        "selected_step": best["step"],
+        "best_validation_loss": best["validation_loss"],
+        "evaluations": evaluations,
+    }
 
 
 def _train_summary(
@@ -620,7 +787,7 @@ def _train_summary(
     setup: TrainingSetup,
     result: TrainResult,
     trainer: KitSFTTrainer,
-    lora_config: LoraConfig,
+    lora_config: LoraConfig | None,
 ) -> dict[str, Any]:
     params, sft_config = plan.params, trainer.args
     summary = {
@@ -631,8 +798,11 @@ def _train_summary(
     summary["examples_by_task"] = dict(sorted(setup.by_task.items()))
     summary["data_fingerprint"] = plan.fingerprint
     summary["resolved"] = {  # what "auto"/None settings became on this machine
-        "target_modules": lora_config.target_modules,
-        "modules_to_save": lora_config.modules_to_save,
+        "peft": params.peft,
+        "target_modules": lora_config.target_modules if lora_config else None,
+        "modules_to_save": lora_config.modules_to_save if lora_config else None,
+        "max_length": setup.max_length,
+        "token_lengths": setup.token_lengths,
         "effective_batch_size": params.effective_batch_size,
         **plan.layout,
         "logging_steps": sft_config.logging_steps,
@@ -650,23 +820,25 @@ def write_training_run(
     setup: TrainingSetup,
     trainer: KitSFTTrainer,
     result: TrainResult,
-    lora_config: LoraConfig,
+    lora_config: LoraConfig | None,
 ) -> None:
-    """Step 7: write ``runs/<run_name>/`` atomically (adapter, params, provenance, log, summary, loss curve)."""
+    """Step 7: write ``runs/<run_name>/`` atomically (adapter or, for ``peft="none"``, model; params, provenance,
+    log, summary, loss curve)."""
     params, partial = plan.params, plan.partial
+    weights = WEIGHTS_DIR[params.peft]
     if world_size() > 1:  # every rank takes part: DeepSpeed/FSDP gather the adapter's weights
-        trainer.save_model(str(partial / "adapter"))
+        trainer.save_model(str(partial / weights))
     if not is_main_process():
         wait_for_everyone()  # the main process writes the run; return once it is complete
         return
     with RunWriter(plan.run_dir, overwrite=params.overwrite) as tmp, _quiet_progress():
         if world_size() > 1:
             shutil.copytree(
-                partial / "adapter", tmp / "adapter", ignore=shutil.ignore_patterns("training_args.bin")
+                partial / weights, tmp / weights, ignore=shutil.ignore_patterns("training_args.bin")
             )
         else:
-            trainer.model.save_pretrained(tmp / "adapter")
-        setup.tokenizer.save_pretrained(tmp / "adapter")
+            trainer.model.save_pretrained(tmp / weights)
+        setup.tokenizer.save_pretrained(tmp / weights)
         if (partial / "base_model").exists():
             shutil.copytree(partial / "base_model", tmp / "base_model")
         events = (
@@ -682,6 +854,16 @@ def write_training_run(
             "device_detail": models.describe_device(),
             "resumed_from": plan.resume_from,
             "batch": plan.layout,
+            "checkpoint_choice": (
+                {
+                    "select_on": "validation",
+                    "rows": plan.validation_source,
+                    "selected_step": result.selection["selected_step"],
+                    "of_steps": result.global_step,
+                }
+                if result.selection
+                else {"select_on": "last", "selected_step": result.global_step}
+            ),
         }
         write_json(tmp / "provenance.json", provenance(extra))
         _write_jsonl(tmp / "train_log.jsonl", result.log_history)
@@ -697,6 +879,7 @@ def train_lora(
     params: TrainParams,
     data_rows: list[dict] | None = None,
     *,
+    validation_rows: list[dict] | None = None,
     callbacks: list[TrainerCallback] | None = None,
     verbose: bool = True,
 ) -> TrainResult:
@@ -710,7 +893,7 @@ def train_lora(
     :func:`lora_config_for` -> :func:`start_partial_run` -> :func:`build_trainer` -> :func:`train_trainer`
     -> :func:`write_training_run`.
     """
-    plan = plan_training(params, data_rows, verbose=verbose)
+    plan = plan_training(params, data_rows, validation_rows=validation_rows, verbose=verbose)
     setup = load_training_model(plan, verbose=verbose)
     keep_trainable_rows(plan, setup, verbose=verbose)
     lora_config = lora_config_for(params)
@@ -724,29 +907,58 @@ def train_lora(
 # ---------------------------------------------------------------- loading a trained run
 
 
-def load_run_tokenizer(run_dir: str | os.PathLike) -> Any:
-    """The tokenizer a run trained with (saved in ``adapter/``; its pad token may be one the kit added)."""
-    return AutoTokenizer.from_pretrained(resolve_run_dir(run_dir) / "adapter")
-
-
-def load_adapter(
-    run_dir: str | os.PathLike, base_model: str | None = None, *, precision: Any | None = None
-) -> Any:
-    """The base model with the run's LoRA adapter, in eval mode.
-
-    ``base_model`` defaults to the one in the run's params.json. In-process presets
-    (``tiny-random``) are loaded from the run's saved ``base_model/``.
-    """
+def run_weights_dir(run_dir: str | os.PathLike) -> Path:
+    """A finished training run's trained weights: ``adapter/`` (LoRA) or ``model/`` (``peft="none"``)."""
     run_dir = resolve_run_dir(run_dir)
-    adapter_dir = run_dir / "adapter"
-    if not adapter_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir} has no adapter/ (is it a training run from notebook 02?)")
-    if problem := adapter_problem(adapter_dir):
-        raise FileNotFoundError(f"{run_dir} has an incomplete LoRA adapter: {problem}")
-    params = read_json(run_dir / "params.json") if (run_dir / "params.json").exists() else {}
-    name = base_model or params.get("base_model")
-    if not name:
-        raise ValueError(f"{run_dir}/params.json names no base_model; pass base_model=")
+    for name in WEIGHTS_DIR.values():
+        if (run_dir / name).is_dir():
+            return run_dir / name
+    raise FileNotFoundError(
+        f"{run_dir} has no adapter/ or model/ (is it a finished training run from notebook 02?)"
+    )
+
+
+def load_run_tokenizer(run_dir: str | os.PathLike) -> Any:
+    """The tokenizer a run trained with (saved beside its weights; its pad token may be one the kit added)."""
+    return AutoTokenizer.from_pretrained(run_weights_dir(run_dir))
+
+
+class FullFineTunedModel:
+    """A ``peft="none"`` run's model with PeftModel's ``disable_adapter()``: inside it, calls go to the base model
+    the run started from (loaded on first use, then kept), so the kit's base-vs-tuned code serves LoRA and fully
+    fine-tuned runs alike. Everything else is the tuned model's."""
+
+    def __init__(self, tuned: Any, load_base: Any):
+        object.__setattr__(self, "_tuned", tuned)
+        object.__setattr__(self, "_load_base", load_base)
+        object.__setattr__(self, "_base", None)
+        object.__setattr__(self, "_active", tuned)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._active, name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._active(*args, **kwargs)
+
+    def eval(self) -> FullFineTunedModel:  # noqa: D102
+        self._tuned.eval()
+        if self._base is not None:
+            self._base.eval()
+        return self
+
+    @contextmanager
+    def disable_adapter(self) -> Iterator[None]:
+        """The base model, as a LoRA model's ``disable_adapter()`` gives it."""
+        if self._base is None:
+            object.__setattr__(self, "_base", self._load_base().eval())
+        object.__setattr__(self, "_active", self._base)
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "_active", self._tuned)
+
+
+def _load_base_model(run_dir: Path, name: str, precision: Any | None) -> Any:
     if name in IN_PROCESS_PRESETS:
         saved = run_dir / "base_model"
         if not saved.is_dir():
@@ -754,9 +966,34 @@ def load_adapter(
         from transformers import AutoModelForCausalLM
 
         base = AutoModelForCausalLM.from_pretrained(saved)  # fp32, as trained
-        if precision is not None:
-            base = base.to(precision.device)
-    else:
-        base, _ = models.load_model(name, precision=precision)
-    model = PeftModel.from_pretrained(base, adapter_dir)
+        return base.to(precision.device) if precision is not None else base
+    return models.load_model(name, precision=precision)[0]
+
+
+def load_adapter(
+    run_dir: str | os.PathLike, base_model: str | None = None, *, precision: Any | None = None
+) -> Any:
+    """The base model with the run's LoRA adapter (or a ``peft="none"`` run's whole model), in eval mode.
+
+    ``base_model`` defaults to the one in the run's params.json. In-process presets
+    (``tiny-random``) are loaded from the run's saved ``base_model/``.
+    """
+    run_dir = resolve_run_dir(run_dir)
+    weights = run_weights_dir(run_dir)
+    params = read_json(run_dir / "params.json") if (run_dir / "params.json").exists() else {}
+    if weights.name == WEIGHTS_DIR["none"]:
+        if base_model and base_model != params.get("base_model"):
+            raise ValueError(
+                f"{run_dir} holds a fully fine-tuned {params.get('base_model')!r} (model/), not {base_model!r}"
+            )
+        tuned, _ = models.load_model(str(weights), precision=precision)
+        trained_from = str(params.get("base_model"))
+        return FullFineTunedModel(tuned, lambda: _load_base_model(run_dir, trained_from, precision)).eval()
+    adapter_dir = weights
+    if problem := adapter_problem(adapter_dir):
+        raise FileNotFoundError(f"{run_dir} has an incomplete LoRA adapter: {problem}")
+    name = base_model or params.get("base_model")
+    if not name:
+        raise ValueError(f"{run_dir}/params.json names no base_model; pass base_model=")
+    model = PeftModel.from_pretrained(_load_base_model(run_dir, name, precision), adapter_dir)
     return model.eval()

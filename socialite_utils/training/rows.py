@@ -8,6 +8,7 @@ builds TRL's prompt-completion dataset; ``show_label_mask`` prints what is train
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections import Counter
@@ -23,23 +24,23 @@ from ..tokens import tokenize_like_trl  # TRL's tokenization, one home
 TRAIN_ROW_FIELDS = ("prompt", "completion")
 
 
-def load_training_rows(data_run: str | os.PathLike) -> list[dict]:
-    """The train rows of a data run written by notebook 01 (``<run>/data/train.jsonl``).
+def load_training_rows(data_run: str | os.PathLike, split: str = "train") -> list[dict]:
+    """The rows of one split of a data run written by notebook 01 (``<run>/data/<split>.jsonl``).
 
-    Errors before any training: a missing run, a missing/empty train split, a bad row
+    Errors before any training: a missing run, a missing/empty split, a bad row
     (:func:`socialite_utils.schema.read_data_rows`; the message names the file, line and field).
     """
     run_dir = resolve_run_dir(data_run)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"data run {run_dir} does not exist (run notebook 01 first, or fix data_run)")
-    path = run_dir / "data" / "train.jsonl"
+    path = run_dir / "data" / f"{split}.jsonl"
     if not path.exists():
-        raise ValueError(f"data run {run_dir} has no train examples: {path} is missing")
+        raise ValueError(f"data run {run_dir} has no {split} examples: {path} is missing")
     rows = read_data_rows(path, fields=TRAIN_ROW_FIELDS)
     if not rows:
         raise ValueError(
-            f"data run {run_dir} has no train examples: {path} is empty "
-            "(were all tasks 'related', i.e. held out? train needs at least one 'seen' task)"
+            f"data run {run_dir} has no {split} examples: {path} is empty "
+            "(were all tasks 'related', i.e. held out? training needs at least one 'seen' task)"
         )
     validate_rows(rows, source=str(path))
     return rows
@@ -96,6 +97,33 @@ def supervised_token_count(rows: list[dict], tokenizer: Any, max_length: int) ->
         ids, n_prompt = tokenize_like_trl(tokenizer, row["prompt"], row["completion"])
         total += max(0, min(len(ids), max_length) - n_prompt)
     return total
+
+
+def token_lengths(rows: list[dict], tokenizer: Any) -> dict[str, int]:
+    """The rows' full token lengths (prompt + completion + EOS, as TRL tokenizes them): median, p99 and maximum."""
+    lengths = sorted(len(tokenize_like_trl(tokenizer, r["prompt"], r["completion"])[0]) for r in rows)
+    if not lengths:
+        raise ValueError("no rows to measure token lengths on")
+
+    def quantile(q: float) -> int:  # nearest rank: a length some row really has
+        return lengths[min(len(lengths) - 1, math.ceil(q * len(lengths)) - 1)]
+
+    return {"n": len(lengths), "p50": quantile(0.5), "p99": quantile(0.99), "max": lengths[-1]}
+
+
+def fit_max_length(lengths: dict[str, int], multiple: int = 64) -> int:
+    """The smallest multiple of ``multiple`` that holds the longest row: nothing is truncated, little is padded."""
+    return multiple * math.ceil(lengths["max"] / multiple)
+
+
+def sample_per_task(rows: list[dict], n: int, seed: int) -> list[dict]:
+    """Up to ``n`` rows of each task, a seeded random choice, in their original order."""
+    by_task: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_task.setdefault(str(row.get("task", "?")), []).append(i)
+    rng = random.Random(seed)
+    keep = sorted(i for idx in by_task.values() for i in (idx if len(idx) <= n else rng.sample(idx, n)))
+    return [rows[i] for i in keep]
 
 
 def build_sft_dataset(rows: list[dict]) -> Dataset:
