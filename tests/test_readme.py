@@ -54,6 +54,8 @@ SKIP = {
     "model in tests/test_multiprocess.py",
     r"^accelerate launch": "needs GPUs and Llama-2-7B; the configs resolve in tests/test_accelerate_configs.py and "
     "two CPU processes train in tests/test_multiprocess.py",
+    r"^python benchmarks/gpu_check\.py && ": "needs a CUDA GPU; gpu_check's CPU dry run is tests/test_gpu_check.py, "
+    "the gpu-demo plan is checked in tests/test_plancheck.py and its recipe is cpu-demo's",
     r"^lm_eval ": "needs the hub model and an exported run; the harness's parity with score mode is "
     "tests/test_lmeval_export.py",
 }
