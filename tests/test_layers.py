@@ -18,7 +18,7 @@ PKG = Path(__file__).resolve().parents[1] / "socialite_utils"
 KERNEL = (
     "params", "runs", "metrics", "text_metrics", "registry", "tiny_tokenizer", "claims", "schema", "prompts",
     "reporting",
-    "tokens", "models", "plotting",
+    "tokens", "models", "plotting", "colab",
 )  # fmt: skip
 STAGES = ("data", "training", "evaluation", "analysis", "baselines", "studies", "course")
 TOP = ("plancheck", "pipeline")
