@@ -237,6 +237,18 @@ def check_data_options(tasks: Sequence[Task], params: DataParams) -> Any:
         max_eval_per_task=params.max_eval_per_task,
         few_shot_k=params.few_shot_k,
     )
+    if params.eval_seed is not None and (
+        isinstance(params.eval_seed, bool) or not isinstance(params.eval_seed, int)
+    ):
+        raise ValueError(f"eval_seed = {params.eval_seed!r}: expected an integer or None")
+    caps = params.exclude_test_caps
+    if caps is not None and (
+        not isinstance(caps, list | tuple)
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in caps)
+    ):
+        raise ValueError(
+            f"exclude_test_caps = {caps!r}: expected a list of integers >= 1 (earlier test caps)"
+        )
     return mixture
 
 
@@ -377,12 +389,26 @@ def cap_task_rows(
     max_eval_per_task: int | None = None,
     balance_train: bool = False,
     seed: int = 0,
+    eval_seed: int | None = None,
+    exclude_test_caps: Sequence[int] | None = None,
 ) -> TaskRows:
-    """Step 5: a held-out task loses its train split; cap every split (stratified by label, or balanced)."""
+    """Step 5: a held-out task loses its train split; cap every split (stratified by label, or balanced).
+
+    Validation and test rows are drawn with ``eval_seed`` (default ``seed``); ``exclude_test_caps`` first removes
+    the test rows that draws with those caps made (what earlier runs scored)."""
     if tr.task.group == "related":
         tr.rows.pop("train", None)  # held out: never trained on
+    eval_seed = seed if eval_seed is None else eval_seed
     for split in list(tr.rows):
-        rng = random.Random(f"{seed}|{tr.task.name}|{split}")
+        rng = random.Random(f"{seed if split == 'train' else eval_seed}|{tr.task.name}|{split}")
+        if split == "test" and exclude_test_caps:
+            seen = {
+                id(r)
+                for c in exclude_test_caps
+                for r in _cap_stratified(tr.rows[split], c, random.Random(f"{eval_seed}|{tr.task.name}|test"))
+            }
+            tr.counts[split]["excluded_seen"] = len(seen)
+            tr.rows[split] = [r for r in tr.rows[split] if id(r) not in seen]
         cap = max_train_per_task if split == "train" else max_eval_per_task
         capper = _cap_balanced if (split == "train" and balance_train) else _cap_stratified
         before = len(tr.rows[split])
@@ -452,6 +478,8 @@ def build_task_rows(
         max_eval_per_task=p.max_eval_per_task,
         balance_train=p.balance_train,
         seed=p.seed,
+        eval_seed=p.eval_seed,
+        exclude_test_caps=p.exclude_test_caps,
     )
     splits, pool = render_task_rows(tr, prompt_format=p.prompt_format, instruction_from=p.instruction_from)
     return splits, pool, task_card(tr, source=p.source)

@@ -39,6 +39,12 @@ class DataParams(FromMapping):
     few_shot_k: int = 0
     prompt_format: str = "paper"
     seed: int = 0
+    # The seed that draws the validation and test rows (None: ``seed``). Fixed while ``seed`` varies, every training
+    # seed is scored on the same test rows, so the seeds' results pair row by row.
+    eval_seed: int | None = None
+    # Test rows an earlier run with these caps (and the same eval seed) drew are left out before capping: a
+    # confirmatory run then scores rows that no configuration search has seen (e.g. [60, 100]).
+    exclude_test_caps: list[int] | None = None
     instruction_from: str = "registry"
     text_normalization: str = "none"
     writing_dir: str | os.PathLike | None = None

@@ -79,6 +79,9 @@ class EvalParams(FromMapping):
     backend: str = "hf"  # generate mode: "hf" (transformers) or "vllm" (optional; see backends.py)
     bootstrap_samples: int = 1000  # resamples for every CI and the paired bootstrap
     seed: int = 0  # subsampling, few-shot draws, bootstrap
+    # An earlier evaluation run of the same base model on the same prompts (its items digest must match) whose base
+    # predictions are reused instead of scoring the base model again: a study scores its base model once.
+    base_from: str | None = None
     overwrite: bool = False  # replace an existing evaluation run of the same name
 
     def __post_init__(self) -> None:

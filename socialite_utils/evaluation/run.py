@@ -30,6 +30,8 @@ Where the steps live: planning (1) in :mod:`socialite_utils.evaluation.plan`, sc
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -148,10 +150,56 @@ def _fit_items(plan: EvalPlan, model: Any, tokenizer: Any, *, say: Any) -> tuple
     return items, max_length
 
 
+def items_digest(items: list[EvalItem]) -> str:
+    """A hash of what the models are asked: every item's task, id, prompt and label words (after fitting)."""
+    payload = [
+        [it.row["task"], it.row["id"], it.prompt, it.answers, it.to_label, it.truncated_tokens, it.variant]
+        for it in sorted(items, key=lambda it: (it.row["task"], it.row["id"]))
+    ]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+# Settings that must agree for another run's base predictions to stand for this run's.
+_BASE_REUSE_SETTINGS = ("mode", "few_shot_k", "base_model", "normalize", "lenient", "score_eos", "max_new_tokens",
+                        "variant", "prompt_format", "max_length")  # fmt: skip
+
+
+def load_reused_base(base_from: str, plan: EvalPlan, items: list[EvalItem], settings: dict) -> list[dict]:
+    """The base-model prediction rows of the finished evaluation run ``base_from``, checked to be what scoring the
+    base model here would give: the same settings and the same items (prompts, label words, truncation)."""
+    earlier = load_eval_run(resolve_run_dir(base_from))
+    where = f"base_from={base_from!r} ({earlier.run_dir})"
+    diffs = [
+        f"{k}: {earlier.settings.get(k)!r} there, {settings.get(k)!r} here"
+        for k in _BASE_REUSE_SETTINGS
+        if earlier.settings.get(k) != settings.get(k)
+    ]
+    if diffs:
+        raise ValueError(f"{where}: its base model was scored differently ({'; '.join(diffs)})")
+    digest = read_json(earlier.run_dir / "provenance.json").get("items_digest")
+    if digest != items_digest(items):
+        raise ValueError(
+            f"{where}: its items differ from this run's (digest {digest} there, {items_digest(items)} here): "
+            "another data run, other test rows or other prompts; score the base model here instead"
+        )
+    rows = [r for r in earlier.predictions if r["model"] == BASE]
+    if len(rows) != len(items):
+        raise ValueError(f"{where}: {len(rows)} base predictions for {len(items)} items")
+    return rows
+
+
 def _score_models(
-    plan: EvalPlan, model: Any, tokenizer: Any, items: list[EvalItem], *, verbose: bool, say: Any
+    plan: EvalPlan,
+    model: Any,
+    tokenizer: Any,
+    items: list[EvalItem],
+    *,
+    verbose: bool,
+    say: Any,
+    reused_base: list[dict] | None = None,
 ) -> tuple[list[dict], dict[str, float]]:
-    """Prediction rows of every model of the plan (the base model inside ``disable_adapter()``), and seconds."""
+    """Prediction rows of every model of the plan (the base model inside ``disable_adapter()``, or the rows
+    ``reused_base`` of an earlier run), and seconds."""
     p = plan.params
     kwargs = {
         "mode": p.mode,
@@ -166,6 +214,11 @@ def _score_models(
     seconds: dict[str, float] = {}
     for name in plan.models:
         start = time.perf_counter()
+        if name == BASE and reused_base is not None:
+            predictions += reused_base
+            seconds[name] = 0.0
+            say(f"{name}: {len(reused_base)} predictions reused from {p.base_from}")
+            continue
         if name == BASE and plan.train_run_dir is not None:
             with model.disable_adapter():  # same weights as a fresh base model (tested)
                 predictions += score_examples(model, tokenizer, items, model_name=name, **kwargs)
@@ -202,6 +255,7 @@ def _write_eval_run(
     predictions: list[dict],
     seconds: dict[str, float],
     calibrated: tuple[dict, list[dict]] | None,
+    items: list[EvalItem],
 ) -> list[Path]:
     """Write ``runs/<run_name>/`` atomically; return the figures' final paths."""
 
@@ -222,6 +276,8 @@ def _write_eval_run(
             "notes": plan.notes,
             "data_run": str(plan.data_run_dir),
             "train_run": str(plan.train_run_dir) if plan.train_run_dir else None,
+            "items_digest": items_digest(items),
+            "base_from": p.base_from,
         }
         write_json(tmp / "provenance.json", provenance(extra))
     return [plan.run_dir / "figures" / f.name for f in figures]
@@ -248,17 +304,21 @@ def evaluate_run(
     load = load_vllm_model if p.backend == "vllm" else load_eval_model
     model, tokenizer = model_and_tokenizer or load(plan)
     items, max_length = _fit_items(plan, model, tokenizer, say=say)
-    predictions, seconds = _score_models(plan, model, tokenizer, items, verbose=verbose, say=say)
+    settings = {**_settings(plan), "max_length": max_length}
+    reused = load_reused_base(p.base_from, plan, items, settings) if p.base_from else None
+    predictions, seconds = _score_models(
+        plan, model, tokenizer, items, verbose=verbose, say=say, reused_base=reused
+    )
     metrics = build_metrics(
         predictions,
         plan.tasks,
-        settings={**_settings(plan), "max_length": max_length},
+        settings=settings,
         run_name=p.run_name,
         bootstrap_samples=p.bootstrap_samples,
         seed=p.seed,
     )
     calibrated = _calibrate(plan, model, tokenizer, metrics, predictions)
-    figures = _write_eval_run(plan, metrics, predictions, seconds, calibrated)
+    figures = _write_eval_run(plan, metrics, predictions, seconds, calibrated, items)
     return EvalResult(
         plan.run_dir,
         metrics,
