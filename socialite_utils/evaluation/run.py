@@ -118,7 +118,9 @@ def _settings(plan: EvalPlan) -> dict:
         "few_shot_k": ks[0] if len(ks) == 1 else ks,
         "base_model": plan.base_model,
         # relative to the shared runs directory: same profile + seed -> identical metrics.json wherever it runs
-        "train_run": run_ref(plan.train_run_dir, plan.run_dir.parent) if plan.train_run_dir else None,
+        # a Hub adapter is named by its id (hub:owner/name), not by this machine's cache folder
+        "train_run": plan.train_ref
+        or (run_ref(plan.train_run_dir, plan.run_dir.parent) if plan.train_run_dir else None),
         "data_run": run_ref(plan.data_run_dir, plan.run_dir.parent),
         "suite": plan.suite,
         "split": p.split,
@@ -222,6 +224,7 @@ def _write_eval_run(
             "notes": plan.notes,
             "data_run": str(plan.data_run_dir),
             "train_run": str(plan.train_run_dir) if plan.train_run_dir else None,
+            "train_ref": plan.train_ref,
         }
         write_json(tmp / "provenance.json", provenance(extra))
     return [plan.run_dir / "figures" / f.name for f in figures]

@@ -69,6 +69,7 @@ from .distributed import (
     world_gradient_accumulation,
     world_size,
 )
+from .hub import adapter_dir_of
 from .rows import (
     build_sft_dataset,
     check_supervised_tokens,
@@ -725,8 +726,9 @@ def train_lora(
 
 
 def load_run_tokenizer(run_dir: str | os.PathLike) -> Any:
-    """The tokenizer a run trained with (saved in ``adapter/``; its pad token may be one the kit added)."""
-    return AutoTokenizer.from_pretrained(resolve_run_dir(run_dir) / "adapter")
+    """The tokenizer a run trained with (saved in ``adapter/``; its pad token may be one the kit added). A
+    downloaded Hub adapter repo (:mod:`socialite_utils.training.hub`) keeps it beside the adapter."""
+    return AutoTokenizer.from_pretrained(adapter_dir_of(resolve_run_dir(run_dir)))
 
 
 def load_adapter(
@@ -735,10 +737,11 @@ def load_adapter(
     """The base model with the run's LoRA adapter, in eval mode.
 
     ``base_model`` defaults to the one in the run's params.json. In-process presets
-    (``tiny-random``) are loaded from the run's saved ``base_model/``.
+    (``tiny-random``) are loaded from the run's saved ``base_model/``. ``run_dir`` may also be a downloaded Hub
+    adapter repo (the adapter files at its top, see :mod:`socialite_utils.training.hub`).
     """
     run_dir = resolve_run_dir(run_dir)
-    adapter_dir = run_dir / "adapter"
+    adapter_dir = adapter_dir_of(run_dir)
     if not adapter_dir.is_dir():
         raise FileNotFoundError(f"{run_dir} has no adapter/ (is it a training run from notebook 02?)")
     if problem := adapter_problem(adapter_dir):
