@@ -328,3 +328,55 @@ def test_cli_push_is_private_unless_asked(at_runs, tmp_path, monkeypatch, capsys
     assert printed["repo"] == REPO_ID and "README.md" in printed["files"]
     card = (tmp_path / "hub" / REPO_ID / "README.md").read_text()
     assert "No evaluation run was given" in card
+
+
+def test_a_hub_adapter_without_tokenizer_or_kit_files(at_runs, tmp_path, monkeypatch):
+    """An adapter pushed by someone else: adapter_config.json names the base model, no tokenizer, no params.json."""
+    import huggingface_hub.constants
+
+    from socialite_utils.models import ModelOfflineError
+
+    monkeypatch.setenv("SOCIALITE_CACHE_DIR", str(tmp_path / "cache"))
+    api, _ = install_fake_model_hub(monkeypatch, tmp_path / "hub")
+    push_adapter_to_hub("train", "someone/bare-lora", api=api)
+    repo = tmp_path / "hub" / "someone/bare-lora"
+    for name in (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        *("params.json", "README.md"),
+    ):
+        (repo / name).unlink()
+
+    params = EvalParams(
+        run_name="ev-bare",
+        data_run="data",
+        train_run="hub:someone/bare-lora",
+        mode="score",
+        bootstrap_samples=50,
+    )
+    plan = build_eval_plan(params)
+    assert plan.base_model == "tiny-random" and not (plan.train_run_dir / "tokenizer.json").exists()
+    evaluate_run(params, plan=plan, verbose=False)  # the tokenizer of the repo's base_model/: the same one
+    local, hub = load_eval_run(at_runs / "ev"), load_eval_run(at_runs / "ev-bare")
+    assert {(r["id"], r["model"]): r["logprobs"] for r in hub.predictions} == {
+        (r["id"], r["model"]): r["logprobs"] for r in local.predictions
+    }
+
+    # a base model on the Hub that is not cached, while offline: named before anything is loaded
+    config = json.loads((repo / "adapter_config.json").read_text())
+    (repo / "adapter_config.json").write_text(
+        json.dumps({**config, "base_model_name_or_path": "someone/base-7b"})
+    )
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(
+        ModelOfflineError, match="cannot load 'someone/base-7b': the Hugging Face hub is offline"
+    ):
+        build_eval_plan(_with(params, run_name="ev-bare2"))
+    # base_model= overrides what the repo names
+    plan = build_eval_plan(_with(params, run_name="ev-bare3", base_model="tiny-random"))
+    assert plan.base_model == "tiny-random"
+
+
+def _with(params: EvalParams, **changes) -> EvalParams:
+    return EvalParams(**{**params.to_dict(), **changes})

@@ -195,8 +195,7 @@ def load_eval_models(ev: EvalRun, precision: Any | None = None) -> EvalModels:
             raise FileNotFoundError(
                 f"training run {run_dir} named by {ev.run_dir}/metrics.json does not exist"
             )
-        tokenizer = training.load_run_tokenizer(run_dir)
-        model = training.load_adapter(run_dir, base_model, precision=precision)
+        model, tokenizer = training.load_adapter_and_tokenizer(run_dir, base_model, precision=precision)
         return EvalModels(model, tokenizer, has_adapter=True)
     if not base_model:
         raise EvalRunError(f"{ev.run_dir}/metrics.json settings name neither train_run nor base_model")

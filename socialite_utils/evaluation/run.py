@@ -55,7 +55,7 @@ from ..schema import (
     write_eval_metrics,
     write_prediction_rows,
 )
-from ..training.lora import load_adapter, load_run_tokenizer
+from ..training.lora import load_adapter_and_tokenizer
 from .backends import backend_info, load_vllm_model
 from .contextual_calibration import build_calibrated_metrics, score_item_priors
 from .plan import (
@@ -86,8 +86,8 @@ def load_eval_model(plan: EvalPlan, *, precision: Any | None = None) -> tuple[An
     if plan.train_run_dir is None:
         return models.load_model(plan.base_model, precision=precision, seed=plan.params.seed)
 
-    model = load_adapter(plan.train_run_dir, plan.base_model, precision=precision)
-    return model.eval(), load_run_tokenizer(plan.train_run_dir)
+    model, tokenizer = load_adapter_and_tokenizer(plan.train_run_dir, plan.base_model, precision=precision)
+    return model.eval(), tokenizer
 
 
 # ---------------------------------------------------------------- the whole run

@@ -6,8 +6,8 @@ owner--name/`` (default ``~/.cache/socialite/adapters/``); anything else is a lo
 before (a plain ``owner/name`` is a path under the current directory). ``hub:owner/name@rev`` pins a branch,
 tag or commit.
 
-A downloaded repo is an adapter folder (``adapter_config.json``, ``adapter_model.safetensors``, the tokenizer)
-rather than a run with ``adapter/`` inside: :func:`adapter_dir_of` finds the adapter in either layout.
+A downloaded repo is an adapter folder (``adapter_config.json``, ``adapter_model.safetensors``, the tokenizer when
+it was pushed with one) rather than a run with ``adapter/`` inside: :func:`adapter_dir_of` finds the adapter in either layout.
 
 Its base model (:func:`hub_base_model`): ``base_model_name_or_path`` of its adapter_config.json. A repo pushed
 by the kit (:mod:`socialite_utils.publish`) also carries the run's params.json; when that names the preset the
@@ -92,7 +92,7 @@ def download_hub_adapter(ref: str, *, cache_dir: str | Path | None = None, token
             f"train_run={ref!r}: cannot download the adapter repo {repo_id!r} and it is not in the kit's cache "
             f"({dest}): {why}. Go online (and `hf auth login` for a private repo), or give a local train run."
         ) from None
-    if problem := adapter_problem(path):
+    if problem := adapter_problem(path, tokenizer=False):  # without its tokenizer: the base model's
         raise FileNotFoundError(
             f"train_run={ref!r}: the Hub repo {repo_id!r} is not a complete LoRA adapter: {problem}"
         )

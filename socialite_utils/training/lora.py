@@ -727,24 +727,35 @@ def train_lora(
 
 def load_run_tokenizer(run_dir: str | os.PathLike) -> Any:
     """The tokenizer a run trained with (saved in ``adapter/``; its pad token may be one the kit added). A
-    downloaded Hub adapter repo (:mod:`socialite_utils.training.hub`) keeps it beside the adapter."""
-    return AutoTokenizer.from_pretrained(adapter_dir_of(resolve_run_dir(run_dir)))
+    downloaded Hub adapter repo (:mod:`socialite_utils.training.hub`) keeps it beside the adapter, or in its saved
+    ``base_model/``; one published without any needs its base model's (:func:`load_adapter_and_tokenizer`)."""
+    run_dir = resolve_run_dir(run_dir)
+    adapter_dir = adapter_dir_of(run_dir)
+    for folder in (adapter_dir, run_dir / "base_model"):
+        if (folder / "tokenizer.json").is_file():
+            return AutoTokenizer.from_pretrained(folder)
+    raise FileNotFoundError(
+        f"{adapter_dir / 'tokenizer.json'} is missing: the adapter was saved without its tokenizer; load it with "
+        "load_adapter_and_tokenizer(run, base_model), which uses the base model's"
+    )
 
 
-def load_adapter(
+def load_adapter_and_tokenizer(
     run_dir: str | os.PathLike, base_model: str | None = None, *, precision: Any | None = None
-) -> Any:
-    """The base model with the run's LoRA adapter, in eval mode.
+) -> tuple[Any, Any]:
+    """(the base model with the run's LoRA adapter, in eval mode; the tokenizer the adapter trained with).
 
     ``base_model`` defaults to the one in the run's params.json. In-process presets
     (``tiny-random``) are loaded from the run's saved ``base_model/``. ``run_dir`` may also be a downloaded Hub
-    adapter repo (the adapter files at its top, see :mod:`socialite_utils.training.hub`).
+    adapter repo (the adapter files at its top, see :mod:`socialite_utils.training.hub`); when it was published
+    without a tokenizer, the base model's is used.
     """
     run_dir = resolve_run_dir(run_dir)
     adapter_dir = adapter_dir_of(run_dir)
     if not adapter_dir.is_dir():
         raise FileNotFoundError(f"{run_dir} has no adapter/ (is it a training run from notebook 02?)")
-    if problem := adapter_problem(adapter_dir):
+    own_tokenizer = adapter_dir != run_dir  # a run's adapter/ always holds its tokenizer; a Hub repo may not
+    if problem := adapter_problem(adapter_dir, tokenizer=own_tokenizer):
         raise FileNotFoundError(f"{run_dir} has an incomplete LoRA adapter: {problem}")
     params = read_json(run_dir / "params.json") if (run_dir / "params.json").exists() else {}
     name = base_model or params.get("base_model")
@@ -757,9 +768,21 @@ def load_adapter(
         from transformers import AutoModelForCausalLM
 
         base = AutoModelForCausalLM.from_pretrained(saved)  # fp32, as trained
+        base_tokenizer = saved
         if precision is not None:
             base = base.to(precision.device)
     else:
-        base, _ = models.load_model(name, precision=precision)
-    model = PeftModel.from_pretrained(base, adapter_dir)
-    return model.eval()
+        base, base_tokenizer = models.load_model(name, precision=precision)
+    model = PeftModel.from_pretrained(base, adapter_dir).eval()
+    if (adapter_dir / "tokenizer.json").is_file():
+        return model, AutoTokenizer.from_pretrained(adapter_dir)
+    if isinstance(base_tokenizer, Path):
+        base_tokenizer = AutoTokenizer.from_pretrained(base_tokenizer)
+    return model, base_tokenizer
+
+
+def load_adapter(
+    run_dir: str | os.PathLike, base_model: str | None = None, *, precision: Any | None = None
+) -> Any:
+    """The base model with the run's LoRA adapter, in eval mode (:func:`load_adapter_and_tokenizer`'s model)."""
+    return load_adapter_and_tokenizer(run_dir, base_model, precision=precision)[0]
