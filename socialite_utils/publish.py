@@ -464,9 +464,11 @@ def push_adapter_to_hub(
     """
     plan = check_publish(run, repo_id, eval_run=eval_run)
     folder = Path(tempfile.mkdtemp(prefix="socialite-hub-"))
+    keep = False
     try:
         files = write_upload_folder(plan, folder)
         if dry_run:
+            keep = True
             return folder
         api = api if api is not None else huggingface_hub.HfApi(token=token)
         repo_url = api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
@@ -483,7 +485,7 @@ def push_adapter_to_hub(
             commit_url=getattr(commit, "commit_url", None),
         )
     finally:
-        if not dry_run:
+        if not keep:  # a failed write or upload leaves nothing behind
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -380,3 +380,16 @@ def test_a_hub_adapter_without_tokenizer_or_kit_files(at_runs, tmp_path, monkeyp
 
 def _with(params: EvalParams, **changes) -> EvalParams:
     return EvalParams(**{**params.to_dict(), **changes})
+
+
+def test_a_failed_upload_leaves_no_temporary_folder(at_runs, tmp_path):
+    class Refusing(FakeHubApi):
+        def upload_folder(self, *, repo_id, folder_path, **kw):
+            self.calls.append({"fn": "upload_folder", "folder_path": folder_path})
+            raise OSError("403 Forbidden: you cannot write to this namespace")
+
+    api = Refusing(tmp_path / "hub")
+    with pytest.raises(OSError, match="403 Forbidden"):
+        push_adapter_to_hub("train", REPO_ID, api=api)
+    assert [c["fn"] for c in api.calls] == ["create_repo", "upload_folder"]
+    assert not Path(api.calls[1]["folder_path"]).exists()
