@@ -142,9 +142,8 @@ class EvalPlan:
     tasks: dict[str, dict]  # task -> {"category", "group", "type", "labels"}
     items: list[EvalItem]
     notes: list[str] = field(default_factory=list)
-    train_ref: str | None = (
-        None  # hub:owner/name when the adapter came from the Hub (train_run_dir: its copy)
-    )
+    # hub:owner/name when the adapter came from the Hub (train_run_dir is then its copy in the kit's cache)
+    train_ref: str | None = None
 
     @property
     def models(self) -> list[str]:
