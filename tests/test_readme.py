@@ -58,6 +58,8 @@ SKIP = {
     "the gpu-demo plan is checked in tests/test_plancheck.py and its recipe is cpu-demo's",
     r"^lm_eval ": "needs the hub model and an exported run; the harness's parity with score mode is "
     "tests/test_lmeval_export.py",
+    r"^python -m socialite_utils\.publish ": "needs notebook 02's train-demo and 03's eval-demo runs, and the "
+    "second line a Hub login and the internet; the same code pushes to a stand-in Hub in tests/test_publish.py",
 }
 
 

@@ -76,9 +76,12 @@ def test_base_from_reuses_the_base_predictions_of_an_earlier_seed(two_seeds, mon
         verbose=False,
     )
     first, second = load_eval_run("eval-0"), load_eval_run("eval-1")
-    base = lambda ev: sorted(
-        (r["id"], json.dumps(r, sort_keys=True)) for r in ev.predictions if r["model"] == "base"
-    )  # noqa: E731
+
+    def base(ev):
+        return sorted(
+            (r["id"], json.dumps(r, sort_keys=True)) for r in ev.predictions if r["model"] == "base"
+        )
+
     assert base(first) == base(second) and len(base(first)) == 5 * len(TASKS)
     assert (
         first.metrics["tasks"]["tweet_irony"]["models"]["base"]

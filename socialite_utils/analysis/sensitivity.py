@@ -25,6 +25,7 @@ from ..runs import (
     resolve_run_ref,
 )
 from ..training import lora as training
+from ..training.hub import locate_train_run
 from ..training.lora import load_run_tokenizer
 
 
@@ -189,13 +190,12 @@ def load_eval_models(ev: EvalRun, precision: Any | None = None) -> EvalModels:
     train_run = ev.settings.get("train_run")
     base_model = ev.settings.get("base_model")
     if train_run:
-        run_dir = resolve_run_ref(train_run, ev.run_dir.parent)
+        run_dir = locate_train_run(train_run, ev.run_dir.parent)  # a run, or a Hub adapter's cached copy
         if not run_dir.is_dir():
             raise FileNotFoundError(
                 f"training run {run_dir} named by {ev.run_dir}/metrics.json does not exist"
             )
-        tokenizer = training.load_run_tokenizer(run_dir)
-        model = training.load_adapter(run_dir, base_model, precision=precision)
+        model, tokenizer = training.load_adapter_and_tokenizer(run_dir, base_model, precision=precision)
         return EvalModels(model, tokenizer, has_adapter=True)
     if not base_model:
         raise EvalRunError(f"{ev.run_dir}/metrics.json settings name neither train_run nor base_model")
@@ -210,7 +210,7 @@ def load_eval_models(ev: EvalRun, precision: Any | None = None) -> EvalModels:
 def load_eval_tokenizer(ev: EvalRun) -> Any:
     """The tokenizer the evaluation used (the training run's, else the base model's), for token lengths."""
     if ev.settings.get("train_run"):
-        return load_run_tokenizer(resolve_run_ref(ev.settings["train_run"], ev.run_dir.parent))
+        return load_run_tokenizer(locate_train_run(ev.settings["train_run"], ev.run_dir.parent))
     return load_eval_models(ev).tokenizer
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import models
+from ..training.hub import adapter_dir_of
 from ..training.lora import load_run_tokenizer
 from .scoring import encode_prompt
 
@@ -133,7 +134,8 @@ def load_vllm_model(plan: Any) -> tuple[VLLMModel, Any]:
     saved = Path(plan.train_run_dir) / "base_model"
     base = str(saved) if saved.is_dir() else models.resolve_model(plan.base_model).source
     tokenizer = load_run_tokenizer(plan.train_run_dir)
-    engine = VLLMModel(base, tokenizer, Path(plan.train_run_dir) / "adapter", seed=plan.params.seed)
+    # a run's adapter/, or a downloaded Hub adapter repo (hub:owner/name) whose files are at its top
+    engine = VLLMModel(base, tokenizer, adapter_dir_of(Path(plan.train_run_dir)), seed=plan.params.seed)
     return engine, tokenizer
 
 

@@ -26,6 +26,7 @@ from ..runs import (
     resolve_run_dir,
 )
 from ..training.checkpoints import adapter_problem
+from ..training.hub import download_hub_adapter, hub_base_model, is_hub_ref
 from ..training.lora import IN_PROCESS_PRESETS
 from .backends import check_backend
 
@@ -59,7 +60,7 @@ class EvalParams(FromMapping):
 
     run_name: str
     data_run: str = "data-demo"  # notebook 01's output: a run name under runs/ or a path
-    train_run: str | None = "train-demo"  # notebook 02's output; None evaluates the base model only
+    train_run: str | None = "train-demo"  # notebook 02's output, or hub:owner/name; None: the base model only
     base_model: str | None = None  # None: the train run's base model (required when train_run is None)
     mode: str = "generate"  # "generate" (the paper's protocol) or "score" (label likelihood)
     few_shot_k: int | None = None  # None: prompts as the data run rendered them; else re-render with k shots
@@ -144,6 +145,8 @@ class EvalPlan:
     tasks: dict[str, dict]  # task -> {"category", "group", "type", "labels"}
     items: list[EvalItem]
     notes: list[str] = field(default_factory=list)
+    # hub:owner/name when the adapter came from the Hub (train_run_dir is then its copy in the kit's cache)
+    train_ref: str | None = None
 
     @property
     def models(self) -> list[str]:
@@ -156,7 +159,8 @@ class EvalPlan:
         ks = sorted({it.few_shot_k for it in self.items})
         lines = [
             f"data run: {self.data_run_dir} (split {self.params.split}, format {self.prompt_format})",
-            f"train run: {self.train_run_dir or '- (base model only)'}",
+            f"train run: {self.train_ref + ' -> ' if self.train_ref else ''}"
+            f"{self.train_run_dir or '- (base model only)'}",
             f"base model: {self.base_model}; models evaluated: {', '.join(self.models)}",
             f"mode: {self.params.mode}; few-shot k: {ks}; variant: {self.params.variant}",
             f"{len(self.items)} examples x {len(self.models)} model(s) from {len(per_task)} task(s): "
@@ -198,11 +202,14 @@ def _check_train_run(params: EvalParams) -> tuple[Path | None, str]:
         name = str(params.base_model)
         _check_model_name(name, resolve_model)
         return None, name
+    if is_hub_ref(params.train_run):
+        return _check_hub_adapter(params.train_run, params.base_model)
     train_dir = resolve_run_dir(params.train_run)
     if not train_dir.is_dir():
         raise FileNotFoundError(
-            f"train run {train_dir} does not exist (run notebook 02 first, fix train_run, or set "
-            "train_run=None and base_model=... to evaluate a base model only)"
+            f"train run {train_dir} does not exist (run notebook 02 first, fix train_run, write "
+            "hub:owner/name for an adapter on the Hugging Face Hub, or set train_run=None and base_model=... "
+            "to evaluate a base model only)"
         )
     adapter = train_dir / "adapter"
     full_model = (train_dir / "model" / "config.json").is_file()  # a peft="none" run: every weight trained
@@ -231,6 +238,20 @@ def _check_train_run(params: EvalParams) -> tuple[Path | None, str]:
         )
     _check_model_name(trained_on, resolve_model)
     return train_dir, trained_on
+
+
+def _check_hub_adapter(ref: str, base_model: str | None) -> tuple[Path, str]:
+    """A Hub adapter (``hub:owner/name``) downloaded into the kit's cache, and its base model: ``base_model`` when
+    given, else the one the repo names (:func:`socialite_utils.training.hub.hub_base_model`)."""
+    repo_dir = download_hub_adapter(ref)
+    name = base_model or hub_base_model(repo_dir, ref)
+    if name in IN_PROCESS_PRESETS and not (repo_dir / "base_model" / "config.json").is_file():
+        raise FileNotFoundError(
+            f"train_run={ref!r}: the adapter was trained on {name!r} (random weights built in-process) and the "
+            "repo has no base_model/ with those weights"
+        )
+    _check_model_name(name, resolve_model)
+    return repo_dir, name
 
 
 def _check_model_name(name: str, resolve_model: Any) -> None:
@@ -405,4 +426,5 @@ def build_eval_plan(params: EvalParams) -> EvalPlan:
         tasks=tasks,
         items=items,
         notes=notes,
+        train_ref=params.train_run if is_hub_ref(params.train_run) else None,
     )

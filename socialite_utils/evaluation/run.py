@@ -57,7 +57,7 @@ from ..schema import (
     write_eval_metrics,
     write_prediction_rows,
 )
-from ..training.lora import load_adapter, load_run_tokenizer
+from ..training.lora import load_adapter_and_tokenizer
 from .backends import backend_info, load_vllm_model
 from .contextual_calibration import build_calibrated_metrics, score_item_priors
 from .plan import (
@@ -88,8 +88,8 @@ def load_eval_model(plan: EvalPlan, *, precision: Any | None = None) -> tuple[An
     if plan.train_run_dir is None:
         return models.load_model(plan.base_model, precision=precision, seed=plan.params.seed)
 
-    model = load_adapter(plan.train_run_dir, plan.base_model, precision=precision)
-    return model.eval(), load_run_tokenizer(plan.train_run_dir)
+    model, tokenizer = load_adapter_and_tokenizer(plan.train_run_dir, plan.base_model, precision=precision)
+    return model.eval(), tokenizer
 
 
 # ---------------------------------------------------------------- the whole run
@@ -120,7 +120,9 @@ def _settings(plan: EvalPlan) -> dict:
         "few_shot_k": ks[0] if len(ks) == 1 else ks,
         "base_model": plan.base_model,
         # relative to the shared runs directory: same profile + seed -> identical metrics.json wherever it runs
-        "train_run": run_ref(plan.train_run_dir, plan.run_dir.parent) if plan.train_run_dir else None,
+        # a Hub adapter is named by its id (hub:owner/name), not by this machine's cache folder
+        "train_run": plan.train_ref
+        or (run_ref(plan.train_run_dir, plan.run_dir.parent) if plan.train_run_dir else None),
         "data_run": run_ref(plan.data_run_dir, plan.run_dir.parent),
         "suite": plan.suite,
         "split": p.split,
@@ -278,6 +280,7 @@ def _write_eval_run(
             "train_run": str(plan.train_run_dir) if plan.train_run_dir else None,
             "items_digest": items_digest(items),
             "base_from": p.base_from,
+            "train_ref": plan.train_ref,
         }
         write_json(tmp / "provenance.json", provenance(extra))
     return [plan.run_dir / "figures" / f.name for f in figures]

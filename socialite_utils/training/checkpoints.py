@@ -85,15 +85,16 @@ def find_resume_checkpoint(checkpoint_dir: Path) -> tuple[Path | None, list[tupl
     return None, skipped
 
 
-def adapter_problem(adapter_dir: Path) -> str | None:
+def adapter_problem(adapter_dir: Path, *, tokenizer: bool = True) -> str | None:
     """None for a loadable run adapter directory; else which file is missing or truncated.
 
     A kit run saves the LoRA adapter (``adapter_config.json``, ``adapter_model.safetensors``) and the tokenizer
     it trained with (``tokenizer.json``) in ``adapter/``; PEFT and tokenizers fail obscurely without them.
+    ``tokenizer=False``: an adapter published without its tokenizer (its base model's is used).
     """
     if not adapter_dir.is_dir():
         return f"{adapter_dir} is missing"
-    for name in ("adapter_config.json", "tokenizer.json"):
+    for name in ("adapter_config.json", "tokenizer.json")[: 2 if tokenizer else 1]:
         if not (adapter_dir / name).is_file():
             return f"{adapter_dir / name} is missing"
     if (adapter_dir / "adapter_model.bin").is_file() and not (adapter_dir / WEIGHT_FILES[0]).exists():

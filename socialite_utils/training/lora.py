@@ -71,6 +71,7 @@ from .distributed import (
     world_gradient_accumulation,
     world_size,
 )
+from .hub import adapter_dir_of
 from .rows import (
     build_sft_dataset,
     check_supervised_tokens,
@@ -908,19 +909,27 @@ def train_lora(
 
 
 def run_weights_dir(run_dir: str | os.PathLike) -> Path:
-    """A finished training run's trained weights: ``adapter/`` (LoRA) or ``model/`` (``peft="none"``)."""
+    """A training run's trained weights: ``model/`` (``peft="none"``), else its adapter folder (``adapter/``, or a
+    downloaded Hub adapter repo itself, :func:`~socialite_utils.training.hub.adapter_dir_of`)."""
     run_dir = resolve_run_dir(run_dir)
-    for name in WEIGHTS_DIR.values():
-        if (run_dir / name).is_dir():
-            return run_dir / name
-    raise FileNotFoundError(
-        f"{run_dir} has no adapter/ or model/ (is it a finished training run from notebook 02?)"
-    )
+    if (run_dir / WEIGHTS_DIR["none"]).is_dir():
+        return run_dir / WEIGHTS_DIR["none"]
+    return adapter_dir_of(run_dir)
 
 
 def load_run_tokenizer(run_dir: str | os.PathLike) -> Any:
-    """The tokenizer a run trained with (saved beside its weights; its pad token may be one the kit added)."""
-    return AutoTokenizer.from_pretrained(run_weights_dir(run_dir))
+    """The tokenizer a run trained with (saved beside its weights; its pad token may be one the kit added). A
+    downloaded Hub adapter repo (:mod:`socialite_utils.training.hub`) keeps it beside the adapter, or in its saved
+    ``base_model/``; one published without any needs its base model's (:func:`load_adapter_and_tokenizer`)."""
+    run_dir = resolve_run_dir(run_dir)
+    weights = run_weights_dir(run_dir)
+    for folder in (weights, run_dir / "base_model"):
+        if (folder / "tokenizer.json").is_file():
+            return AutoTokenizer.from_pretrained(folder)
+    raise FileNotFoundError(
+        f"{weights / 'tokenizer.json'} is missing: the adapter was saved without its tokenizer; load it with "
+        "load_adapter_and_tokenizer(run, base_model), which uses the base model's"
+    )
 
 
 class FullFineTunedModel:
@@ -958,7 +967,8 @@ class FullFineTunedModel:
             object.__setattr__(self, "_active", self._tuned)
 
 
-def _load_base_model(run_dir: Path, name: str, precision: Any | None) -> Any:
+def _load_base_model(run_dir: Path, name: str, precision: Any | None) -> tuple[Any, Any]:
+    """(base model, its tokenizer or the folder holding it): in-process presets from the run's ``base_model/``."""
     if name in IN_PROCESS_PRESETS:
         saved = run_dir / "base_model"
         if not saved.is_dir():
@@ -966,34 +976,53 @@ def _load_base_model(run_dir: Path, name: str, precision: Any | None) -> Any:
         from transformers import AutoModelForCausalLM
 
         base = AutoModelForCausalLM.from_pretrained(saved)  # fp32, as trained
-        return base.to(precision.device) if precision is not None else base
-    return models.load_model(name, precision=precision)[0]
+        return (base.to(precision.device) if precision is not None else base), saved
+    return models.load_model(name, precision=precision)
+
+
+def load_adapter_and_tokenizer(
+    run_dir: str | os.PathLike, base_model: str | None = None, *, precision: Any | None = None
+) -> tuple[Any, Any]:
+    """(the base model with the run's LoRA adapter, in eval mode; the tokenizer the adapter trained with).
+
+    ``base_model`` defaults to the one in the run's params.json. In-process presets
+    (``tiny-random``) are loaded from the run's saved ``base_model/``. ``run_dir`` may also be a downloaded Hub
+    adapter repo (the adapter files at its top, see :mod:`socialite_utils.training.hub`); when it was published
+    without a tokenizer, the base model's is used. A ``peft="none"`` run gives its whole model
+    (:class:`FullFineTunedModel`, whose ``disable_adapter()`` is the base model it started from).
+    """
+    run_dir = resolve_run_dir(run_dir)
+    params = read_json(run_dir / "params.json") if (run_dir / "params.json").exists() else {}
+    weights = run_weights_dir(run_dir)
+    if weights.name == WEIGHTS_DIR["none"] and weights.parent == run_dir:
+        if base_model and base_model != params.get("base_model"):
+            raise ValueError(
+                f"{run_dir} holds a fully fine-tuned {params.get('base_model')!r} (model/), not {base_model!r}"
+            )
+        tuned, tokenizer = models.load_model(str(weights), precision=precision)
+        trained_from = str(params.get("base_model"))
+        model = FullFineTunedModel(tuned, lambda: _load_base_model(run_dir, trained_from, precision)[0])
+        return model.eval(), tokenizer
+    adapter_dir = weights
+    if not adapter_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir} has no adapter/ (is it a training run from notebook 02?)")
+    own_tokenizer = adapter_dir != run_dir  # a run's adapter/ always holds its tokenizer; a Hub repo may not
+    if problem := adapter_problem(adapter_dir, tokenizer=own_tokenizer):
+        raise FileNotFoundError(f"{run_dir} has an incomplete LoRA adapter: {problem}")
+    name = base_model or params.get("base_model")
+    if not name:
+        raise ValueError(f"{run_dir}/params.json names no base_model; pass base_model=")
+    base, base_tokenizer = _load_base_model(run_dir, name, precision)
+    model = PeftModel.from_pretrained(base, adapter_dir).eval()
+    if (adapter_dir / "tokenizer.json").is_file():
+        return model, AutoTokenizer.from_pretrained(adapter_dir)
+    if isinstance(base_tokenizer, Path):
+        base_tokenizer = AutoTokenizer.from_pretrained(base_tokenizer)
+    return model, base_tokenizer
 
 
 def load_adapter(
     run_dir: str | os.PathLike, base_model: str | None = None, *, precision: Any | None = None
 ) -> Any:
-    """The base model with the run's LoRA adapter (or a ``peft="none"`` run's whole model), in eval mode.
-
-    ``base_model`` defaults to the one in the run's params.json. In-process presets
-    (``tiny-random``) are loaded from the run's saved ``base_model/``.
-    """
-    run_dir = resolve_run_dir(run_dir)
-    weights = run_weights_dir(run_dir)
-    params = read_json(run_dir / "params.json") if (run_dir / "params.json").exists() else {}
-    if weights.name == WEIGHTS_DIR["none"]:
-        if base_model and base_model != params.get("base_model"):
-            raise ValueError(
-                f"{run_dir} holds a fully fine-tuned {params.get('base_model')!r} (model/), not {base_model!r}"
-            )
-        tuned, _ = models.load_model(str(weights), precision=precision)
-        trained_from = str(params.get("base_model"))
-        return FullFineTunedModel(tuned, lambda: _load_base_model(run_dir, trained_from, precision)).eval()
-    adapter_dir = weights
-    if problem := adapter_problem(adapter_dir):
-        raise FileNotFoundError(f"{run_dir} has an incomplete LoRA adapter: {problem}")
-    name = base_model or params.get("base_model")
-    if not name:
-        raise ValueError(f"{run_dir}/params.json names no base_model; pass base_model=")
-    model = PeftModel.from_pretrained(_load_base_model(run_dir, name, precision), adapter_dir)
-    return model.eval()
+    """The base model with the run's LoRA adapter, in eval mode (:func:`load_adapter_and_tokenizer`'s model)."""
+    return load_adapter_and_tokenizer(run_dir, base_model, precision=precision)[0]
