@@ -30,7 +30,7 @@ import yaml
 from .data.types import DataParams
 from .evaluation.plan import EVAL_RULES, EvalParams
 from .params import as_bool, coerce_field
-from .plancheck import Plan, PlanError, check_plan
+from .plancheck import Plan, PlanError, StepPlan, check_plan
 from .reporting import (
     example_ci,
     fmt_ci,
@@ -53,6 +53,7 @@ from .runs import (
 )
 from .schema import read_baselines_metrics, read_eval_metrics
 from .studies.mixing import STUDY_RULES, MixingStudyParams
+from .studies.seeds import write_seed_report
 from .studies.writing import WRITING_RULES, WritingStudyParams
 from .training.lora import TRAIN_RULES, TrainParams
 
@@ -217,7 +218,18 @@ def plan_profile(
     check_steps(params, None)
     prof = load_profiles()[profile]
     declared = [s for s, *_ in STEPS if s in prof["steps"]]
-    return check_plan(profile, params, declared, device or prof.get("device", "cpu"))
+    plan = check_plan(profile, params, declared, device or prof.get("device", "cpu"))
+    if seeds := profile_seeds(profile):
+        plan.steps.append(
+            StepPlan(
+                "seeds",
+                [
+                    f"{len(seeds)} training seeds {seeds}: the steps above run once per seed on the same test rows"
+                ],
+                estimate=f"about {len(seeds)} x the above (the base model scored once), then judged together",
+            )
+        )
+    return plan
 
 
 def _now() -> str:
@@ -373,6 +385,128 @@ def run_pipeline(
     return results
 
 
+# ---------------------------------------------------------------- several seeds
+
+# The steps whose draws a training seed sets: the train rows (data), the adapter (train), the floors and encoder.
+SEEDED_STEPS = ("data", "train", "baselines")
+
+
+def profile_seeds(profile: str, seeds: list[int] | None = None) -> list[int] | None:
+    """The training seeds of a run: ``seeds`` (the command line's ``--seeds``), else the profile's ``seeds:``;
+    None for a single run. Distinct integers >= 0, else ValueError."""
+    if seeds is None:
+        seeds = load_profiles()[profile].get("seeds")
+    if seeds is None:
+        return None
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise ValueError(f"seeds = {seeds!r}: expected distinct integers >= 0, e.g. 0,1,2")
+    return list(seeds)
+
+
+def seed_overrides(
+    overrides: dict[str, dict[str, Any]] | None,
+    seed: int,
+    first: int,
+    pipe_dir: Path,
+    declared: list[str],
+    eval_seed: int,
+) -> dict[str, dict[str, Any]]:
+    """One seed's overrides: the seed for the train-row draw, training and the baselines; the one ``eval_seed``
+    for the test rows, so every seed meets the same rows; and after the first seed the base model's predictions
+    reused from the first seed's evaluation (``eval.base_from``), so the base model is scored once."""
+    out = {step: dict(kv) for step, kv in (overrides or {}).items()}
+    for step in SEEDED_STEPS:
+        if step in declared:
+            out.setdefault(step, {})["seed"] = seed
+    if "data" in declared:
+        out["data"]["eval_seed"] = eval_seed
+    if seed != first and "eval" in declared and "train" in declared:
+        out.setdefault("eval", {})["base_from"] = str(pipe_dir / f"seed-{first}" / "eval")
+    return out
+
+
+def _finished_steps(seed_dir: Path) -> set[str]:
+    records = seed_dir / "pipeline_steps.json"
+    return {r["step"] for r in read_json(records) if r.get("ok")} if records.exists() else set()
+
+
+def check_seeded_pipeline(
+    profile: str,
+    run_name: str,
+    seeds: list[int],
+    *,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    runs_dir: str | os.PathLike | None = None,
+) -> tuple[Path, list[str], dict[int, dict[str, dict[str, Any]]]]:
+    """Everything a seeds run checks before it starts -> (pipeline directory, its steps, every seed's overrides)."""
+    check_run_name(run_name, param="run_name (--run-name)")
+    pipe_dir = safe_write_path(
+        Path(runs_dir).resolve() if runs_dir else runs_root(), run_name, param="--run-name"
+    )
+    declared = [s for s, *_ in STEPS if s in load_profiles()[profile]["steps"]]
+    if "eval" not in declared or "train" not in declared:
+        raise ValueError(f"profile '{profile}': seeds need a train and an eval step; its steps: {declared}")
+    base = resolve_profile(profile, overrides)
+    eval_seed = base["data"].get("eval_seed", base["data"].get("seed", 0))
+    plans = {s: seed_overrides(overrides, s, seeds[0], pipe_dir, declared, eval_seed) for s in seeds}
+    for over in plans.values():  # every seed's parameters, before anything runs
+        typed = resolve_profile(profile, over)
+        check_steps(typed, None)
+        for step, values in typed.items():
+            typed_step_params(step, values)
+    return pipe_dir, declared, plans
+
+
+def run_seeded_pipeline(
+    profile: str,
+    run_name: str,
+    seeds: list[int],
+    *,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    runs_dir: str | os.PathLike | None = None,
+    log=print,
+) -> list[StepResult]:
+    """The profile's steps once per seed, into ``runs/<run_name>/seed-<s>/``, then the seeds judged together
+    (:func:`socialite_utils.studies.seeds.write_seed_report` -> ``runs/<run_name>/seeds/``). Every seed's
+    parameters are checked before the first step runs. Rerunning the same command continues: finished seeds are
+    kept, a seed's finished steps are not run again."""
+    pipe_dir, declared, plans = check_seeded_pipeline(
+        profile, run_name, seeds, overrides=overrides, runs_dir=runs_dir
+    )
+    results: list[StepResult] = []
+    for s in seeds:
+        seed_dir = pipe_dir / f"seed-{s}"
+        done = _finished_steps(seed_dir)
+        todo = [step for step in declared if step not in done]
+        if not todo:
+            log(f"[seed {s}] finished earlier: {seed_dir}")
+            continue
+        log(f"[seed {s}] {', '.join(todo)} -> {seed_dir}")
+        ran = run_pipeline(
+            profile, seed_dir.name, overrides=plans[s], only=todo if seed_dir.exists() else None,
+            runs_dir=pipe_dir, log=log,
+        )  # fmt: skip
+        results += [StepResult(f"seed-{s}/{r.step}", r.notebook, r.seconds, r.ok, r.error) for r in ran]
+        if not all(r.ok for r in ran):
+            return results
+    t0 = time.time()
+    eval_params = resolve_profile(profile, overrides)["eval"]
+    write_seed_report(
+        pipe_dir,
+        [pipe_dir / f"seed-{s}" for s in seeds],
+        B=int(eval_params.get("bootstrap_samples", 1000)),
+        seed=int(eval_params.get("seed", 0)),
+    )
+    results.append(StepResult("seeds", "socialite_utils.studies.seeds", time.time() - t0, True))
+    log(f"[seeds] {len(seeds)} seeds judged together -> {pipe_dir / 'seeds'}")
+    return results
+
+
 def format_summary(pipe_dir: str | os.PathLike) -> str:
     """Base vs tuned per category and group (mean macro-F1 over tasks, 95% CI over test examples), claims, and the
     figures."""
@@ -470,6 +604,13 @@ def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> lis
     return copied
 
 
+def _int_list(text: str, param: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{param} {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -484,6 +625,9 @@ def main(argv: list[str] | None = None) -> int:
         help="override a parameter; the value is YAML as in profiles.yaml ([a, b] a list, null None)",
     )
     ap.add_argument("--only", help="comma-separated steps to (re)run, e.g. eval,analysis")
+    ap.add_argument(
+        "--seeds", help="comma-separated training seeds, e.g. 0,1,2: the steps once per seed, judged together"
+    )
     ap.add_argument("--runs-dir", help="root for runs (default: $SOCIALITE_RUNS_DIR or <repo>/runs)")
     ap.add_argument("--list", action="store_true", help="list profiles and exit")
     ap.add_argument(
@@ -524,14 +668,31 @@ def main(argv: list[str] | None = None) -> int:
         for text in args.set:
             step, param, value = parse_override(text)
             overrides.setdefault(step, {})[param] = value
-        check_pipeline(args.profile, args.run_name, overrides=overrides, only=only, runs_dir=args.runs_dir)
+        seeds = profile_seeds(args.profile, _int_list(args.seeds, "--seeds") if args.seeds else None)
+        if seeds is None:
+            check_pipeline(
+                args.profile, args.run_name, overrides=overrides, only=only, runs_dir=args.runs_dir
+            )
+        elif only:
+            raise ValueError(
+                "--only and seeds: rerun the same command instead (finished seeds and steps are kept)"
+            )
+        else:
+            check_seeded_pipeline(
+                args.profile, args.run_name, seeds, overrides=overrides, runs_dir=args.runs_dir
+            )
     except (ValueError, KeyError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
     t0 = time.time()
-    results = run_pipeline(
-        args.profile, args.run_name, overrides=overrides, only=only, runs_dir=args.runs_dir
-    )
+    if seeds is not None:
+        results = run_seeded_pipeline(
+            args.profile, args.run_name, seeds, overrides=overrides, runs_dir=args.runs_dir
+        )
+    else:
+        results = run_pipeline(
+            args.profile, args.run_name, overrides=overrides, only=only, runs_dir=args.runs_dir
+        )
     pipe_dir = (Path(args.runs_dir).resolve() if args.runs_dir else runs_root()) / args.run_name
     print(f"\n=== {args.profile} pipeline '{args.run_name}': {time.time() - t0:.0f}s ===")
     for r in results:
@@ -539,7 +700,11 @@ def main(argv: list[str] | None = None) -> int:
     if not all(r.ok for r in results):
         print(f"stopped at the failing step; executed notebooks are in {pipe_dir / 'notebooks'}")
         return 1
-    summary = format_summary(pipe_dir)
+    summary = (
+        (pipe_dir / "seeds" / "summary.txt").read_text().rstrip()
+        if seeds is not None
+        else format_summary(pipe_dir)
+    )
     (pipe_dir / "summary.txt").write_text(summary + "\n")
     print(summary)
     if args.publish:

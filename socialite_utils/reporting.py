@@ -272,7 +272,7 @@ def _system_rows(rows: Sequence[dict], systems: Sequence[str], tasks: Sequence[s
     return out
 
 
-def _vs_tuned(
+def bootstrap_vs_tuned(
     metrics: dict,
     tuned: dict[tuple[str, str], Any],
     other: dict[tuple[str, str], dict],
@@ -344,7 +344,7 @@ def build_floor_claim(
     results: dict[str, C.BootstrapResult] = {}
     for floor in FLOORS:
         if floor in floors:
-            res = _vs_tuned(
+            res = bootstrap_vs_tuned(
                 metrics, tuned, floors[floor], floor, tasks, bootstrap_samples=bootstrap_samples, seed=seed,
                 expected_floor=floor == "stratified",
             )  # fmt: skip
@@ -426,7 +426,9 @@ def build_system_claim(
             else f"no {system} predictions"
         )
         return unjudged_entry(name, why)
-    res = _vs_tuned(metrics, tuned, rows, system, tasks, bootstrap_samples=bootstrap_samples, seed=seed)
+    res = bootstrap_vs_tuned(
+        metrics, tuned, rows, system, tasks, bootstrap_samples=bootstrap_samples, seed=seed
+    )
     if res is None:
         return unjudged_entry(name, f"{system} has no predictions on every {group} task")
     claim = _claim_from(name, f"tuned vs {system}, mean over {group} tasks", res)
