@@ -335,15 +335,56 @@ def invalid_utf8_message(path: str | os.PathLike, line: int, raw: bytes, exc: Un
     )
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object that gives one key twice (``json`` would silently keep the last value)."""
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _not_json_lines(path: Path, lineno: int, line: str) -> str | None:
+    """What to say when a file is JSON but not JSON Lines (a pretty-printed array or object), else None."""
+    text = line.strip()
+    if lineno == 1 and text.startswith("["):
+        return (
+            f"{path}: line 1: the file is a JSON array; JSON Lines is expected (one object per line, no enclosing "
+            "[ ]): write each object on a line of its own"
+        )
+    if lineno == 1 and text == "{":
+        return (
+            f"{path}: line 1: an object spread over several lines (pretty-printed JSON); JSON Lines is expected: "
+            "each object complete on one line"
+        )
+    return None
+
+
 def iter_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError) -> Iterator[tuple[int, dict]]:
     """Yield ``(line number, object)`` per non-blank line.
 
-    A line that is not UTF-8, not JSON or not a JSON object raises ``error`` naming the file and line.
-    Lines end at ``\\n`` (JSON Lines); a UTF-8 byte-order mark at the start of the file is ignored.
+    A line that is not UTF-8, not JSON or not a JSON object, or an object that gives a key twice, raises ``error``
+    naming the file and line; a gzip-compressed file, a JSON array or pretty-printed objects (JSON rather than
+    JSON Lines) are named as such. Lines end at ``\\n`` (JSON Lines); a UTF-8 byte-order mark at the start of the
+    file is ignored.
     """
     path = Path(path)
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(_GZIP_MAGIC):
+                raise error(
+                    f"{path}: the file is gzip-compressed: decompress it first (gunzip -k {path.name}, then "
+                    "point the kit at the .jsonl it writes)"
+                )
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as e:
@@ -351,9 +392,20 @@ def iter_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError) -> 
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
+            except _DuplicateKey as e:
+                raise error(
+                    f"{path}: line {lineno}: duplicate key {e.args[0]!r} in one object (JSON readers keep "
+                    "either value): give each key once"
+                ) from None
             except json.JSONDecodeError as e:
-                raise error(f"{path}: line {lineno}: malformed JSON ({e.msg})") from None
+                hint = _not_json_lines(path, lineno, line)
+                raise error(hint or f"{path}: line {lineno}: malformed JSON ({e.msg})") from None
+            if isinstance(obj, list):
+                raise error(
+                    f"{path}: line {lineno}: expected a JSON object, got a JSON array; JSON Lines is expected (one "
+                    "object per line, no enclosing [ ]): write each object on a line of its own"
+                )
             if not isinstance(obj, dict):
                 raise error(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj
