@@ -288,9 +288,42 @@ class _StrictYamlLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml_strict(path: str | os.PathLike, error: type[Exception] = ValueError) -> Any:
+class MarkedDict(dict):
+    """A YAML mapping that remembers where it was written: ``line`` (1-based) of the mapping and ``key_lines``, the
+    line of each key, so a check of a field's value can name the line of that field."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+    def line_of(self, key: Any) -> int:
+        """The line of ``key`` (the mapping's own line when the key is absent)."""
+        return getattr(self, "key_lines", {}).get(key, self.line)
+
+
+class _MarkedYamlLoader(_StrictYamlLoader):
+    """The strict loader whose mappings are :class:`MarkedDict` (with the line of every key)."""
+
+
+def _construct_marked_map(loader: _MarkedYamlLoader, node: yaml.MappingNode) -> Iterator[MarkedDict]:
+    data = MarkedDict()
+    data.line = node.start_mark.line + 1
+    yield data
+    data.update(loader.construct_mapping(node))
+    data.key_lines = {
+        loader.construct_object(key_node, deep=True): key_node.start_mark.line + 1
+        for key_node, _ in node.value
+    }
+
+
+_MarkedYamlLoader.add_constructor("tag:yaml.org,2002:map", _construct_marked_map)
+
+
+def load_yaml_strict(
+    path: str | os.PathLike, error: type[Exception] = ValueError, *, marks: bool = False
+) -> Any:
     """Read a YAML file (UTF-8) with PyYAML's safe loader, refusing duplicate keys and anchors/aliases; any problem
-    raises ``error`` naming the file and line."""
+    raises ``error`` naming the file and line. With ``marks``, every mapping is a :class:`MarkedDict` that knows the
+    line of each of its keys."""
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -299,7 +332,8 @@ def load_yaml_strict(path: str | os.PathLike, error: type[Exception] = ValueErro
             f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8"
         ) from None
     try:
-        return yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 (a SafeLoader subclass)
+        loader = _MarkedYamlLoader if marks else _StrictYamlLoader
+        return yaml.load(text, Loader=loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f"line {mark.line + 1}: " if mark is not None else ""

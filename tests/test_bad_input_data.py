@@ -363,19 +363,20 @@ QUOTE = 'YAML reads unquoted yes/no/true/false/on/off as booleans; quote the wor
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "what"),
+    ("old", "new", "line", "what"),
     [
-        ("labels: [polite, impolite]", "labels: [yes, no]", "labels[0] is the boolean True"),
-        ("labels: [polite, impolite]", "labels: [on, off]", "labels[0] is the boolean True"),
-        ('"0": impolite}', '"0": no}', "label_map['0'] is the boolean False"),
-        ("{impolite: rude}", "{impolite: off}", "variants[0].labels['impolite'] is the boolean False"),
+        ("labels: [polite, impolite]", "labels: [yes, no]", 9, "labels[0] is the boolean True"),
+        ("labels: [polite, impolite]", "labels: [on, off]", 9, "labels[0] is the boolean True"),
+        ('"0": impolite}', '"0": no}', 10, "label_map['0'] is the boolean False"),
+        ("{impolite: rude}", "{impolite: off}", 15, "variants[0].labels['impolite'] is the boolean False"),
     ],
 )
-def test_unquoted_yes_no_labels_say_to_quote_them(tmp_path, old, new, what):
+def test_unquoted_yes_no_labels_say_to_quote_them(tmp_path, old, new, line, what):
     path, load = _load(tmp_path, USER_TASK.replace(old, new))
     with pytest.raises(RegistryError) as exc:
         load()
-    assert str(exc.value) == f"{path}: task 'politeness_toy': {what}: {QUOTE}"
+    # the line is that of the field in USER_TASK (line 1 is its leading blank line)
+    assert str(exc.value) == f"{path}: line {line}: task 'politeness_toy': {what}: {QUOTE}"
 
 
 def test_quoted_yes_no_labels_load(tmp_path):
