@@ -565,6 +565,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def this_process() -> dict[str, Any]:
+    """This process as a record names it: ``{"pid": ..., "host": ...}`` (see :func:`process_alive`)."""
+    return {"pid": os.getpid(), "host": _host()}
+
+
+def process_alive(pid: Any, host: Any) -> bool:
+    """Whether process ``pid`` of ``host`` may still be running: False only when ``host`` is this machine and the
+    process is gone (a process of another machine is assumed alive)."""
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        return False
+    if host != _host():
+        return True
+    return pid == os.getpid() or _pid_alive(pid)
+
+
+def temp_file_name(name: str) -> str:
+    """The hidden name a file ``name`` is written under before it is moved into place:
+    ``.<stem>.socialite-tmp-<pid>-<host><suffix>`` (the suffix kept, so tools that go by it still work)."""
+    stem, suffix = os.path.splitext(check_name(name, param="file name"))
+    return f".{stem}.{KIT_MARKER}-tmp-{_owner()}{suffix}"
+
+
 def _mark(path: Path) -> None:
     """Record inside ``path`` that this process made it (what :func:`remove_stale_temp_dirs` checks)."""
     (path / _MARKER_FILE).write_text(_owner() + "\n", encoding="utf-8")
