@@ -471,7 +471,7 @@ def run_pipeline(
                 if tmp_nb.exists():
                     os.replace(tmp_nb, out_nb)
                 running = None
-                _failed_notebook_path(out_nb).unlink(missing_ok=True)
+                _drop_failed_notebook(out_nb)
                 results.append(StepResult(step, notebook, time.time() - t0, True))
                 history.step(step, notebook, "succeeded", seconds=results[-1].seconds)
                 _write_step_records(pipe_dir, results)
@@ -494,15 +494,25 @@ def run_pipeline(
 
 
 def _failed_notebook_path(out_nb: Path) -> Path:
-    return out_nb.with_name(f"{out_nb.stem}.failed{out_nb.suffix}")
+    """``notebooks/failed/<notebook>``: out of the numbered notebooks that the course site renders."""
+    return out_nb.parent / "failed" / out_nb.name
+
+
+def _drop_failed_notebook(out_nb: Path) -> None:
+    """The step succeeded: the notebook of its earlier failure goes (and ``failed/`` when it is left empty)."""
+    failed = _failed_notebook_path(out_nb)
+    failed.unlink(missing_ok=True)
+    if failed.parent.is_dir() and not any(failed.parent.iterdir()):
+        failed.parent.rmdir()
 
 
 def _keep_failed_notebook(tmp_nb: Path, out_nb: Path, step: str) -> Path:
     """Where the executed notebook of a failed or interrupted step is kept: its usual path, unless that holds the
-    notebook of a run of the step that succeeded (then ``<notebook>.failed.ipynb`` beside it)."""
+    notebook of a run of the step that succeeded (then ``notebooks/failed/<notebook>``)."""
     ok_before = _step_records(out_nb.parent.parent).get(step, {}).get("ok") and out_nb.exists()
     target = _failed_notebook_path(out_nb) if ok_before else out_nb
     if tmp_nb.exists():
+        target.parent.mkdir(exist_ok=True)
         os.replace(tmp_nb, target)
     return target
 

@@ -274,14 +274,14 @@ def test_a_failed_rerun_keeps_the_executed_notebook_of_the_good_run(tmp_path, mo
     assert [(r.step, r.ok) for r in results] == [("eval", False)]
     assert (nbs / "03_evaluation.ipynb").read_text() == "good eval"  # the good run's notebook is kept
     assert (
-        nbs / "03_evaluation.failed.ipynb"
+        nbs / "failed" / "03_evaluation.ipynb"
     ).read_text() == "broken eval"  # the failure, with its traceback
     assert not [p.name for p in nbs.iterdir() if p.name.startswith(".")]  # no temporary notebook left
     # fixed: the rerun's notebook replaces the good one and the failed one goes
     _papermill_writing_notebooks(monkeypatch, label="fixed")
     pipeline.run_pipeline("smoke", "p", runs_dir=root, only=["eval"], log=lambda *_: None)
     assert (nbs / "03_evaluation.ipynb").read_text() == "fixed eval"
-    assert not (nbs / "03_evaluation.failed.ipynb").exists()
+    assert not (nbs / "failed").exists()
 
 
 def test_the_same_command_after_a_failure_continues_from_the_failed_step(tmp_path, monkeypatch, capsys):
