@@ -325,14 +325,18 @@ def unfinished_steps(pipe_dir: Path, profile: str, params: dict[str, dict[str, A
             f"{pipe_dir} already exists and is not a pipeline run; choose another --run-name"
         )
     invocations = read_json(record).get("invocations") or []
-    last = invocations[-1] if invocations else {}
+    if not invocations:
+        raise RunExistsError(
+            f"{pipe_dir} already exists and records no pipeline run; choose another --run-name"
+        )
+    last = invocations[-1]
     if last.get("status") == "running" and process_alive(last.get("pid"), last.get("host")):
         raise RunExistsError(
             f"{pipe_dir} is being written by process {last.get('pid')} on {last.get('host')} "
             f"(started {last.get('started_utc')}); wait for it, or choose another --run-name"
         )
     whole = [i for i in invocations if not i.get("only")]  # the invocations that ran the whole profile
-    base = whole[-1] if whole else last  # a run started by --only: its first invocation
+    base = whole[-1] if whole else invocations[0]  # a run started by --only: its first invocation
     declared = [s for s, *_ in STEPS if s in load_profiles()[profile]["steps"]]
     records = _step_records(pipe_dir)
     todo = next((i for i, s in enumerate(declared) if not records.get(s, {}).get("ok")), None)
