@@ -18,8 +18,12 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,11 +48,14 @@ from .runs import (
     RunExistsError,
     check_run_name,
     load_yaml_strict,
+    process_alive,
     provenance,
     read_json,
     repo_root,
     runs_root,
     safe_write_path,
+    temp_file_name,
+    this_process,
     write_json_atomic,
 )
 from .schema import read_baselines_metrics, read_eval_metrics
@@ -266,6 +273,39 @@ class PipelineHistory:
         self.entry.update(status=status, finished_utc=_now())
         self.save()
 
+    def stop(self, status: str, error: str) -> None:
+        """The pipeline stopped early (``status`` interrupted or failed): the step that was running says so, with
+        ``error``, and so does the invocation."""
+        steps = self.entry["steps"]
+        if steps and steps[-1]["status"] == "started":
+            started = datetime.fromisoformat(steps[-1]["started_utc"])
+            seconds = (datetime.now(timezone.utc) - started).total_seconds()
+            steps[-1].update(status=status, finished_utc=_now(), seconds=seconds, error=error)
+        self.finish(status)
+
+
+class PipelineTerminated(BaseException):
+    """SIGTERM reached the pipeline (a scheduler's time limit, ``kill <pid>``): handled like Ctrl-C, so the records
+    say which step was interrupted instead of "running"."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`PipelineTerminated` (only where Python can handle signals: the main
+    thread); the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise PipelineTerminated(f"stopped by {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 def _write_step_records(pipe_dir: Path, results: list[StepResult]) -> None:
     """``pipeline_steps.json``: the latest result of each step (a rerun replaces only the steps it ran)."""
@@ -274,6 +314,72 @@ def _write_step_records(pipe_dir: Path, results: list[StepResult]) -> None:
     records |= {r.step: r.__dict__ for r in results}
     order = [s[0] for s in STEPS]
     write_json_atomic(steps_file, sorted(records.values(), key=lambda r: order.index(r["step"])))
+
+
+def _step_records(pipe_dir: Path) -> dict[str, dict[str, Any]]:
+    steps_file = pipe_dir / "pipeline_steps.json"
+    return {r["step"]: r for r in read_json(steps_file)} if steps_file.exists() else {}
+
+
+def _comparable(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Parameters as pipeline.json stores them, without the flags a continued run may change."""
+    plain = json.loads(json.dumps(params, sort_keys=True, default=str))
+    return {
+        step: {k: v for k, v in values.items() if k not in ("resume", "overwrite")}
+        for step, values in plain.items()
+    }
+
+
+def unfinished_steps(pipe_dir: Path, profile: str, params: dict[str, dict[str, Any]]) -> list[str]:
+    """The steps a rerun of the same command runs on an existing pipeline run ``pipe_dir``: the profile's steps from
+    the first one without a successful result on (the steps before it are kept). Raises :class:`RunExistsError`
+    saying what to type when the run cannot be continued: a finished run, one started with another profile or other
+    parameters, one still running, or a directory that is not a pipeline run."""
+    record = pipe_dir / "pipeline.json"
+    if not record.is_file():
+        raise RunExistsError(
+            f"{pipe_dir} already exists and is not a pipeline run; choose another --run-name"
+        )
+    invocations = read_json(record).get("invocations") or []
+    if not invocations:
+        raise RunExistsError(
+            f"{pipe_dir} already exists and records no pipeline run; choose another --run-name"
+        )
+    last = invocations[-1]
+    if last.get("status") == "running" and process_alive(last.get("pid"), last.get("host")):
+        raise RunExistsError(
+            f"{pipe_dir} is being written by process {last.get('pid')} on {last.get('host')} "
+            f"(started {last.get('started_utc')}); wait for it, or choose another --run-name"
+        )
+    whole = [i for i in invocations if not i.get("only")]  # the invocations that ran the whole profile
+    base = whole[-1] if whole else invocations[0]  # a run started by --only: its first invocation
+    declared = [s for s, *_ in STEPS if s in load_profiles()[profile]["steps"]]
+    records = _step_records(pipe_dir)
+    todo = next((i for i, s in enumerate(declared) if not records.get(s, {}).get("ok")), None)
+    if todo is None:
+        raise RunExistsError(
+            f"{pipe_dir} already exists and every step of it succeeded; choose another --run-name "
+            "(or --only to rerun steps)"
+        )
+    command = base.get("command") or "the command that started it"
+    if base.get("profile") != profile:
+        raise RunExistsError(
+            f"{pipe_dir} is an unfinished run of profile '{base.get('profile')}', not '{profile}'; to continue it "
+            f"run the same command again ({command}), or choose another --run-name"
+        )
+    before, now = _comparable(base.get("params") or {}), _comparable(params)
+    changed = sorted(
+        f"{step}.{k}" for step in set(before) | set(now)
+        for k in set(before.get(step, {})) | set(now.get(step, {}))
+        if before.get(step, {}).get(k) != now.get(step, {}).get(k)
+    )  # fmt: skip
+    if changed:
+        raise RunExistsError(
+            f"{pipe_dir} is an unfinished run started with other parameters ({', '.join(changed)}); to continue it "
+            f"run the same command again ({command}); to rerun steps with new parameters use --only "
+            f"{','.join(declared[todo:])}; or choose another --run-name"
+        )
+    return declared[todo:]
 
 
 def check_pipeline(
@@ -303,9 +409,9 @@ def check_pipeline(
         Path(runs_dir).resolve() if runs_dir else runs_root(), run_name, param="--run-name"
     )
     if not only and pipe_dir.exists():
-        raise RunExistsError(
-            f"{pipe_dir} already exists; choose another --run-name (or --only to rerun steps)"
-        )
+        unfinished_steps(
+            pipe_dir, profile, params
+        )  # a finished run, or other parameters: refused, saying why
     return params, pipe_dir
 
 
@@ -324,57 +430,79 @@ def run_pipeline(
 
     params, pipe_dir = check_pipeline(profile, run_name, overrides=overrides, only=only, runs_dir=runs_dir)
     declared = load_profiles()[profile]["steps"]  # a profile runs the steps it declares
-    steps = [s for s in STEPS if s[0] in declared and (not only or s[0] in only)]
+    todo = only
+    if not only and pipe_dir.exists():  # the same command again on an unfinished run: continue it
+        todo = unfinished_steps(pipe_dir, profile, params)
+        kept = [s for s, *_ in STEPS if s in declared and s not in todo]
+        log(f"continuing {pipe_dir} from step '{todo[0]}'" + (f" ({', '.join(kept)} kept)" if kept else ""))
+    steps = [s for s in STEPS if s[0] in declared and (not todo or s[0] in todo)]
     (pipe_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     invocation = {"command": shlex.join(sys.argv), "profile": profile, "run_name": run_name, "only": only,
-                  "overrides": overrides or {}, "params": params, "provenance": provenance({"stage": "pipeline"})}  # fmt: skip
+                  "continued": todo if todo and not only else None, "overrides": overrides or {}, "params": params,
+                  **this_process(), "provenance": provenance({"stage": "pipeline"})}  # fmt: skip
     history = PipelineHistory(pipe_dir, invocation)
     # Every notebook resolves run names under SOCIALITE_RUNS_DIR: point it at this pipeline's directory.
     previous = os.environ.get("SOCIALITE_RUNS_DIR")
     os.environ["SOCIALITE_RUNS_DIR"] = str(pipe_dir)
     results: list[StepResult] = []
+    running: tuple[Path, Path, str] | None = None  # (temporary executed notebook, its final path, step)
     try:
-        for step, notebook, out_run, links in steps:
-            # An earlier run is passed on only when the profile declares its step and neither the profile nor --set
-            # names the run: a base-only evaluation (train_run: null, no train step) keeps its None.
-            linked = {k: run for k, run in links.items() if run in declared and k not in params[step]}
-            nb_params = {**params[step], "run_name": out_run, **linked}
-            if only:
-                # --only asks to run these steps again: their previous runs are replaced, atomically, only once the
-                # new run is complete (a failing rerun leaves the old one in place).
-                nb_params["overwrite"] = True
-            out_nb = pipe_dir / "notebooks" / notebook
-            log(f"[{step}] {notebook} -> {pipe_dir / out_run}")
-            history.step(step, notebook, "started")
-            t0 = time.time()
-            try:
-                pm.execute_notebook(
-                    str(notebooks_dir() / notebook),
-                    str(out_nb),
-                    parameters=nb_params,
-                    cwd=str(notebooks_dir()),
-                    kernel_name="python3",
-                    progress_bar=False,
-                    log_output=False,
-                )
-            except pm.PapermillExecutionError as e:
-                results.append(StepResult(step, notebook, time.time() - t0, False, f"{e.ename}: {e.evalue}"))
-                history.step(step, notebook, "failed", seconds=results[-1].seconds, error=results[-1].error)
-                log(
-                    f"[{step}] FAILED in cell {e.exec_count}: {e.ename}: {e.evalue}\n  executed notebook: {out_nb}"
-                )
-                break
-            except BaseException as e:  # interrupted (Ctrl-C) or the kernel died: record it, then stop
-                status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-                history.step(
-                    step, notebook, status, seconds=time.time() - t0, error=f"{type(e).__name__}: {e}"
-                )
-                history.finish(status)
-                raise
-            results.append(StepResult(step, notebook, time.time() - t0, True))
-            history.step(step, notebook, "succeeded", seconds=results[-1].seconds)
-            _write_step_records(pipe_dir, results)
-            log(f"[{step}] done in {results[-1].seconds:.0f}s")
+        with sigterm_as_interrupt():
+            for step, notebook, out_run, links in steps:
+                # An earlier run is passed on only when the profile declares its step and neither the profile nor
+                # --set names the run: a base-only evaluation (train_run: null, no train step) keeps its None.
+                linked = {k: run for k, run in links.items() if run in declared and k not in params[step]}
+                nb_params = {**params[step], "run_name": out_run, **linked}
+                if only:
+                    # --only asks to run these steps again: their previous runs are replaced, atomically, only once
+                    # the new run is complete (a failing rerun leaves the old one in place).
+                    nb_params["overwrite"] = True
+                out_nb = pipe_dir / "notebooks" / notebook
+                # executed under a temporary name, moved into place only when it succeeded: a failing rerun never
+                # replaces the executed notebook of a step that succeeded before
+                tmp_nb = safe_write_path(out_nb.parent, temp_file_name(notebook), param="notebook")
+                log(f"[{step}] {notebook} -> {pipe_dir / out_run}")
+                history.step(step, notebook, "started")
+                running = (tmp_nb, out_nb, step)
+                t0 = time.time()
+                try:
+                    pm.execute_notebook(
+                        str(notebooks_dir() / notebook),
+                        str(tmp_nb),
+                        parameters=nb_params,
+                        cwd=str(notebooks_dir()),
+                        kernel_name="python3",
+                        progress_bar=False,
+                        log_output=False,
+                    )
+                except pm.PapermillExecutionError as e:
+                    kept_nb = _keep_failed_notebook(*running)
+                    running = None
+                    results.append(
+                        StepResult(step, notebook, time.time() - t0, False, f"{e.ename}: {e.evalue}")
+                    )
+                    history.step(
+                        step, notebook, "failed", seconds=results[-1].seconds, error=results[-1].error
+                    )
+                    log(
+                        f"[{step}] FAILED in cell {e.exec_count}: {e.ename}: {e.evalue}\n  executed notebook: {kept_nb}"
+                    )
+                    break
+                if tmp_nb.exists():
+                    os.replace(tmp_nb, out_nb)
+                running = None
+                _drop_failed_notebook(out_nb)
+                results.append(StepResult(step, notebook, time.time() - t0, True))
+                history.step(step, notebook, "succeeded", seconds=results[-1].seconds)
+                _write_step_records(pipe_dir, results)
+                log(f"[{step}] done in {results[-1].seconds:.0f}s")
+    except BaseException as e:  # Ctrl-C, SIGTERM, the kernel died: record which step stopped, then stop
+        status = "interrupted" if isinstance(e, KeyboardInterrupt | PipelineTerminated) else "failed"
+        if running is not None:
+            _keep_failed_notebook(*running)
+        history.stop(status, f"{type(e).__name__}: {e}")
+        _write_step_records(pipe_dir, results)
+        raise
     finally:
         if previous is None:
             os.environ.pop("SOCIALITE_RUNS_DIR", None)
@@ -505,6 +633,30 @@ def run_seeded_pipeline(
     results.append(StepResult("seeds", "socialite_utils.studies.seeds", time.time() - t0, True))
     log(f"[seeds] {len(seeds)} seeds judged together -> {pipe_dir / 'seeds'}")
     return results
+
+
+def _failed_notebook_path(out_nb: Path) -> Path:
+    """``notebooks/failed/<notebook>``: out of the numbered notebooks that the course site renders."""
+    return out_nb.parent / "failed" / out_nb.name
+
+
+def _drop_failed_notebook(out_nb: Path) -> None:
+    """The step succeeded: the notebook of its earlier failure goes (and ``failed/`` when it is left empty)."""
+    failed = _failed_notebook_path(out_nb)
+    failed.unlink(missing_ok=True)
+    if failed.parent.is_dir() and not any(failed.parent.iterdir()):
+        failed.parent.rmdir()
+
+
+def _keep_failed_notebook(tmp_nb: Path, out_nb: Path, step: str) -> Path:
+    """Where the executed notebook of a failed or interrupted step is kept: its usual path, unless that holds the
+    notebook of a run of the step that succeeded (then ``notebooks/failed/<notebook>``)."""
+    ok_before = _step_records(out_nb.parent.parent).get(step, {}).get("ok") and out_nb.exists()
+    target = _failed_notebook_path(out_nb) if ok_before else out_nb
+    if tmp_nb.exists():
+        target.parent.mkdir(exist_ok=True)
+        os.replace(tmp_nb, target)
+    return target
 
 
 def format_summary(pipe_dir: str | os.PathLike) -> str:
@@ -685,20 +837,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
     t0 = time.time()
-    if seeds is not None:
-        results = run_seeded_pipeline(
-            args.profile, args.run_name, seeds, overrides=overrides, runs_dir=args.runs_dir
-        )
-    else:
-        results = run_pipeline(
-            args.profile, args.run_name, overrides=overrides, only=only, runs_dir=args.runs_dir
-        )
     pipe_dir = (Path(args.runs_dir).resolve() if args.runs_dir else runs_root()) / args.run_name
+    try:
+        if seeds is not None:
+            results = run_seeded_pipeline(
+                args.profile, args.run_name, seeds, overrides=overrides, runs_dir=args.runs_dir
+            )
+        else:
+            results = run_pipeline(
+                args.profile, args.run_name, overrides=overrides, only=only, runs_dir=args.runs_dir
+            )
+    except PipelineTerminated as e:
+        print(
+            f"\n{e}: the step that was running is recorded as interrupted in {pipe_dir / 'pipeline.json'}; "
+            "run the same command again to continue from it",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM
     print(f"\n=== {args.profile} pipeline '{args.run_name}': {time.time() - t0:.0f}s ===")
     for r in results:
         print(f"  {r.step:<10}{'ok' if r.ok else 'FAILED':<8}{r.seconds:>6.0f}s  {r.notebook}")
     if not all(r.ok for r in results):
-        print(f"stopped at the failing step; executed notebooks are in {pipe_dir / 'notebooks'}")
+        print(
+            f"stopped at the failing step; executed notebooks are in {pipe_dir / 'notebooks'}; once it is fixed, "
+            "run the same command again to continue from that step"
+        )
         return 1
     summary = (
         (pipe_dir / "seeds" / "summary.txt").read_text().rstrip()

@@ -19,7 +19,7 @@ from typing import Any
 
 from .metrics import metric_names
 from .params import ParamError
-from .runs import load_yaml_strict
+from .runs import MarkedDict, load_yaml_strict
 from .text_metrics import CORPUS_METRICS  # noqa: F401  (registers the generation metrics in the table)
 
 CATEGORIES = (
@@ -105,6 +105,38 @@ def _require(cond: bool, where: str, msg: str) -> None:
         raise RegistryError(f"{where}: {msg}")
 
 
+class _Where:
+    """Where a problem of one task is: formatted, the file and the task; called with a field, the file, the line of
+    that field (the strict loader keeps each key's line) and the task."""
+
+    def __init__(self, path: Path, name: str, spec: Any, line: int = 0):
+        self.path, self.name, self.spec, self.line = path, name, spec, line
+
+    def __format__(self, format_spec: str) -> str:
+        return f"{self.path}: task '{self.name}'"
+
+    __str__ = __repr__ = lambda self: format(self)
+
+    def __call__(self, key: Any, mapping: Any = None) -> str:
+        mapping = self.spec if mapping is None else mapping
+        line = mapping.line_of(key) if isinstance(mapping, MarkedDict) else self.line
+        return f"{self.path}: line {line}: task '{self.name}'" if line else format(self)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every :class:`MarkedDict` a plain dict (a Task holds plain data, whatever dumps it)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _at(path: Path, doc: Any, key: str) -> str:
+    """``<file>: line N`` of a top-level field (just the file when the line is unknown)."""
+    return f"{path}: line {doc.line_of(key)}" if isinstance(doc, MarkedDict) else str(path)
+
+
 def _check_fields(mapping: dict, allowed: Any, where: str, at: str = "", level: str = "task level") -> None:
     """Reject keys of ``mapping`` not in ``allowed``, naming the key path ``at.key`` and the closest valid key."""
     allowed = sorted(str(a) for a in allowed)
@@ -129,8 +161,8 @@ def _check_word(value: Any, where: str, what: str) -> None:
     _require(not isinstance(value, bool), where, f"{what} is the boolean {value}: {QUOTE_HINT}")
 
 
-def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
-    where = f"{path}: task '{name}'"
+def _parse_task(name: str, spec: Any, suite: str, path: Path, line: int = 0) -> Task:
+    where = _Where(path, name, spec, line)
     _require(isinstance(spec, dict), where, "must be a mapping of fields")
     known = {
         "category",
@@ -155,24 +187,28 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
              "a task name is a plain name (letters, digits, _ . -): it names files of the exports")  # fmt: skip
     for key in ("category", "type", "group", "instruction"):
         _require(key in spec, where, f"missing required field '{key}'")
-    _require(isinstance(spec["instruction"], str) and spec["instruction"].strip() != "", where,
+    _require(isinstance(spec["instruction"], str) and spec["instruction"].strip() != "", where("instruction"),
              f"field 'instruction' must be a non-empty string, got {spec['instruction']!r}")  # fmt: skip
     if "pair" in spec:
-        _require(isinstance(spec["pair"], bool), where,
+        _require(isinstance(spec["pair"], bool), where("pair"),
                  f"field 'pair' must be true or false (unquoted), got {spec['pair']!r}")  # fmt: skip
     for key in ("text_b_name", "text_name"):
         if spec.get(key) is not None:
-            _require(isinstance(spec[key], str) and spec[key].strip() != "", where,
+            _require(isinstance(spec[key], str) and spec[key].strip() != "", where(key),
                      f"field '{key}' must be a non-empty string, got {spec[key]!r}")  # fmt: skip
-    _require("text_name" not in spec or spec.get("pair") is True, where,
+    _require("text_name" not in spec or spec.get("pair") is True, where("text_name"),
              "field 'text_name' names the first of two texts: it needs 'pair: true'")  # fmt: skip
-    _require(spec["type"] in TASK_TYPES, where, f"field 'type' must be one of {list(TASK_TYPES)}")
+    _require(spec["type"] in TASK_TYPES, where("type"), f"field 'type' must be one of {list(TASK_TYPES)}")
     if spec["type"] == "generation":
-        return _parse_generation_task(name, spec, suite, path)
-    _require(spec["category"] in CATEGORIES, where, f"field 'category' must be one of {list(CATEGORIES)}")
-    _require(spec["group"] in GROUPS, where, f"field 'group' must be one of {list(GROUPS)}")
+        return _parse_generation_task(name, spec, suite, path, where)
+    _require(
+        spec["category"] in CATEGORIES,
+        where("category"),
+        f"field 'category' must be one of {list(CATEGORIES)}",
+    )
+    _require(spec["group"] in GROUPS, where("group"), f"field 'group' must be one of {list(GROUPS)}")
     for key in ("metrics", "no_data"):
-        _require(key not in spec, where, f"field '{key}' is for generation tasks only")
+        _require(key not in spec, where(key), f"field '{key}' is for generation tasks only")
     labels = _parse_labels(spec, where)
     label_map = _parse_label_map(spec, labels, where)
     sources = _parse_sources(spec, where)
@@ -191,26 +227,27 @@ def _parse_task(name: str, spec: Any, suite: str, path: Path) -> Task:
         text_name=spec.get("text_name"),
         scale=spec.get("scale"),
         binarize=_parse_binarize(spec, where),
-        sources=sources,
+        sources=_plain(sources),
         citation=str(spec.get("citation", "")),
-        variants=variants,
+        variants=_plain(variants),
         defined_in=str(path),
     )
 
 
-def _parse_labels(spec: dict, where: str) -> list[str]:
+def _parse_labels(spec: dict, where: _Where) -> list[str]:
     labels = spec.get("labels") or (REGRESSION_LABELS if spec["type"] == "regression" else None)
+    at = where("labels")
     _require(
-        isinstance(labels, list) and len(labels) >= 2, where, "field 'labels' needs at least two answer words"
+        isinstance(labels, list) and len(labels) >= 2, at, "field 'labels' needs at least two answer words"
     )
     for i, lab in enumerate(labels):
-        _check_word(lab, where, f"labels[{i}]")
+        _check_word(lab, at, f"labels[{i}]")
     labels = [str(lab) for lab in labels]
     for lab in labels:
-        _require(lab == lab.lower().strip() and lab, where, f"label '{lab}' must be lower-case, non-empty")
-    _require(len(set(labels)) == len(labels), where, "field 'labels' has duplicates")
+        _require(lab == lab.lower().strip() and lab, at, f"label '{lab}' must be lower-case, non-empty")
+    _require(len(set(labels)) == len(labels), at, "field 'labels' has duplicates")
     if spec["type"] == "regression":
-        _require(labels == REGRESSION_LABELS, where, f"regression tasks use labels {REGRESSION_LABELS}")
+        _require(labels == REGRESSION_LABELS, at, f"regression tasks use labels {REGRESSION_LABELS}")
         scale = spec.get("scale")
         _require(
             scale is None
@@ -220,111 +257,139 @@ def _parse_labels(spec: dict, where: str) -> list[str]:
                 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in scale)
                 and scale[0] < scale[1]
             ),
-            where,
+            where("scale"),
             f"field 'scale' must be [min, max], two numbers with min < max; got {scale!r}",
         )
     return labels
 
 
-def _parse_binarize(spec: dict, where: str) -> dict[str, Any]:
+def _parse_binarize(spec: dict, where: _Where) -> dict[str, Any]:
     """A regression task's ``binarize: {threshold: median | midpoint | <number>, ties: low | high}``: the score
     that splits low from high (the train split's median by default; ``midpoint`` of ``scale``; or a number) and the
     side a score equal to it takes (``low`` by default, as the paper's "above the median is high")."""
     raw = spec.get("binarize")
     if raw is None:
         return dict(DEFAULT_BINARIZE)
-    _require(spec["type"] == "regression", where, "field 'binarize' applies to regression tasks only")
-    _require(isinstance(raw, dict), where, "field 'binarize' must be a mapping {threshold: ..., ties: ...}")
+    _require(
+        spec["type"] == "regression", where("binarize"), "field 'binarize' applies to regression tasks only"
+    )
+    _require(
+        isinstance(raw, dict),
+        where("binarize"),
+        "field 'binarize' must be a mapping {threshold: ..., ties: ...}",
+    )
     _check_fields(raw, {"threshold", "ties"}, f"{where}: binarize")
     out = {**DEFAULT_BINARIZE, **raw}
     threshold, ties = out["threshold"], out["ties"]
     numeric = isinstance(threshold, int | float) and not isinstance(threshold, bool)
     _require(
         numeric or threshold in ("median", "midpoint"),
-        where,
+        where("threshold", raw),
         f"binarize.threshold must be 'median', 'midpoint' or a number; got {threshold!r}",
     )
     _require(
         threshold != "midpoint" or spec.get("scale") is not None,
-        where,
+        where("threshold", raw),
         "binarize.threshold 'midpoint' needs the task's 'scale: [min, max]'",
     )
-    _require(ties in ("low", "high"), where, f"binarize.ties must be 'low' or 'high'; got {ties!r}")
+    _require(
+        ties in ("low", "high"), where("ties", raw), f"binarize.ties must be 'low' or 'high'; got {ties!r}"
+    )
     return out
 
 
-def _parse_label_map(spec: dict, labels: list[str], where: str) -> dict[str, str]:
+def _parse_label_map(spec: dict, labels: list[str], where: _Where) -> dict[str, str]:
     raw_map = spec.get("label_map") or {}
-    _require(isinstance(raw_map, dict), where, "field 'label_map' must map source labels to labels")
+    _require(
+        isinstance(raw_map, dict), where("label_map"), "field 'label_map' must map source labels to labels"
+    )
     for k, v in raw_map.items():
-        _check_word(k, where, f"label_map key {k}")
-        _check_word(v, where, f"label_map[{k!r}]")
+        _check_word(k, where(k, raw_map), f"label_map key {k}")
+        _check_word(v, where(k, raw_map), f"label_map[{k!r}]")
     label_map = {str(k).strip(): str(v) for k, v in raw_map.items()}
     for raw, verb in label_map.items():
         _require(
-            verb in labels, where, f"label_map maps '{raw}' to '{verb}', which is not in labels {labels}"
+            verb in labels,
+            where("label_map"),
+            f"label_map maps '{raw}' to '{verb}', which is not in labels {labels}",
         )
     return label_map
 
 
-def _parse_sources(spec: dict, where: str) -> dict:
+def _parse_sources(spec: dict, where: _Where) -> dict:
     sources = spec.get("sources") or {}
-    _require(isinstance(sources, dict), where, "field 'sources' must be a mapping")
+    _require(isinstance(sources, dict), where("sources"), "field 'sources' must be a mapping")
     _check_fields(sources, SOURCE_KINDS, where, "sources")
     for kind, entry in sources.items():
         _require(
-            entry is None or isinstance(entry, dict), where, f"'sources.{kind}' must be a mapping of fields"
+            entry is None or isinstance(entry, dict),
+            where(kind, sources),
+            f"'sources.{kind}' must be a mapping of fields",
         )
         _check_fields(entry or {}, SOURCE_FIELDS[kind], where, f"sources.{kind}")
     return sources
 
 
-def _parse_variants(spec: dict, labels: list[str], where: str) -> list:
+def _parse_variants(spec: dict, labels: list[str], where: _Where) -> list:
     variants = spec.get("variants") or []
-    _require(isinstance(variants, list), where, "field 'variants' must be a list")
+    _require(isinstance(variants, list), where("variants"), "field 'variants' must be a list")
     for i, var in enumerate(variants):
-        _require(isinstance(var, dict), where, f"variants[{i}] must be a mapping with an 'instruction'")
+        _require(
+            isinstance(var, dict), where("variants"), f"variants[{i}] must be a mapping with an 'instruction'"
+        )
         _check_fields(var, VARIANT_FIELDS, where, f"variants[{i}]")
-        _require("instruction" in var, where, f"variants[{i}] needs an 'instruction'")
+        _require("instruction" in var, where("instruction", var), f"variants[{i}] needs an 'instruction'")
         remap = var.get("labels") or {}
-        _require(isinstance(remap, dict), where, f"variants[{i}].labels must map labels to new answer words")
+        at = where("labels", var)
+        _require(isinstance(remap, dict), at, f"variants[{i}].labels must map labels to new answer words")
         for orig, word in remap.items():
-            _check_word(orig, where, f"variants[{i}].labels key {orig}")
-            _check_word(word, where, f"variants[{i}].labels[{orig!r}]")
-            _require(orig in labels, where, f"variants[{i}] remaps '{orig}', which is not in labels {labels}")
+            _check_word(orig, at, f"variants[{i}].labels key {orig}")
+            _check_word(word, at, f"variants[{i}].labels[{orig!r}]")
+            _require(orig in labels, at, f"variants[{i}] remaps '{orig}', which is not in labels {labels}")
     return variants
 
 
-def _parse_generation_task(name: str, spec: dict, suite: str, path: Path) -> Task:
+def _parse_generation_task(name: str, spec: dict, suite: str, path: Path, where: _Where) -> Task:
     """A ``type: generation`` task: references instead of labels, metric names from text_metrics, and either
     a ``sources`` entry or ``no_data: <reason>`` (a task of the study whose data is missing)."""
-    where = f"{path}: task '{name}'"
     allowed = list(GENERATION_CATEGORIES)
-    _require(spec["category"] in GENERATION_CATEGORIES, where, f"field 'category' must be one of {allowed}")
-    _require(spec["group"] in GROUPS, where, f"field 'group' must be one of {list(GROUPS)}")
+    _require(
+        spec["category"] in GENERATION_CATEGORIES,
+        where("category"),
+        f"field 'category' must be one of {allowed}",
+    )
+    _require(spec["group"] in GROUPS, where("group"), f"field 'group' must be one of {list(GROUPS)}")
     for key in ("labels", "label_map", "pair", "text_b_name", "text_name", "scale", "binarize"):
         _require(
-            key not in spec, where, f"field '{key}' does not apply to generation tasks (they have references)"
+            key not in spec,
+            where(key),
+            f"field '{key}' does not apply to generation tasks (they have references)",
         )
     no_data = spec.get("no_data")
     metrics = spec.get("metrics", [] if no_data else None)
     _require(
         isinstance(metrics, list) and (bool(metrics) or bool(no_data)),
-        where,
+        where("metrics"),
         "field 'metrics' needs at least one metric name",
     )
     for m in metrics:
         _require(
             m in metric_names("generation"),  # the metric table: one entry adds a metric
-            where,
+            where("metrics"),
             f"unknown metric '{m}' in 'metrics'; known: {list(metric_names('generation'))}",
         )
     sources = spec.get("sources") or {}
-    _require(isinstance(sources, dict), where, "field 'sources' must be a mapping")
+    _require(isinstance(sources, dict), where("sources"), "field 'sources' must be a mapping")
     for kind in sources:
-        _require(kind in SOURCE_KINDS, where, f"unknown source kind '{kind}'; known: {list(SOURCE_KINDS)}")
+        _require(
+            kind in SOURCE_KINDS,
+            where(kind, sources),
+            f"unknown source kind '{kind}'; known: {list(SOURCE_KINDS)}",
+        )
     _require(
-        no_data is None or (isinstance(no_data, str) and no_data.strip()), where, "'no_data' must be a reason"
+        no_data is None or (isinstance(no_data, str) and no_data.strip()),
+        where("no_data"),
+        "'no_data' must be a reason",
     )
     _require(
         bool(sources) != bool(no_data),
@@ -335,7 +400,7 @@ def _parse_generation_task(name: str, spec: dict, suite: str, path: Path) -> Tas
     for i, var in enumerate(variants):
         _require(
             isinstance(var, dict) and set(var) == {"instruction"},
-            where,
+            where("variants"),
             f"variants[{i}] must be {{instruction: ...}} (generation tasks have no labels to remap)",
         )
     return Task(
@@ -346,9 +411,9 @@ def _parse_generation_task(name: str, spec: dict, suite: str, path: Path) -> Tas
         group=spec["group"],
         labels=[],
         instruction=" ".join(str(spec["instruction"]).split()),
-        sources=sources,
+        sources=_plain(sources),
         citation=str(spec.get("citation", "")),
-        variants=variants,
+        variants=_plain(variants),
         defined_in=str(path),
         metrics=[str(m) for m in metrics],
         no_data=" ".join(no_data.split()) if no_data else None,
@@ -358,28 +423,37 @@ def _parse_generation_task(name: str, spec: dict, suite: str, path: Path) -> Tas
 def load_task_file(path: str | os.PathLike) -> tuple[str, dict[str, Task]]:
     """Parse one registry YAML file -> (suite name, tasks)."""
     path = Path(path)
-    doc = load_yaml_strict(path, RegistryError)  # duplicate keys and aliases refused, with the line
+    doc = load_yaml_strict(
+        path, RegistryError, marks=True
+    )  # duplicate keys and aliases refused, with the line
     _require(isinstance(doc, dict), str(path), "top level must be a mapping with 'suite' and 'tasks'")
     _check_fields(doc, TOP_LEVEL_FIELDS, str(path), level="top level of a suite file")
     _require("suite" in doc and "tasks" in doc, str(path), "needs top-level 'suite' and 'tasks'")
-    _require(isinstance(doc["tasks"], dict), str(path), "'tasks' must map task names to definitions")
+    _require(
+        isinstance(doc["tasks"], dict), _at(path, doc, "tasks"), "'tasks' must map task names to definitions"
+    )
     suite = str(doc["suite"])
     _require(
         re.fullmatch(r"[A-Za-z0-9_][\w.-]*", suite) is not None,
-        str(path),
+        _at(path, doc, "suite"),
         f"suite name {suite!r} must be a plain name",
     )
-    tasks = {name: _parse_task(str(name), spec, suite, path) for name, spec in doc["tasks"].items()}
+    lines = doc["tasks"]
+    tasks = {
+        name: _parse_task(str(name), spec, suite, path, lines.line_of(name)) for name, spec in lines.items()
+    }
     if "data_dir" in doc:
-        tasks = _own_data_dir(tasks, doc["data_dir"], path)
+        tasks = _own_data_dir(tasks, doc["data_dir"], path, _at(path, doc, "data_dir"))
     return suite, tasks
 
 
-def _own_data_dir(tasks: dict[str, Task], data_dir: Any, path: Path) -> dict[str, Task]:
+def _own_data_dir(tasks: dict[str, Task], data_dir: Any, path: Path, where: str = "") -> dict[str, Task]:
     """A suite file's ``data_dir`` (relative to the file): its tasks' local data lives there, whatever bundle the
     other suites read, so your tasks and the bundled ones run together (``suite: local+mine``)."""
     _require(
-        isinstance(data_dir, str) and data_dir.strip(), str(path), "'data_dir' must be a folder (a string)"
+        isinstance(data_dir, str) and data_dir.strip(),
+        where or str(path),
+        "'data_dir' must be a folder (a string)",
     )
     root = (path.parent / data_dir).resolve()
     out = {}

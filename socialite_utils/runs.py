@@ -288,9 +288,42 @@ class _StrictYamlLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml_strict(path: str | os.PathLike, error: type[Exception] = ValueError) -> Any:
+class MarkedDict(dict):
+    """A YAML mapping that remembers where it was written: ``line`` (1-based) of the mapping and ``key_lines``, the
+    line of each key, so a check of a field's value can name the line of that field."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+    def line_of(self, key: Any) -> int:
+        """The line of ``key`` (the mapping's own line when the key is absent)."""
+        return getattr(self, "key_lines", {}).get(key, self.line)
+
+
+class _MarkedYamlLoader(_StrictYamlLoader):
+    """The strict loader whose mappings are :class:`MarkedDict` (with the line of every key)."""
+
+
+def _construct_marked_map(loader: _MarkedYamlLoader, node: yaml.MappingNode) -> Iterator[MarkedDict]:
+    data = MarkedDict()
+    data.line = node.start_mark.line + 1
+    yield data
+    data.update(loader.construct_mapping(node))
+    data.key_lines = {
+        loader.construct_object(key_node, deep=True): key_node.start_mark.line + 1
+        for key_node, _ in node.value
+    }
+
+
+_MarkedYamlLoader.add_constructor("tag:yaml.org,2002:map", _construct_marked_map)
+
+
+def load_yaml_strict(
+    path: str | os.PathLike, error: type[Exception] = ValueError, *, marks: bool = False
+) -> Any:
     """Read a YAML file (UTF-8) with PyYAML's safe loader, refusing duplicate keys and anchors/aliases; any problem
-    raises ``error`` naming the file and line."""
+    raises ``error`` naming the file and line. With ``marks``, every mapping is a :class:`MarkedDict` that knows the
+    line of each of its keys."""
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -299,7 +332,8 @@ def load_yaml_strict(path: str | os.PathLike, error: type[Exception] = ValueErro
             f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8"
         ) from None
     try:
-        return yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 (a SafeLoader subclass)
+        loader = _MarkedYamlLoader if marks else _StrictYamlLoader
+        return yaml.load(text, Loader=loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f"line {mark.line + 1}: " if mark is not None else ""
@@ -335,15 +369,56 @@ def invalid_utf8_message(path: str | os.PathLike, line: int, raw: bytes, exc: Un
     )
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object that gives one key twice (``json`` would silently keep the last value)."""
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _not_json_lines(path: Path, lineno: int, line: str) -> str | None:
+    """What to say when a file is JSON but not JSON Lines (a pretty-printed array or object), else None."""
+    text = line.strip()
+    if lineno == 1 and text.startswith("["):
+        return (
+            f"{path}: line 1: the file is a JSON array; JSON Lines is expected (one object per line, no enclosing "
+            "[ ]): write each object on a line of its own"
+        )
+    if lineno == 1 and text == "{":
+        return (
+            f"{path}: line 1: an object spread over several lines (pretty-printed JSON); JSON Lines is expected: "
+            "each object complete on one line"
+        )
+    return None
+
+
 def iter_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError) -> Iterator[tuple[int, dict]]:
     """Yield ``(line number, object)`` per non-blank line.
 
-    A line that is not UTF-8, not JSON or not a JSON object raises ``error`` naming the file and line.
-    Lines end at ``\\n`` (JSON Lines); a UTF-8 byte-order mark at the start of the file is ignored.
+    A line that is not UTF-8, not JSON or not a JSON object, or an object that gives a key twice, raises ``error``
+    naming the file and line; a gzip-compressed file, a JSON array or pretty-printed objects (JSON rather than
+    JSON Lines) are named as such. Lines end at ``\\n`` (JSON Lines); a UTF-8 byte-order mark at the start of the
+    file is ignored.
     """
     path = Path(path)
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(_GZIP_MAGIC):
+                raise error(
+                    f"{path}: the file is gzip-compressed: decompress it first (gunzip -k {path.name}, then "
+                    "point the kit at the .jsonl it writes)"
+                )
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as e:
@@ -351,9 +426,20 @@ def iter_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError) -> 
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
+            except _DuplicateKey as e:
+                raise error(
+                    f"{path}: line {lineno}: duplicate key {e.args[0]!r} in one object (JSON readers keep "
+                    "either value): give each key once"
+                ) from None
             except json.JSONDecodeError as e:
-                raise error(f"{path}: line {lineno}: malformed JSON ({e.msg})") from None
+                hint = _not_json_lines(path, lineno, line)
+                raise error(hint or f"{path}: line {lineno}: malformed JSON ({e.msg})") from None
+            if isinstance(obj, list):
+                raise error(
+                    f"{path}: line {lineno}: expected a JSON object, got a JSON array; JSON Lines is expected (one "
+                    "object per line, no enclosing [ ]): write each object on a line of its own"
+                )
             if not isinstance(obj, dict):
                 raise error(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj
@@ -477,6 +563,28 @@ def _pid_alive(pid: int) -> bool:
     except (PermissionError, OverflowError, OSError):
         return True  # exists (another user's process) or cannot tell: keep its directory
     return True
+
+
+def this_process() -> dict[str, Any]:
+    """This process as a record names it: ``{"pid": ..., "host": ...}`` (see :func:`process_alive`)."""
+    return {"pid": os.getpid(), "host": _host()}
+
+
+def process_alive(pid: Any, host: Any) -> bool:
+    """Whether process ``pid`` of ``host`` may still be running: False only when ``host`` is this machine and the
+    process is gone (a process of another machine is assumed alive)."""
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        return False
+    if host != _host():
+        return True
+    return pid == os.getpid() or _pid_alive(pid)
+
+
+def temp_file_name(name: str) -> str:
+    """The hidden name a file ``name`` is written under before it is moved into place:
+    ``.<stem>.socialite-tmp-<pid>-<host><suffix>`` (the suffix kept, so tools that go by it still work)."""
+    stem, suffix = os.path.splitext(check_name(name, param="file name"))
+    return f".{stem}.{KIT_MARKER}-tmp-{_owner()}{suffix}"
 
 
 def _mark(path: Path) -> None:

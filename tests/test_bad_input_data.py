@@ -69,6 +69,62 @@ def test_invalid_utf8_in_jsonl_names_file_and_line(make_bundle, runs_dir):
         read_jsonl(path)
 
 
+def test_gzip_jsonl_says_to_decompress_not_invalid_utf8(make_bundle, runs_dir):
+    import gzip
+
+    bundle = make_bundle({"toy": {"train": GOOD, "validation": VAL, "test": TEST}})
+    path = bundle / "toy" / "train.jsonl"
+    path.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(DataError) as exc:
+        _assemble([_task()], bundle)
+    assert str(exc.value).startswith(f"{path}: the file is gzip-compressed: decompress it first")
+    assert "UTF-8" not in str(exc.value)
+    assert _nothing_written(runs_dir)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # json.dump(rows, f, indent=2): an array over many lines
+        (
+            json.dumps(GOOD, indent=2),
+            "line 1: the file is a JSON array; JSON Lines is expected (one object per line",
+        ),
+        # the same array on one line
+        (json.dumps(GOOD), "line 1: expected a JSON object, got a JSON array; JSON Lines is expected"),
+        # pretty-printed objects one after another
+        (json.dumps(GOOD[0], indent=2), "line 1: an object spread over several lines (pretty-printed JSON)"),
+        # an array on a later line
+        (
+            json.dumps(GOOD[0]) + "\n" + json.dumps(GOOD[1:]),
+            "line 2: expected a JSON object, got a JSON array",
+        ),
+    ],
+)
+def test_json_that_is_not_json_lines_says_one_object_per_line(make_bundle, runs_dir, text, message):
+    bundle = make_bundle({"toy": {"train": GOOD, "validation": VAL, "test": TEST}})
+    path = bundle / "toy" / "train.jsonl"
+    path.write_text(text + "\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}: {message}")):
+        _assemble([_task()], bundle)
+    assert _nothing_written(runs_dir)
+
+
+def test_duplicate_key_in_a_row_names_file_line_and_key(make_bundle, runs_dir):
+    bundle = make_bundle({"toy": {"train": GOOD, "validation": VAL, "test": TEST}})
+    path = bundle / "toy" / "train.jsonl"
+    path.write_text(path.read_text() + '{"text": "a", "label": "no", "label": "yes"}\n')
+    with pytest.raises(DataError) as exc:
+        _assemble([_task()], bundle)
+    assert str(exc.value) == (
+        f"{path}: line 3: duplicate key 'label' in one object (JSON readers keep either value): give each key once"
+    )
+    assert _nothing_written(runs_dir)
+    path.write_text('{"text": "a", "label": "no", "meta": {"k": 1, "k": 2}}\n')  # nested objects too
+    with pytest.raises(ValueError, match=re.escape(f"{path}: line 1: duplicate key 'k'")):
+        read_jsonl(path)
+
+
 def test_invalid_utf8_in_socket_text_file_names_file_and_line(tmp_path):
     cfg = tmp_path / "SOCKET_DATA" / "toy"
     cfg.mkdir(parents=True)
@@ -307,19 +363,20 @@ QUOTE = 'YAML reads unquoted yes/no/true/false/on/off as booleans; quote the wor
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "what"),
+    ("old", "new", "line", "what"),
     [
-        ("labels: [polite, impolite]", "labels: [yes, no]", "labels[0] is the boolean True"),
-        ("labels: [polite, impolite]", "labels: [on, off]", "labels[0] is the boolean True"),
-        ('"0": impolite}', '"0": no}', "label_map['0'] is the boolean False"),
-        ("{impolite: rude}", "{impolite: off}", "variants[0].labels['impolite'] is the boolean False"),
+        ("labels: [polite, impolite]", "labels: [yes, no]", 9, "labels[0] is the boolean True"),
+        ("labels: [polite, impolite]", "labels: [on, off]", 9, "labels[0] is the boolean True"),
+        ('"0": impolite}', '"0": no}', 10, "label_map['0'] is the boolean False"),
+        ("{impolite: rude}", "{impolite: off}", 15, "variants[0].labels['impolite'] is the boolean False"),
     ],
 )
-def test_unquoted_yes_no_labels_say_to_quote_them(tmp_path, old, new, what):
+def test_unquoted_yes_no_labels_say_to_quote_them(tmp_path, old, new, line, what):
     path, load = _load(tmp_path, USER_TASK.replace(old, new))
     with pytest.raises(RegistryError) as exc:
         load()
-    assert str(exc.value) == f"{path}: task 'politeness_toy': {what}: {QUOTE}"
+    # the line is that of the field in USER_TASK (line 1 is its leading blank line)
+    assert str(exc.value) == f"{path}: line {line}: task 'politeness_toy': {what}: {QUOTE}"
 
 
 def test_quoted_yes_no_labels_load(tmp_path):

@@ -244,6 +244,157 @@ def test_pipeline_history_is_kept_across_invocations_and_interruptions(tmp_path,
     assert not [p for p in (root / "p").iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+def _papermill_writing_notebooks(monkeypatch, fail_at: str | None = None, label: str = "run"):
+    """papermill.execute_notebook replaced by one that writes the executed notebook (its text: ``<label> <step>``)
+    and the step's run, or fails at ``fail_at`` after writing the notebook, as papermill does."""
+    import papermill as pm
+
+    ran = []
+
+    def execute(src, out, parameters, **kw):
+        step = parameters["run_name"]
+        ran.append(step)
+        Path(out).write_text(f"{label} {step}")
+        if step == fail_at:
+            raise pm.PapermillExecutionError(3, 3, "boom", "ValueError", "boom", [])
+        (Path(os.environ["SOCIALITE_RUNS_DIR"]) / step).mkdir(exist_ok=True)
+
+    monkeypatch.setattr(pm, "execute_notebook", execute)
+    return ran
+
+
+def test_a_failed_rerun_keeps_the_executed_notebook_of_the_good_run(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    _papermill_writing_notebooks(monkeypatch, label="good")
+    pipeline.run_pipeline("smoke", "p", runs_dir=root, log=lambda *_: None)
+    nbs = root / "p" / "notebooks"
+    assert (nbs / "03_evaluation.ipynb").read_text() == "good eval"
+    _papermill_writing_notebooks(monkeypatch, fail_at="eval", label="broken")
+    results = pipeline.run_pipeline("smoke", "p", runs_dir=root, only=["eval"], log=lambda *_: None)
+    assert [(r.step, r.ok) for r in results] == [("eval", False)]
+    assert (nbs / "03_evaluation.ipynb").read_text() == "good eval"  # the good run's notebook is kept
+    assert (
+        nbs / "failed" / "03_evaluation.ipynb"
+    ).read_text() == "broken eval"  # the failure, with its traceback
+    assert not [p.name for p in nbs.iterdir() if p.name.startswith(".")]  # no temporary notebook left
+    # fixed: the rerun's notebook replaces the good one and the failed one goes
+    _papermill_writing_notebooks(monkeypatch, label="fixed")
+    pipeline.run_pipeline("smoke", "p", runs_dir=root, only=["eval"], log=lambda *_: None)
+    assert (nbs / "03_evaluation.ipynb").read_text() == "fixed eval"
+    assert not (nbs / "failed").exists()
+
+
+def test_the_same_command_after_a_failure_continues_from_the_failed_step(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "runs"
+    monkeypatch.setattr(sys, "argv", ["socialite-pipeline", "--run-name", "p"])
+    _papermill_writing_notebooks(monkeypatch, fail_at="eval", label="first")
+    assert pipeline.main(["--profile", "smoke", "--run-name", "p", "--runs-dir", str(root)]) == 1
+    assert "run the same command again to continue from that step" in capsys.readouterr().out
+    nbs = root / "p" / "notebooks"
+    assert (
+        nbs / "03_evaluation.ipynb"
+    ).read_text() == "first eval"  # no good run before: the failure is here
+    # the same command again: data and train are kept, eval and what follows run
+    ran = _papermill_writing_notebooks(monkeypatch, label="second")
+    monkeypatch.setattr(pipeline, "format_summary", lambda _: "summary")
+    assert pipeline.main(["--profile", "smoke", "--run-name", "p", "--runs-dir", str(root)]) == 0
+    assert ran == ["eval", "analysis", "baselines"]
+    assert (nbs / "02_instruction_tuning.ipynb").read_text() == "first train"
+    assert (nbs / "03_evaluation.ipynb").read_text() == "second eval"
+    doc = json.loads((root / "p" / "pipeline.json").read_text())
+    assert [(i["status"], i["continued"]) for i in doc["invocations"]] == [
+        ("failed", None),
+        ("succeeded", ["eval", "analysis", "baselines"]),
+    ]
+    # finished now: the same command is refused, saying what to do instead
+    assert pipeline.main(["--profile", "smoke", "--run-name", "p", "--runs-dir", str(root)]) == 2
+    assert "every step of it succeeded; choose another --run-name (or --only" in capsys.readouterr().err
+
+
+def test_continuing_with_other_parameters_is_refused_saying_what_to_type(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "runs"
+    monkeypatch.setattr(sys, "argv", ["socialite-pipeline", "--profile", "smoke", "--run-name", "p"])
+    _papermill_writing_notebooks(monkeypatch, fail_at="train")
+    pipeline.run_pipeline("smoke", "p", runs_dir=root, log=lambda *_: None)
+    ran = _papermill_writing_notebooks(monkeypatch)
+    args = ["--profile", "smoke", "--run-name", "p", "--runs-dir", str(root), "--set", "train.max_steps=5"]
+    assert pipeline.main(args) == 2
+    assert capsys.readouterr().err == (
+        f"error: {root / 'p'} is an unfinished run started with other parameters (train.max_steps); to continue it "
+        "run the same command again (socialite-pipeline --profile smoke --run-name p); to rerun steps with new "
+        "parameters use --only train,eval,analysis,baselines; or choose another --run-name\n"
+    )
+    assert ran == []
+    # resume=true may be added to continue an interrupted training run
+    pipeline.run_pipeline(
+        "smoke", "p", runs_dir=root, overrides={"train": {"resume": True}}, log=lambda *_: None
+    )
+    assert ran == ["train", "eval", "analysis", "baselines"]
+
+
+_SLOW_STEP = """
+import os, pathlib, sys, time
+
+import papermill
+
+from socialite_utils import pipeline
+
+
+def execute(src, out, parameters, **kw):
+    step = parameters["run_name"]
+    if step == "train":
+        pathlib.Path(sys.argv[2]).write_text("train started")
+        time.sleep(120)
+    (pathlib.Path(os.environ["SOCIALITE_RUNS_DIR"]) / step).mkdir()
+
+
+papermill.execute_notebook = execute
+sys.exit(pipeline.main(["--profile", "smoke", "--run-name", "p", "--runs-dir", sys.argv[1]]))
+"""
+
+
+def test_sigterm_records_the_running_step_as_interrupted(tmp_path):
+    import time
+
+    root, started = tmp_path / "runs", tmp_path / "started"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_STEP, str(root), str(started)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 180
+        while not started.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert started.exists(), proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "run the same command again to continue from it" in err
+    doc = json.loads((root / "p" / "pipeline.json").read_text())
+    last = doc["invocations"][-1]
+    assert last["status"] == "interrupted"
+    assert [(s["step"], s["status"]) for s in last["steps"]] == [
+        ("data", "succeeded"),
+        ("train", "interrupted"),
+    ]
+    assert last["steps"][-1]["error"] == "PipelineTerminated: stopped by SIGTERM"
+    steps = json.loads((root / "p" / "pipeline_steps.json").read_text())
+    assert [(r["step"], r["ok"]) for r in steps] == [("data", True)]
+    # the record no longer says "running": the same command continues from train
+    assert pipeline.unfinished_steps(root / "p", "smoke", last["params"]) == [
+        "train",
+        "eval",
+        "analysis",
+        "baselines",
+    ]
+
+
 # ---------------------------------------------------------------- 14. pipeline CLI
 
 

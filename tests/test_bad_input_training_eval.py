@@ -8,6 +8,7 @@ while offline.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -75,6 +76,70 @@ def kill_during_save(monkeypatch, at_step: int, *, truncate: str | None) -> None
             raise KilledWhileSaving(f"killed while saving checkpoint-{at_step}")
 
     monkeypatch.setattr(KitSFTTrainer, "_save_optimizer_and_scheduler", save)
+
+
+# ---------------------------------------------------------------- LoRA settings refused before .partial exists
+
+
+def _notebook_02_steps(params: TrainParams, rows: list[dict]):
+    """Notebook 02's training cell, step by step, up to the first write (``start_partial_run``)."""
+    from socialite_utils.training import (
+        check_target_modules,
+        keep_trainable_rows,
+        load_training_model,
+        lora_config_for,
+        plan_training,
+        start_partial_run,
+    )
+
+    plan = plan_training(params, rows, verbose=False)
+    setup = load_training_model(plan, verbose=False)
+    keep_trainable_rows(plan, setup, verbose=False)
+    lora_config = lora_config_for(params)
+    check_target_modules(setup.model, lora_config.target_modules)
+    start_partial_run(plan, setup)
+    return plan, setup, lora_config
+
+
+def test_an_unknown_lora_target_is_refused_before_the_run_writes_anything(rows, runs_dir):
+    with pytest.raises(ValueError) as exc:
+        _notebook_02_steps(tiny(run_name="targets", lora_target_modules=["q_proj", "nope"]), rows)
+    assert str(exc.value) == (
+        "lora_target_modules: ['nope'] match no module of the base model (LlamaForCausalLM); its linear layers: "
+        "down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj (or 'all-linear'). Nothing was "
+        "written: fix lora_target_modules and run again"
+    )
+    assert not (runs_dir / "targets.partial").exists() and not (runs_dir / "targets").exists()
+    # the fixed rerun starts fresh: nothing to resume, nothing refused
+    plan, *_ = _notebook_02_steps(tiny(run_name="targets", lora_target_modules="q_proj,v_proj"), rows)
+    assert plan.resume_from is None and (runs_dir / "targets.partial" / "params.json").is_file()
+
+
+def test_target_modules_match_as_peft_matches_them():
+    from socialite_utils.training import check_target_modules, linear_layer_names
+
+    model = torch.nn.Sequential()
+    block = torch.nn.Module()
+    block.q_proj, block.act = torch.nn.Linear(2, 2), torch.nn.ReLU()
+    model.add_module("block", block)
+    assert linear_layer_names(model) == ["q_proj"]
+    for ok in (["q_proj"], ["block.q_proj"], {"act"}, "all-linear", r"block\.q_.*", None):
+        check_target_modules(model, ok)
+    for bad, missing in (
+        (["proj"], "['proj']"),
+        (["q_proj", "x.q_proj"], "['x.q_proj']"),
+        ("q_.*", "['q_.*']"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(f"lora_target_modules: {missing} match no module")):
+            check_target_modules(model, bad)
+    with pytest.raises(ValueError, match=r"lora_target_modules '\(' is not a valid regular expression"):
+        check_target_modules(model, "(")
+
+
+def test_a_fractional_lora_rank_is_refused_before_anything_is_written(rows, runs_dir):
+    with pytest.raises(ValueError, match=re.escape("TrainParams.lora_r = 2.5: expected an integer")):
+        train_lora(tiny(run_name="rank", lora_r=2.5), rows, verbose=False)
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
 
 # ---------------------------------------------------------------- 3. kill during a checkpoint save

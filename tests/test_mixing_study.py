@@ -3,6 +3,8 @@ paired test on the same test examples. Also the grid and its parameter checks.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -208,6 +210,45 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint(runs_dir, bundle_dir, g
     assert done["ran"] == ["train", "eval", "retention"]  # the data run was reused
     summary = json.loads((cells / "train-n4-r0-s0" / "train_summary.json").read_text())
     assert "checkpoint-1" in summary["resumed_from"] and summary["global_step"] == 3  # saved before the crash
+
+
+@pytest.mark.slow
+def test_a_cell_killed_before_its_first_checkpoint_restarts_clean(runs_dir, bundle_dir, general_dir):
+    from transformers import TrainerCallback
+
+    from socialite_utils.runs import runs_root_at
+    from socialite_utils.studies.mixing import _build_cell_data, _train_params, run_grid
+    from socialite_utils.training import train_lora
+
+    class KilledAtStart(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            raise KeyboardInterrupt
+
+    p = MixingStudyParams(
+        run_name="st", tasks=["tweet_irony", "tweet_stance"], task_rows=[4], general_ratios=[0], seeds=[0],
+        general_heldout=4, max_eval_per_task=4, bootstrap_samples=50, smoke=True, train={"max_steps": 2},
+    ).validate()  # fmt: skip
+    cell = build_grid(p)[0]
+    cells = runs_dir / "st" / "cells"
+    with runs_root_at(cells):
+        _build_cell_data(p, cell, f"data-{cell['cell']}")
+        with pytest.raises(KeyboardInterrupt):
+            train_lora(_train_params(p, cell), callbacks=[KilledAtStart()], verbose=False)
+    partial = cells / "train-n4-r0-s0.partial"
+    assert (partial / "params.json").is_file()  # the kill left the .partial with no checkpoint
+    (partial / "checkpoints" / "checkpoint-1").mkdir(
+        parents=True
+    )  # and one killed while it was being written
+    # resume=False refuses the existing study; nothing is touched
+    with pytest.raises(FileExistsError, match="set resume=True to continue it"):
+        run_grid(replace(p, resume=False))
+    assert (partial / "checkpoints" / "checkpoint-1").is_dir()
+    said = []
+    cells_run = run_grid(p, log=said.append)  # the notebook's call, resume=True by default
+    assert cells_run[0]["ran"] == ["train", "eval", "retention"]
+    assert any("before its first complete checkpoint (incomplete checkpoint-1 (the directory is empty))" in m
+               for m in said)  # fmt: skip
+    assert (cells / "train-n4-r0-s0" / "adapter").is_dir() and not partial.exists()
 
 
 def test_repeating_a_seed_adds_no_evidence():

@@ -73,7 +73,7 @@ def test_bad_definition_names_file_task_and_field(tmp_path):
     bad = USER_TASK.replace("other_social_factors", "vibes")
     (tmp_path / "bad.yaml").write_text(bad)
     with pytest.raises(
-        RegistryError, match=r"bad\.yaml: task 'politeness_toy': field 'category' must be one of"
+        RegistryError, match=r"bad\.yaml: line 5: task 'politeness_toy': field 'category' must be one of"
     ):
         load_registry("mine", extra_dirs=[tmp_path])
 
@@ -115,23 +115,34 @@ tasks:
 """
 
 
+# each message names the line of the field in GEN_TASK (line 1 is its leading blank line)
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (("metrics: [sari, bleu]", "metrics: [rouge]"), "unknown metric 'rouge' in 'metrics'"),
-        (("metrics: [sari, bleu]", "metrics: []"), "field 'metrics' needs at least one metric name"),
-        (("group: seen", "group: seen\n    labels: [a, b]"), "field 'labels' does not apply to generation"),
-        (("category: writing", "category: offensive"), r"field 'category' must be one of \['writing'\]"),
-        (("    sources: {writing_tasks: {dir: formalize}}\n", ""), "give either 'sources' or 'no_data"),
+        (("metrics: [sari, bleu]", "metrics: [rouge]"), "line 9: T unknown metric 'rouge' in 'metrics'"),
+        (
+            ("metrics: [sari, bleu]", "metrics: []"),
+            "line 9: T field 'metrics' needs at least one metric name",
+        ),
+        (
+            ("group: seen", "group: seen\n    labels: [a, b]"),
+            "line 8: T field 'labels' does not apply to generation",
+        ),
+        (
+            ("category: writing", "category: offensive"),
+            r"line 5: T field 'category' must be one of \['writing'\]",
+        ),
+        (("    sources: {writing_tasks: {dir: formalize}}\n", ""), "T give either 'sources' or 'no_data"),
         (
             ("instruction: Make", "variants: [{instruction: x, labels: {a: b}}]\n    instruction: Make"),
-            "variants",
+            r"line 8: T variants\[0\] must be \{instruction: ...\}",
         ),
     ],
 )
 def test_generation_task_definitions_are_checked(tmp_path, edit, message):
     (tmp_path / "gen.yaml").write_text(GEN_TASK.replace(*edit))
-    with pytest.raises(RegistryError, match=f"gen.yaml: task 'formalize': .*{message}"):
+    expected = "gen.yaml: " + message.replace("T ", "task 'formalize': ")
+    with pytest.raises(RegistryError, match=expected):
         load_registry("mywriting", extra_dirs=[tmp_path])
 
 

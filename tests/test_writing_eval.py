@@ -3,11 +3,15 @@ stand-in generator: budgets, batching, metrics against the copy baseline, claims
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from socialite_utils import text_metrics as TM
 from socialite_utils.registry import load_registry
+from socialite_utils.runs import runs_root_at
 from socialite_utils.studies import writing_eval as WE
 from socialite_utils.studies.writing import prepare_writing_run
 
@@ -178,6 +182,44 @@ def test_run_directory_is_continued_or_refused(runs_dir):
     (runs_dir / "other").mkdir()
     with pytest.raises(FileExistsError, match="not a writing-assistance run"):
         prepare_writing_run("other", {}, overwrite=True)
+    # resume (notebook 07's parameter, default True) continues; False refuses the existing run, untouched
+    (run / "marker").write_text("x")
+    with pytest.raises(FileExistsError, match="set resume=True to continue it"):
+        prepare_writing_run("w", {"seed": 1, "smoke": True}, resume=False)
+    assert prepare_writing_run("w", {"seed": 1, "smoke": True}, resume="true") == run
+    assert (run / "marker").exists()
+
+
+@pytest.mark.slow
+def test_a_system_killed_before_its_first_checkpoint_trains_again(tmp_path, train_rows):
+    from transformers import TrainerCallback
+
+    from socialite_utils.training import TrainParams, train_lora
+
+    class KilledAtStart(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            raise KeyboardInterrupt
+
+    params = replace(TrainParams(run_name="train-writing").for_smoke(), max_steps=2, save_steps=1000)
+    with runs_root_at(tmp_path), pytest.raises(KeyboardInterrupt):
+        train_lora(params, train_rows, callbacks=[KilledAtStart()], verbose=False)
+    assert (tmp_path / "train-writing.partial" / "params.json").is_file()  # left without a checkpoint
+    run = WE.train_or_reuse(params, train_rows, where=tmp_path, verbose=False)  # notebook 07's call
+    assert run == (tmp_path / "train-writing").resolve() and (run / "adapter").is_dir()
+    assert not (tmp_path / "train-writing.partial").exists()
+
+    # one killed after a checkpoint continues from it
+    class KilledAtStep2(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise KeyboardInterrupt
+
+    params = replace(params, run_name="train-general", max_steps=3, save_steps=1)
+    with runs_root_at(tmp_path), pytest.raises(KeyboardInterrupt):
+        train_lora(params, train_rows, callbacks=[KilledAtStep2()], verbose=False)
+    run = WE.train_or_reuse(params, train_rows, where=tmp_path, verbose=False)
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert "checkpoint-" in summary["resumed_from"] and summary["global_step"] == 3
 
 
 def test_notebook_03_refuses_generation_rows(runs_dir, writing_dir):

@@ -42,8 +42,17 @@ from ..evaluation.scoring import score_response_nll
 from ..params import ParamError, Rule, check_params
 from ..plotting import plot_mixing_curves, plot_mixing_gain, plot_specialisation_vs_retention, save_figure
 from ..registry import load_registry, select_tasks
-from ..runs import check_run_name, read_json, resolve_run_dir, run_dir_for, runs_root_at, write_json
+from ..runs import (
+    RunExistsError,
+    check_run_name,
+    read_json,
+    resolve_run_dir,
+    run_dir_for,
+    runs_root_at,
+    write_json,
+)
 from ..schema import read_data_rows, read_eval_metrics, read_prediction_rows
+from ..training.checkpoints import continue_or_clear_partial
 from ..training.lora import TrainParams, load_adapter, load_run_tokenizer, partial_dir_for, train_lora
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = Verdict.SUPPORTED, Verdict.CONTRADICTED, Verdict.INCONCLUSIVE
@@ -108,6 +117,7 @@ class MixingStudyParams:
     reasoning_categories: list[str] = field(default_factory=lambda: list(REASONING_CATEGORIES))
     factual_categories: list[str] = field(default_factory=lambda: list(FACTUAL_CATEGORIES))
     smoke: bool = False
+    resume: bool = True  # continue an existing study of this name (False: an existing one is refused)
 
     def validate(self) -> MixingStudyParams:
         """Raise ValueError naming the bad parameter; return self. Every value is checked here, before anything is
@@ -166,6 +176,7 @@ class MixingStudyParams:
             "base_model",
             "seed",
             "overwrite",
+            "resume",  # the study's own: each cell's training resumes when it has a checkpoint
         }
         train = {k: values[k] for k in sorted(train_fields) if k in values}
         if own.get("smoke"):
@@ -251,8 +262,9 @@ def score_retention(model: Any, tokenizer: Any, data_run: str, *, max_length: in
 
 
 def run_cell(params: MixingStudyParams, cell: dict, cells_dir: Path, *, log=print) -> dict[str, Any]:
-    """Data, adapter, evaluation and retention for one cell under ``cells_dir``; each existing run is reused."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """Data, adapter, evaluation and retention for one cell under ``cells_dir``; each existing run is reused, an
+    interrupted training run continues from its newest complete checkpoint (or starts again when it was killed
+    before its first one)."""
 
     name = cell["cell"]
     done = {"data": False, "train": False, "eval": False, "retention": False}
@@ -265,8 +277,7 @@ def run_cell(params: MixingStudyParams, cell: dict, cells_dir: Path, *, log=prin
         if not (cells_dir / f"train-{name}").is_dir():
             tp = _train_params(params, cell)
             # an interrupted cell continues from its newest checkpoint (the kit's resume checks the params and rows)
-            checkpoints = partial_dir_for(cells_dir / tp.run_name) / "checkpoints"
-            resume = checkpoints.is_dir() and get_last_checkpoint(str(checkpoints)) is not None
+            resume = continue_or_clear_partial(partial_dir_for(cells_dir / tp.run_name), log=log)
             res = train_lora(replace(tp, resume=resume), verbose=False)
             model_tok = (res.model, res.tokenizer)
             done["train"] = True
@@ -287,9 +298,15 @@ def run_cell(params: MixingStudyParams, cell: dict, cells_dir: Path, *, log=prin
 
 
 def run_grid(params: MixingStudyParams, *, log=print) -> list[dict[str, Any]]:
-    """Every cell of the grid (existing ones reused); writes ``runs/<run_name>/study_params.json``."""
+    """Every cell of the grid (existing ones reused); writes ``runs/<run_name>/study_params.json``. With
+    ``resume=False`` an existing study of the same name is refused instead of continued."""
     params.validate()
     study_dir = run_dir_for(params.run_name)
+    if study_dir.exists() and not params.resume:
+        raise RunExistsError(
+            f"{study_dir} exists; set resume=True to continue it (finished cells are reused) or choose another "
+            "run_name"
+        )
     cells_dir = study_dir / "cells"
     saved = study_dir / "study_params.json"
     if saved.is_file():

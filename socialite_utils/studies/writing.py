@@ -91,6 +91,7 @@ class WritingStudyParams(FromMapping):
     torch_threads: int | None = None
     seed: int = 0
     overwrite: bool = False
+    resume: bool = True  # continue an existing run of this name (False: an existing one is refused)
     smoke: bool = False
 
     def validate(self) -> WritingStudyParams:
@@ -114,12 +115,16 @@ class WritingStudyParams(FromMapping):
         return asdict(self)
 
 
-def prepare_writing_run(run_name: str, params: dict[str, Any], *, overwrite: bool = False) -> Path:
-    """The run directory, with ``params.json``. An existing run with the same params is continued; with other
-    params it is refused (or, with ``overwrite``, removed -- only if it is a run this module wrote)."""
+def prepare_writing_run(
+    run_name: str, params: dict[str, Any], *, overwrite: bool = False, resume: bool = True
+) -> Path:
+    """The run directory, with ``params.json``. An existing run with the same params is continued (with
+    ``resume=False`` it is refused); with other params it is refused. ``overwrite`` removes it and starts again
+    (only if it is a run this module wrote)."""
     run_dir = run_dir_for(run_name)
     overwrite = as_bool(overwrite, param="overwrite")
-    params = {k: v for k, v in params.items() if k != "overwrite"}
+    resume = as_bool(resume, param="resume")
+    params = {k: v for k, v in params.items() if k not in ("overwrite", "resume")}
     path = run_dir / "params.json"
     if run_dir.exists():
         old = read_json(path) if path.exists() else None
@@ -129,6 +134,11 @@ def prepare_writing_run(run_name: str, params: dict[str, Any], *, overwrite: boo
             )
         if overwrite:
             shutil.rmtree(run_dir)
+        elif not resume:
+            raise FileExistsError(
+                f"{run_dir} exists; set resume=True to continue it (finished steps are reused) or overwrite=True "
+                "to start it again, or choose another run_name"
+            )
         elif old["params"] != params:
             diff = sorted(
                 k for k in set(old["params"]) | set(params) if old["params"].get(k) != params.get(k)

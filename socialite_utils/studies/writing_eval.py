@@ -40,6 +40,7 @@ from ..metrics import task_seed
 from ..registry import Task
 from ..runs import runs_root_at
 from ..schema import SCHEMA_VERSION
+from ..training.checkpoints import continue_or_clear_partial
 from ..training.lora import load_adapter, load_run_tokenizer, partial_dir_for, train_lora
 
 COPY = "copy"
@@ -143,7 +144,8 @@ def load_generation_model(
 def train_or_reuse(params: Any, rows: list[dict], *, where: str | os.PathLike, verbose: bool = True) -> Path:
     """Train ``params`` (a TrainParams) on ``rows`` into ``<where>/<params.run_name>`` with notebook 02's
     :func:`~socialite_utils.training.train_lora`, or reuse that run if it is already finished (an interrupted
-    notebook continues; an unfinished ``.partial`` run resumes from its last checkpoint)."""
+    notebook continues; an unfinished ``.partial`` run resumes from its newest complete checkpoint, and one killed
+    before its first checkpoint starts again)."""
     from dataclasses import replace
 
     with runs_root_at(where) as root:
@@ -152,8 +154,10 @@ def train_or_reuse(params: Any, rows: list[dict], *, where: str | os.PathLike, v
             if verbose:
                 print(f"reusing the finished train run {run_dir}")
             return run_dir
-        partial = partial_dir_for(run_dir)
-        resume = partial.is_dir() and any(partial.glob("checkpoint-*"))
+        # continue from the newest complete checkpoint; a run killed before its first one starts again
+        resume = continue_or_clear_partial(
+            partial_dir_for(run_dir), log=print if verbose else lambda *_: None
+        )
         train_lora(replace(params, resume=resume), rows, verbose=verbose)
     return run_dir
 

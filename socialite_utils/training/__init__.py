@@ -2,7 +2,8 @@
 
 Steps, each a module: ``rows`` (a data run's train rows, tokenized exactly as TRL does) -> ``lora`` (the recipe:
 ``TrainParams``, ``LoraConfig``, ``SFTConfig``, ``train_lora`` and its steps) -> ``trainer`` (the kit's SFTTrainer) ->
-``checkpoints`` (resume) and ``distributed`` (several processes); ``cli`` is the command line."""
+``checkpoints`` (resume), ``targets`` (the LoRA targets against the model) and ``distributed`` (several
+processes); ``cli`` is the command line."""
 
 from ..plotting import (
     loss_points,
@@ -44,6 +45,10 @@ from .rows import (
     supervised_token_count,
     validate_rows,
 )
+from .targets import (
+    check_target_modules,
+    linear_layer_names,
+)
 from .trainer import (
     KitProgressCallback,
     KitSFTTrainer,
@@ -57,11 +62,13 @@ __all__ = [
     "build_trainer",
     "check_base_model_name",
     "check_supervised_tokens",
+    "check_target_modules",
     "format_log_line",
     "IN_PROCESS_PRESETS",
     "keep_trainable_rows",
     "KitProgressCallback",
     "KitSFTTrainer",
+    "linear_layer_names",
     "load_adapter",
     "load_adapter_and_tokenizer",
     "load_run_tokenizer",

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import struct
 import zipfile
 from pathlib import Path
+from typing import Any
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # Written by Trainer._save_checkpoint, in this order; trainer_state.json comes last.
@@ -83,6 +85,21 @@ def find_resume_checkpoint(checkpoint_dir: Path) -> tuple[Path | None, list[tupl
             return path, skipped
         skipped.append((path, problem))
     return None, skipped
+
+
+def continue_or_clear_partial(partial: Path, *, log: Any = print) -> bool:
+    """For callers that continue interrupted runs on their own (notebooks 06 and 07): True when the run's
+    ``<run>.partial/`` holds a complete checkpoint, so ``resume=True`` continues from it. A ``.partial`` left by a run
+    killed before its first complete checkpoint holds nothing to continue: it is deleted (named through ``log``) and
+    the run starts clean; False."""
+    found, skipped = find_resume_checkpoint(partial / "checkpoints")
+    if found is not None:
+        return True
+    if partial.is_dir() and not partial.is_symlink() and partial.name.endswith(".partial"):
+        what = f"incomplete {describe_skipped(skipped)}" if skipped else "no checkpoint"
+        log(f"{partial} was left before its first complete checkpoint ({what}): starting that run again")
+        shutil.rmtree(partial)
+    return False
 
 
 def adapter_problem(adapter_dir: Path, *, tokenizer: bool = True) -> str | None:

@@ -84,6 +84,7 @@ from .rows import (
     token_lengths,
     validate_rows,
 )
+from .targets import check_target_modules
 from .trainer import (
     KitSFTTrainer,
     _quiet_progress,
@@ -898,6 +899,8 @@ def train_lora(
     setup = load_training_model(plan, verbose=verbose)
     keep_trainable_rows(plan, setup, verbose=verbose)
     lora_config = lora_config_for(params)
+    if lora_config is not None:  # an unknown target is named now, before .partial exists
+        check_target_modules(setup.model, lora_config.target_modules)
     start_partial_run(plan, setup)  # all checks passed: from here on files are written (in .partial)
     trainer = build_trainer(plan, setup, lora_config, callbacks=callbacks, verbose=verbose)
     result = train_trainer(plan, setup, trainer, verbose=verbose)
