@@ -31,6 +31,8 @@ WITH_EXERCISES = [
     "03_evaluation",
     "04_error_analysis",
     "05_baselines",
+    "06_generalist_mixing",
+    "07_writing_assistance",
 ]
 
 
