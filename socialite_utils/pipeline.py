@@ -71,6 +71,12 @@ STEPS: list[tuple[str, str, str, dict[str, str]]] = [
 ]
 
 
+# The kernel's own log (its stderr, shared with the pipeline's terminal) says "Kernel is running over TCP without
+# encryption" at every start and "KeyboardInterrupt caught in kernel" on Ctrl-C; neither is about the notebook, whose
+# errors reach the executed notebook and the pipeline's FAILED line anyway.
+KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
+
+
 @dataclass
 class StepResult:
     step: str
@@ -340,6 +346,7 @@ def run_pipeline(
                     kernel_name="python3",
                     progress_bar=False,
                     log_output=False,
+                    extra_arguments=KERNEL_QUIET,
                 )
             except pm.PapermillExecutionError as e:
                 results.append(StepResult(step, notebook, time.time() - t0, False, f"{e.ename}: {e.evalue}"))

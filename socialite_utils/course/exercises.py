@@ -22,7 +22,7 @@ from ..data.loaders import load_task_split
 from ..data.mixing import MixtureSpec, general_rows_wanted
 from ..evaluation.scoring import label_probabilities, score_label_logprobs
 from ..metrics import compute_classification, expected_calibration_error, macro_f1
-from ..models import count_parameters
+from ..models import count_parameters, peft_wrap_warnings_silenced
 from ..prompts import render_prompt
 from ..registry import RegistryError, load_registry, load_task_file
 from ..studies.mixing import MixingStudyParams, cell_mixture
@@ -138,7 +138,8 @@ def lora_trainable_parameters(model: Any, r: int, target_modules: str | Sequence
     base = copy.deepcopy(model)
     if isinstance(base, PeftModel):
         base = base.unload()
-    peft_model = get_peft_model(base, build_lora_config(r=r, alpha=2 * r, target_modules=target_modules))
+    with peft_wrap_warnings_silenced():
+        peft_model = get_peft_model(base, build_lora_config(r=r, alpha=2 * r, target_modules=target_modules))
     return count_parameters(peft_model)[0]
 
 

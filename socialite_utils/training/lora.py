@@ -558,7 +558,8 @@ def build_trainer(
     sft_config = build_sft_config(
         params, plan.partial / "checkpoints", precision=setup.precision, n_examples=len(kept)
     )
-    with _quiet_progress():  # TRL's five preparation passes would each draw a progress bar
+    # TRL's five preparation passes would each draw a progress bar; peft's wrap warns of a deprecated property
+    with _quiet_progress(), models.peft_wrap_warnings_silenced():
         trainer = KitSFTTrainer(
             model=setup.model,
             args=sft_config,
@@ -758,5 +759,6 @@ def load_adapter(
             base = base.to(precision.device)
     else:
         base, _ = models.load_model(name, precision=precision)
-    model = PeftModel.from_pretrained(base, adapter_dir)
+    with models.peft_wrap_warnings_silenced():
+        model = PeftModel.from_pretrained(base, adapter_dir)
     return model.eval()
