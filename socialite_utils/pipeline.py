@@ -61,6 +61,7 @@ _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 # (step, notebook, run directory it writes, how it receives the earlier runs)
 STEPS: list[tuple[str, str, str, dict[str, str]]] = [
+    ("inside", "00_inside_the_pipeline.ipynb", "inside", {}),  # only for profiles that declare it (*-inside)
     ("data", "01_data_assembly.ipynb", "data", {}),
     ("train", "02_instruction_tuning.ipynb", "train", {"data_run": "data"}),
     ("eval", "03_evaluation.ipynb", "eval", {"data_run": "data", "train_run": "train"}),
@@ -391,6 +392,14 @@ def format_summary(pipe_dir: str | os.PathLike) -> str:
             for c in claims.itertuples()
         ]
         return "writing assistance (notebook 07):\n" + "\n".join(lines) + f"\nrun: {pipe_dir / 'writing'}"
+    inside = pipe_dir / "inside" / "inside.json"
+    if not metrics_path.exists() and inside.exists():
+        got = read_json(inside)
+        return (
+            f"inside the pipeline (notebook 00): {got['model']} on {got['task']}; log P({got['label']!r}) by hand "
+            f"{got['logprob_by_hand']:.4f}, score mode {got['logprob_kit']:.4f}; macro-F1 by hand "
+            f"{got['macro_f1_by_hand']:.1f}, scikit-learn {got['macro_f1_sklearn']:.1f}\nrun: {pipe_dir / 'inside'}"
+        )
     findings = pipe_dir / "mixing" / "findings.txt"
     if not metrics_path.exists():
         return findings.read_text() if findings.exists() else f"no evaluation metrics at {metrics_path}"
