@@ -1,12 +1,14 @@
 """Course material from the notebooks: student copies without solutions, and a static site of executed notebooks.
 
     python -m socialite_utils.course student [--src notebooks] [--out student] [--force]
-    python -m socialite_utils.course site [--run demo | --src runs/demo/notebooks] [--out DIR] [--force]
+    python -m socialite_utils.course site [--run demo ... | --src runs/demo/notebooks ...] [--out DIR] [--force]
 
 ``student`` copies every numbered notebook with the cells tagged ``solution`` removed (the stub and the check cells
 stay, so each check fails with its hint until the student writes an answer). ``site`` renders executed notebooks
-(by default the ones the pipeline saved in ``runs/<run>/notebooks/``) to HTML pages with their figures embedded, and
-an ``index.html`` linking them by title: what a student opens without running anything.
+(by default the ones the pipeline saved in ``runs/<run>/notebooks/`` of the runs ``demo``, ``inside``, ``mixing``
+and ``writing``, those that exist) to HTML pages with their figures embedded and previous / index / next links,
+and an ``index.html`` linking them by title, with the command that makes each notebook the runs lack: what a
+student opens without running anything.
 
 Both write only into a folder they created (marked by a manifest file) and refuse anything else unless asked
 (``force=True`` / ``--force``). A student copy the student has edited since it was written is never replaced
