@@ -61,7 +61,6 @@ _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 # (step, notebook, run directory it writes, how it receives the earlier runs)
 STEPS: list[tuple[str, str, str, dict[str, str]]] = [
-    ("inside", "00_inside_the_pipeline.ipynb", "inside", {}),  # only for profiles that declare it (*-inside)
     ("data", "01_data_assembly.ipynb", "data", {}),
     ("train", "02_instruction_tuning.ipynb", "train", {"data_run": "data"}),
     ("eval", "03_evaluation.ipynb", "eval", {"data_run": "data", "train_run": "train"}),
@@ -69,6 +68,7 @@ STEPS: list[tuple[str, str, str, dict[str, str]]] = [
     ("baselines", "05_baselines.ipynb", "baselines", {"data_run": "data", "eval_run": "eval"}),
     ("mixing", "06_generalist_mixing.ipynb", "mixing", {}),  # only for profiles that declare it (*-mixing)
     ("writing", "07_writing_assistance.ipynb", "writing", {}),  # runs only in profiles that declare it
+    ("inside", "00_inside_the_pipeline.ipynb", "inside", {}),  # notebook 00, for the course site (*-inside)
 ]
 
 
