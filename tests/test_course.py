@@ -283,6 +283,13 @@ def _stderr(text: str):
     return nbformat.v4.new_output("stream", name="stderr", text=text)
 
 
+def _widget():
+    """A progress bar as tqdm.auto draws it under ipywidgets: a widget view (no state saved) and its first text."""
+    view = {"model_id": "f0fb", "version_major": 2, "version_minor": 0}
+    data = {"application/vnd.jupyter.widget-view+json": view, "text/plain": "training:   0%|   | 0/3"}
+    return nbformat.v4.new_output("display_data", data=data)
+
+
 def _image(png: str):
     return nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})
 
@@ -303,7 +310,7 @@ def test_site_from_several_runs_has_navigation_alt_texts_and_no_noise(tmp_path):
         _code([_stderr(future + "a warning of the notebook's own\n"), _image(_png()), _image(_png())]),
     ])  # fmt: skip
     _page_notebook(runs / "mixing" / "notebooks", "06_mixing.ipynb", "06 · Mixing", [
-        _code([_stderr("[IPKernelApp] WARNING | Kernel is running over TCP without encryption.\n")]),
+        _code([_stderr("[IPKernelApp] WARNING | Kernel is running over TCP without encryption.\n"), _widget()]),
         _code([_image(_png("Macro-F1 by task-data size"))]),
     ])  # fmt: skip
     expected = {
@@ -326,6 +333,7 @@ def test_site_from_several_runs_has_navigation_alt_texts_and_no_noise(tmp_path):
     first, second = (index.parent / "01_data.html").read_text(), (index.parent / "06_mixing.html").read_text()
     for page in (first, second):
         assert not [s for s in NOISE if s in page], [s for s in NOISE if s in page]
+        assert "widget-view" not in page and "unpkg" not in page and "0/3" not in page  # no remote script
         assert page.count('<a href="index.html">Index</a>') == 2  # at the top and at the bottom
     assert "a warning of the notebook&#39;s own" in first or "a warning of the notebook's own" in first
     assert '<a rel="next" href="06_mixing.html">06 · Mixing &rarr;</a>' in first and 'rel="prev"' not in first

@@ -311,15 +311,25 @@ def describe_images(nb: nbformat.NotebookNode, page_title: str) -> int:
     return count
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def drop_noise(nb: nbformat.NotebookNode) -> int:
-    """Remove the :data:`NOISE` lines from the stderr outputs of ``nb`` (in place; an output left empty goes);
-    returns how many lines went."""
+    """Remove the :data:`NOISE` lines from the stderr outputs of ``nb`` (an output left empty goes) and its widget
+    outputs (tqdm's progress bars under ipywidgets: a headless run saves no widget state, so a page could show
+    only an empty box, after loading a script from the internet). In place; returns how many lines and outputs
+    went."""
     removed = 0
+    if nb.metadata.pop("widgets", None) is not None:
+        removed += 1
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         kept = []
         for out in cell.get("outputs", []):
+            if WIDGET_VIEW in out.get("data", {}):
+                removed += 1
+                continue
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
                 text = out["text"]
                 for pattern in NOISE:
