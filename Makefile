@@ -41,9 +41,9 @@ lab:  ## JupyterLab from the repository root, on the kit's kernel "socialite" (e
 student:  ## student copies of the notebooks in student/ (git-ignored), the exercise solutions removed
 	$(BIN)/python -m socialite_utils.course student --src notebooks --out student
 
-RUN ?= demo
-site:  ## the executed notebooks of runs/$(RUN)/notebooks rendered to HTML in runs/$(RUN)/site (make site RUN=demo)
-	$(BIN)/python -m socialite_utils.course site --run $(RUN)
+RUN ?= demo inside mixing writing
+site:  ## the executed notebooks of the runs $(RUN) (those that exist) as HTML pages in runs/<first>/site (make site RUN=demo)
+	$(BIN)/python -m socialite_utils.course site $(foreach r,$(RUN),--run $(r))
 
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/nbstripout --verify notebooks/*.ipynb

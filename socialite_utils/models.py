@@ -15,6 +15,7 @@ need; training collators pad on their own side) and a chat template.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
@@ -25,6 +26,8 @@ import resource
 import shutil
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -649,6 +652,19 @@ def load_model(
 # ---------------------------------------------------------------------------------------------------------------
 # Provenance helpers
 # ---------------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def peft_wrap_warnings_silenced() -> Iterator[None]:
+    """Around code that wraps a model in a LoRA adapter (``get_peft_model``, ``PeftModel.from_pretrained``, TRL's
+    ``SFTTrainer(peft_config=...)``): peft reads ``model.is_gradient_checkpointing``, which transformers 5 deprecates
+    with a FutureWarning on every wrap. The value peft reads is right and nothing is for the user to change, so
+    this one message is silenced there; every other warning still shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

@@ -79,7 +79,14 @@ STEPS: list[tuple[str, str, str, dict[str, str]]] = [
     ("baselines", "05_baselines.ipynb", "baselines", {"data_run": "data", "eval_run": "eval"}),
     ("mixing", "06_generalist_mixing.ipynb", "mixing", {}),  # only for profiles that declare it (*-mixing)
     ("writing", "07_writing_assistance.ipynb", "writing", {}),  # runs only in profiles that declare it
+    ("inside", "00_inside_the_pipeline.ipynb", "inside", {}),  # notebook 00, for the course site (*-inside)
 ]
+
+
+# The kernel's own log (its stderr, shared with the pipeline's terminal) says "Kernel is running over TCP without
+# encryption" at every start and "KeyboardInterrupt caught in kernel" on Ctrl-C; neither is about the notebook, whose
+# errors reach the executed notebook and the pipeline's FAILED line anyway.
+KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 @dataclass
@@ -474,6 +481,7 @@ def run_pipeline(
                         kernel_name="python3",
                         progress_bar=False,
                         log_output=False,
+                        extra_arguments=KERNEL_QUIET,
                     )
                 except pm.PapermillExecutionError as e:
                     kept_nb = _keep_failed_notebook(*running)
@@ -674,6 +682,14 @@ def format_summary(pipe_dir: str | os.PathLike) -> str:
             for c in claims.itertuples()
         ]
         return "writing assistance (notebook 07):\n" + "\n".join(lines) + f"\nrun: {pipe_dir / 'writing'}"
+    inside = pipe_dir / "inside" / "inside.json"
+    if not metrics_path.exists() and inside.exists():
+        got = read_json(inside)
+        return (
+            f"inside the pipeline (notebook 00): {got['model']} on {got['task']}; log P({got['label']!r}) by hand "
+            f"{got['logprob_by_hand']:.4f}, score mode {got['logprob_kit']:.4f}; macro-F1 by hand "
+            f"{got['macro_f1_by_hand']:.1f}, scikit-learn {got['macro_f1_sklearn']:.1f}\nrun: {pipe_dir / 'inside'}"
+        )
     findings = pipe_dir / "mixing" / "findings.txt"
     if not metrics_path.exists():
         return findings.read_text() if findings.exists() else f"no evaluation metrics at {metrics_path}"

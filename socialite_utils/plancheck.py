@@ -452,6 +452,11 @@ def check_plan(profile: str, params: dict[str, dict[str, Any]], declared: list[s
     steps: list[StepPlan] = []
     data: dict[str, Any] = {"n_train": None, "n_test": None}
     train_model = None
+    if "inside" in declared:
+        smoke = params["inside"].get("smoke")
+        steps.append(
+            StepPlan("inside", estimate="~15 s (tiny-random)" if smoke else "~1 min (SmolLM2-135M, 8 steps)")
+        )
     if "data" in declared:
         sp, data = _check_data(profile, params["data"], device)
         steps.append(sp)

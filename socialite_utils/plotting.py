@@ -119,6 +119,15 @@ def _styled(fn: Callable) -> Callable:
     return wrapper
 
 
+def figure_title(fig: Any) -> str:
+    """The figure's title: its suptitle, else its axes' titles joined with "; " ("" when it has none)."""
+    sup = " ".join(fig.get_suptitle().split())
+    if sup:
+        return sup
+    titles = [" ".join(ax.get_title().split()) for ax in fig.axes]
+    return "; ".join(t for t in titles if t)
+
+
 def save_figure(
     fig: Any, path_stem: str | os.PathLike, *, formats: Sequence[str] = FORMATS, close: bool = True
 ) -> list[Path]:
@@ -127,8 +136,11 @@ def save_figure(
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_name(f"{stem.name}.{fmt}") for fmt in formats]
+    title = figure_title(fig)
     for path in paths:
-        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        # the title in the file's own metadata: the course site's alt text for the figure (course.build)
+        meta = {"Title": title} if title and path.suffix in (".png", ".pdf", ".svg") else None
+        fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata=meta)
     if close:
         plt.close(fig)
     return paths

@@ -65,6 +65,7 @@ __all__ = [
     "normalize_for_match",
     "paired_corpus_test",
     "sari",
+    "sari_ngram_parts",
 ]
 
 SARI_VARIANTS = ("easse", "t2t")
@@ -148,14 +149,19 @@ def _easse_stats(src: str, hyp: str, refs: Sequence[str]) -> np.ndarray:
     return out
 
 
-def _easse_parts(stats: np.ndarray) -> np.ndarray:
-    """(add, keep, delete) in percent from summed statistics (..., 3, 3, 4): EASSE ``compute_macro_sari``."""
+def _easse_f1(stats: np.ndarray) -> np.ndarray:
+    """F1 in percent per operation and n-gram order from statistics (..., 3, 3, 4): shape (..., 3, 4)."""
     correct, sys_total, ref_total = stats[..., 0, :], stats[..., 1, :], stats[..., 2, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(sys_total > 0, correct / np.where(sys_total > 0, sys_total, 1), 0.0)
         r = np.where(ref_total > 0, correct / np.where(ref_total > 0, ref_total, 1), 0.0)
         f1 = np.where((p > 0) & (r > 0), 2 * p * r / np.where(p + r > 0, p + r, 1), 0.0)
-    return 100.0 * f1.mean(axis=-1)
+    return 100.0 * f1
+
+
+def _easse_parts(stats: np.ndarray) -> np.ndarray:
+    """(add, keep, delete) in percent from summed statistics (..., 3, 3, 4): EASSE ``compute_macro_sari``."""
+    return _easse_f1(stats).mean(axis=-1)
 
 
 def _t2t_ngram(s: list[str], c: list[str], refs: list[list[str]]) -> tuple[float, float, float]:
@@ -240,6 +246,22 @@ def sari(
         **{op: per[:, i].tolist() for i, op in enumerate(_OPS)},
     }
     return result
+
+
+def sari_ngram_parts(
+    source: str, prediction: str, references: Sequence[str], *, lowercase: bool = True
+) -> list[dict[str, float]]:
+    """EASSE SARI of one example taken apart: for each n-gram order n = 1..4 (list index n - 1) the add, keep and
+    delete F1 in percent. The example's SARI (``sari([source], [prediction], [references])``) is the mean of these
+    twelve numbers; what a reader checks a hand computation against."""
+    _check_inputs([prediction], [references], [source])
+    stats = _easse_stats(
+        normalize_13a(source, lowercase),
+        normalize_13a(prediction, lowercase),
+        [normalize_13a(r, lowercase) for r in references],
+    )
+    f1 = _easse_f1(stats)  # (3 operations, 4 orders)
+    return [{op: float(f1[i, k]) for i, op in enumerate(_OPS)} for k in range(NGRAM_ORDER)]
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ WITH_EXERCISES = [
     "03_evaluation",
     "04_error_analysis",
     "05_baselines",
+    "06_generalist_mixing",
+    "07_writing_assistance",
 ]
 
 
@@ -236,3 +238,162 @@ def test_site_pages_open_in_headless_chromium_with_their_figures(tmp_path):
         assert 'data-decoded="yes"' in imgs[0], imgs  # the browser decoded the embedded figure
         png = base64.b64decode(re.search(r"base64,([^\"]+)", imgs[0]).group(1))
         assert png.startswith(b"\x89PNG")
+
+
+NOISE = (
+    "TqdmWarning: IProgress not found",
+    "FutureWarning: `is_gradient_checkpointing` is deprecated",
+    "[IPKernelApp]",
+    "KeyboardInterrupt caught in kernel",
+    "Kernel is running over TCP without encryption",
+)
+
+
+def _png(title: str | None = None) -> str:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(2, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Title": title} if title else None)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _page_notebook(folder, name: str, title: str, cells: list) -> None:
+    """An "executed" notebook written by hand: a header with a purpose in markdown, then ``cells``."""
+    nb = nbformat.v4.new_notebook()
+    head = f"# {title}\n\n**Purpose.** See *what* `{name[:2]}` does, e.g. its figure. More text."
+    nb.cells = [nbformat.v4.new_markdown_cell(head), *cells]
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / name)
+
+
+def _code(outputs: list):
+    cell = nbformat.v4.new_code_cell("show()")
+    cell.outputs = outputs
+    return cell
+
+
+def _stderr(text: str):
+    return nbformat.v4.new_output("stream", name="stderr", text=text)
+
+
+def _widget():
+    """A progress bar as tqdm.auto draws it under ipywidgets: a widget view (no state saved) and its first text."""
+    view = {"model_id": "f0fb", "version_major": 2, "version_minor": 0}
+    data = {"application/vnd.jupyter.widget-view+json": view, "text/plain": "training:   0%|   | 0/3"}
+    return nbformat.v4.new_output("display_data", data=data)
+
+
+def _image(png: str):
+    return nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})
+
+
+def test_site_from_several_runs_has_navigation_alt_texts_and_no_noise(tmp_path):
+    runs = tmp_path / "runs"
+    tqdm_warning = (
+        "/x/tqdm/auto.py:21: TqdmWarning: IProgress not found. Please update jupyter and ipywidgets.\n"
+        "  from .autonotebook import tqdm as notebook_tqdm\n"
+    )
+    future = (
+        "/x/modeling_utils.py:3303: FutureWarning: `is_gradient_checkpointing` is deprecated and will be "
+        "removed in v6.\n  warnings.warn(\n"
+    )
+    _page_notebook(runs / "demo" / "notebooks", "01_data.ipynb", "01 · Data", [
+        _code([_stderr(tqdm_warning)]),
+        nbformat.v4.new_markdown_cell("## Loss curve\nThe loss per step. It falls."),
+        _code([_stderr(future + "a warning of the notebook's own\n"), _image(_png()), _image(_png())]),
+    ])  # fmt: skip
+    _page_notebook(runs / "mixing" / "notebooks", "06_mixing.ipynb", "06 · Mixing", [
+        _code([_stderr("[IPKernelApp] WARNING | Kernel is running over TCP without encryption.\n"), _widget()]),
+        _code([_image(_png("Macro-F1 by task-data size"))]),
+    ])  # fmt: skip
+    expected = {
+        "00_inside.ipynb": "00 · Inside",
+        "01_data.ipynb": "01 · Data",
+        "06_mixing.ipynb": "06 · Mixing",
+    }
+    srcs = [runs / "demo" / "notebooks", runs / "mixing" / "notebooks"]
+    index = build_site(srcs, runs / "demo" / "site", expected=expected)
+
+    home = index.read_text()
+    assert "<code>demo/notebooks</code>, <code>mixing/notebooks</code>" in home
+    assert str(tmp_path) not in home and "**" not in home  # no absolute path, no raw markdown
+    assert "See <em>what</em> <code>01</code> does, e.g. its figure.</small>" in home
+    missing = re.search(r'<ul id="missing">(.*?)</ul>', home, re.S).group(1)
+    assert "00 · Inside: not executed in these runs" in missing
+    assert "<code>python -m socialite_utils.pipeline --profile cpu-inside --run-name inside</code>" in missing
+    assert "Mixing" not in missing and "01 · Data" not in missing
+
+    first, second = (index.parent / "01_data.html").read_text(), (index.parent / "06_mixing.html").read_text()
+    for page in (first, second):
+        assert not [s for s in NOISE if s in page], [s for s in NOISE if s in page]
+        assert "widget-view" not in page and "unpkg" not in page and "0/3" not in page  # no remote script
+        assert page.count('<a href="index.html">Index</a>') == 2  # at the top and at the bottom
+    assert "a warning of the notebook&#39;s own" in first or "a warning of the notebook's own" in first
+    assert '<a rel="next" href="06_mixing.html">06 · Mixing &rarr;</a>' in first and 'rel="prev"' not in first
+    assert '<a rel="prev" href="01_data.html">&larr; 01 · Data</a>' in second and 'rel="next"' not in second
+    alts = re.findall(r'<img alt="([^"]*)" src="data:image/png', first + second)
+    assert alts == [
+        "Figure: Loss curve: The loss per step (figure 1 of 2)",
+        "Figure: Loss curve: The loss per step (figure 2 of 2)",
+        "Figure: Macro-F1 by task-data size",  # the PNG's own title
+    ]
+    manifest = json.loads((index.parent / ".socialite-site.json").read_text())
+    assert manifest["missing"] == ["00_inside.ipynb"] and len(manifest["pages"]) == 2
+
+    _page_notebook(runs / "other" / "notebooks", "01_data.ipynb", "01 · Again", [])
+    with pytest.raises(
+        CourseError, match=r"01_data.ipynb is in two source folders \(demo/notebooks and other"
+    ):
+        build_site([*srcs, runs / "other" / "notebooks"], tmp_path / "site2")
+    assert not (tmp_path / "site2").exists()
+
+
+def test_site_command_reads_the_runs_that_exist_and_names_the_missing_notebooks(runs_dir, capsys):
+    _page_notebook(runs_dir / "demo" / "notebooks", "01_data_assembly.ipynb", "01 · Data assembly", [])
+    _page_notebook(runs_dir / "writing" / "notebooks", "07_writing_assistance.ipynb", "07 · Writing", [])
+    assert main(["site"]) == 0  # make site: demo, inside, mixing, writing; two of them exist
+    out = capsys.readouterr().out
+    assert "run 'inside' has no executed notebooks" in out and "run 'mixing' has no executed notebooks" in out
+    site = runs_dir / "demo" / "site"
+    assert sorted(p.name for p in site.glob("*.html")) == [
+        "01_data_assembly.html", "07_writing_assistance.html", "index.html"
+    ]  # fmt: skip
+    home = (site / "index.html").read_text()
+    missing = re.findall(r"<li>(\d\d) · [^<]*: not executed in these runs", home)
+    assert missing == ["00", "02", "03", "04", "05", "06"]
+    assert home.count("<code>make demo</code>") == 4 and "--profile cpu-mixing --run-name mixing" in home
+    assert main(["site", "--run", "writing", "--out", str(runs_dir / "w-site")]) == 0
+    assert [p.name for p in (runs_dir / "w-site").glob("0*.html")] == ["07_writing_assistance.html"]
+
+
+@pytest.mark.slow
+def test_pipeline_run_and_its_page_carry_no_environment_noise(tmp_path, runs_dir, bundle_dir, capfd):
+    """Notebook 00 through the pipeline (smoke-inside): the kernel's log stays off the terminal, peft's deprecation
+    warning out of the notebook, and the page built from it holds none of the noise strings."""
+    import importlib.util
+
+    from socialite_utils import pipeline
+
+    argv = ["--profile", "smoke-inside", "--run-name", "inside", "--runs-dir", str(runs_dir)]
+    assert pipeline.main(argv) == 0
+    err = capfd.readouterr().err
+    assert not [s for s in NOISE if s in err], err[-2000:]
+    executed = runs_dir / "inside" / "notebooks" / "00_inside_the_pipeline.ipynb"
+    cells = nbformat.read(executed, as_version=4).cells
+    stderr = "".join(
+        o.get("text", "") for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr"
+    )
+    assert "is_gradient_checkpointing" not in stderr
+    if importlib.util.find_spec("ipywidgets") is not None:  # installed by requirements.txt
+        assert "IProgress not found" not in stderr
+    index = build_site(executed.parent, tmp_path / "site")
+    page = (index.parent / "00_inside_the_pipeline.html").read_text()
+    assert not [s for s in NOISE if s in page]
+    assert '<a href="index.html">Index</a>' in page

@@ -10,8 +10,10 @@ import torch
 
 from socialite_utils.course.exercises import (
     ExerciseNotSolved,
+    check_cell_mixture,
     check_constant_floor,
     check_ece,
+    check_general_rows,
     check_guessing_accuracy,
     check_label_probabilities,
     check_label_recall,
@@ -22,13 +24,17 @@ from socialite_utils.course.exercises import (
     check_own_task,
     check_planned_steps,
     check_rendered_prompt,
+    check_sari,
+    check_sari_unigram_parts,
     check_task_accuracy,
     check_trained_token_total,
     check_trained_tokens,
 )
+from socialite_utils.data.mixing import MixtureSpec
 from socialite_utils.models import load_model
 from socialite_utils.prompts import render_completion, render_prompt
 from socialite_utils.registry import load_registry
+from socialite_utils.studies.mixing import MixingStudyParams
 
 TASK = load_registry("local")["clickbait"]
 
@@ -178,11 +184,20 @@ def test_macro_f1_checks_edge_cases():
         check_macro_f1(lambda g, p, ls: mine(g, p, ls, zero=1.0), PREDICTIONS)
 
 
-def test_constant_floor():
-    # always "a": F1(a) = 2*3 / (2*3 + 1) = 6/7, F1(b) = 0 -> macro 300/7
-    assert check_constant_floor(300 / 7, PREDICTIONS, "t", ["a", "b"])
-    with pytest.raises(ExerciseNotSolved, match="most frequent gold label"):
-        check_constant_floor(75.0, PREDICTIONS, "t", ["a", "b"])  # the accuracy, not macro-F1
+TRAIN_ROWS = [{"task": "t", "label": lab} for lab in ["b"] * 3 + ["a"]]  # the train majority is "b"
+
+
+def test_constant_floor_takes_the_majority_from_train():
+    # gold a, a, a, b; always "b" (the train majority): F1(a) = 0, F1(b) = 2*1 / (2*1 + 3) = 0.4 -> macro 20
+    assert check_constant_floor(20.0, PREDICTIONS, "t", ["a", "b"], TRAIN_ROWS)
+    with pytest.raises(ExerciseNotSolved, match="most frequent of the TEST rows"):
+        check_constant_floor(
+            300 / 7, PREDICTIONS, "t", ["a", "b"], TRAIN_ROWS
+        )  # always "a", the test majority
+    with pytest.raises(ExerciseNotSolved, match="accuracy of the constant answer"):
+        check_constant_floor(25.0, PREDICTIONS, "t", ["a", "b"], TRAIN_ROWS)  # 1 of 4 gold rows is "b"
+    with pytest.raises(ValueError, match="task 't' has no train rows"):
+        check_constant_floor(20.0, PREDICTIONS, "t", ["a", "b"], [])
 
 
 def test_own_task_without_a_local_bundle_checks_the_registry_only(tmp_path, capsys):
@@ -240,3 +255,79 @@ def test_guessing_accuracy():
     assert check_guessing_accuracy(100 * (0.75 * 0.25 + 0.25 * 0.75), DATA, "t")
     with pytest.raises(ExerciseNotSolved, match="uniform guess"):
         check_guessing_accuracy(50.0, DATA, "t")
+
+
+STUDY = MixingStudyParams(general_heldout=50, general_licence="commercial")
+CELL = {"cell": "n48-r1-s2", "task_rows": 48, "general_ratio": 1, "seed": 2}
+
+
+def test_cell_mixture():
+    right = MixtureSpec(general_ratio=1, general_licence="commercial", general_heldout=50, draw_seed=2)
+    assert check_cell_mixture(right, STUDY, CELL)
+    wrong = {
+        "not a fixed general_count": MixtureSpec(general_count=480, general_licence="commercial",
+                                                 general_heldout=50, draw_seed=2),
+        "holds out the study's general_heldout=50": MixtureSpec(general_ratio=1, general_licence="commercial",
+                                                                draw_seed=2),
+        r"draw_seed=2": MixtureSpec(general_ratio=1, general_licence="commercial", general_heldout=50),
+        "general_licence='commercial'": MixtureSpec(general_ratio=1, general_heldout=50, draw_seed=2),
+        "the kit refuses your spec: general_ratio must be a number": MixtureSpec(general_ratio=-1),
+        "not a dict": {"general_ratio": 1},
+    }  # fmt: skip
+    for hint, answer in wrong.items():
+        with pytest.raises(ExerciseNotSolved, match=hint):
+            check_cell_mixture(answer, STUDY, CELL)
+
+
+def _card(kept: dict[str, int], ratio: float, general_rows: int) -> dict:
+    tasks = {t: {"counts": {"train": {"kept": n}, "test": {"kept": 4}}} for t, n in kept.items()}
+    tasks["related"] = {"counts": {"test": {"kept": 4}}}  # no train rows
+    spec = MixtureSpec(general_ratio=ratio).to_dict()
+    return {
+        "tasks": tasks,
+        "totals": {"train": sum(kept.values()) + general_rows},
+        "mixture": {"spec": spec, "task_train_rows": sum(kept.values()), "general_rows": general_rows},
+    }
+
+
+def test_general_rows():
+    card = _card({"x": 8, "y": 7}, 1.5, 23)  # 1.5 x 15 = 22.5, rounded half up
+    assert check_general_rows(23, card)
+    with pytest.raises(ExerciseNotSolved, match="per task row of the whole run"):
+        check_general_rows(12, card)  # 1.5 x 8, one task's rows
+    with pytest.raises(ExerciseNotSolved, match="already holds the generalist rows"):
+        check_general_rows(38, card)
+    with pytest.raises(ValueError, match="no mixture"):
+        check_general_rows(1, {"tasks": {}})
+
+
+SARI_SRC = "the disastrous plan of the mayor was finally scrapped ."
+SARI_OUT = "the plan of the mayor was finally dropped by the council ."
+SARI_REF = ["the plan of the mayor was dropped ."]
+
+
+def test_sari_unigram_parts_by_hand():
+    # add 2*1/(3+1), keep 2*7/(8+7), delete 2*2/(2+3): see tests/test_text_metrics.py for the counts
+    assert check_sari_unigram_parts(
+        {"add": 50.0, "keep": 1400 / 15, "delete": 80.0}, SARI_SRC, SARI_OUT, SARI_REF
+    )
+    with pytest.raises(ExerciseNotSolved, match="in percent"):
+        check_sari_unigram_parts({"add": 0.5, "keep": 14 / 15, "delete": 0.8}, SARI_SRC, SARI_OUT, SARI_REF)
+    with pytest.raises(ExerciseNotSolved, match="'keep' is off.*clipped"):
+        check_sari_unigram_parts({"add": 50.0, "keep": 100.0, "delete": 80.0}, SARI_SRC, SARI_OUT, SARI_REF)
+    with pytest.raises(ExerciseNotSolved, match="keys are"):
+        check_sari_unigram_parts({"add": 50.0}, SARI_SRC, SARI_OUT, SARI_REF)
+
+
+def test_sari_of_one_example():
+    from socialite_utils.text_metrics import sari
+
+    kit = sari([SARI_SRC], [SARI_OUT], [SARI_REF])["sari"]
+    assert check_sari(kit, SARI_SRC, SARI_OUT, SARI_REF)
+    with pytest.raises(ExerciseNotSolved, match="that is the unigram SARI"):
+        check_sari((50 + 1400 / 15 + 80) / 3, SARI_SRC, SARI_OUT, SARI_REF)
+    t2t = sari([SARI_SRC], [SARI_OUT], [SARI_REF], variant="t2t")["sari"]
+    with pytest.raises(ExerciseNotSolved, match="tensor2tensor"):
+        check_sari(t2t, SARI_SRC, SARI_OUT, SARI_REF)
+    with pytest.raises(ExerciseNotSolved, match="average the twelve"):
+        check_sari(kit + 1, SARI_SRC, SARI_OUT, SARI_REF)

@@ -85,6 +85,22 @@ def test_sari_copy_of_source_hand_worked():
     assert T.sari(src, src, refs, variant="t2t")["sari"] == pytest.approx(100.0)
 
 
+def test_sari_ngram_parts_unigrams_hand_worked_and_mean_is_sari():
+    src = "the disastrous plan of the mayor was finally scrapped ."
+    out = "the plan of the mayor was finally dropped by the council ."
+    ref = "The plan of the mayor was dropped."  # 13a splits the full stop; lower-cased
+    parts = T.sari_ngram_parts(src, out, [ref])
+    # add: output adds {dropped, by, council}, the reference adds {dropped}: P 1/3, R 1/1, F1 2*1/(3+1) = 1/2
+    # keep (counts clipped): source & output 8 tokens (the x2), source & reference 7, all three 7: F1 14/15
+    # delete: source - output {disastrous, scrapped}, source - reference {disastrous, finally, scrapped}: F1 4/5
+    assert parts[0] == pytest.approx({"add": 50.0, "keep": 1400 / 15, "delete": 80.0})
+    assert len(parts) == 4
+    twelve = [v for p in parts for v in p.values()]
+    assert sum(twelve) / 12 == pytest.approx(T.sari([src], [out], [[ref]])["sari"])
+    with pytest.raises(ValueError, match=r"references\[0\] must be a non-empty list"):
+        T.sari_ngram_parts(src, out, [])
+
+
 def test_sari_tokenises_and_lowercases_like_easse():
     # 13a splits the full stop and the text is lower-cased: these two outputs score the same.
     a = T.sari(SRC2, ["about 95 you now get in .", "cat on mat ."], REFS2)["sari"]

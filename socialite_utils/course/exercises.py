@@ -1,6 +1,6 @@
 """Check functions for the notebooks' exercises: each recomputes the answer with the kit's own functions.
 
-Every exercise in notebooks 00-05 ends with a cell calling one ``check_*`` function on the student's answer.
+Every exercise in notebooks 00-07 ends with a cell calling one ``check_*`` function on the student's answer.
 A wrong (or still empty) answer raises :class:`ExerciseNotSolved` with a hint that says what to look at; a right
 one prints ``Correct: ...`` and what it shows. The expected values are computed here from the same objects the
 notebook uses (model, tokenizer, task, metrics), so a copied constant from another run does not pass.
@@ -19,11 +19,14 @@ from typing import Any
 
 from ..data.assembly import build_data
 from ..data.loaders import load_task_split
+from ..data.mixing import MixtureSpec, general_rows_wanted
 from ..evaluation.scoring import label_probabilities, score_label_logprobs
 from ..metrics import compute_classification, expected_calibration_error, macro_f1
-from ..models import count_parameters
+from ..models import count_parameters, peft_wrap_warnings_silenced
 from ..prompts import render_prompt
 from ..registry import RegistryError, load_registry, load_task_file
+from ..studies.mixing import MixingStudyParams, cell_mixture
+from ..text_metrics import sari, sari_ngram_parts
 from ..tokens import tokenize_like_trl
 from ..training.lora import TrainParams, build_lora_config, planned_steps
 from ..training.rows import supervised_token_count
@@ -135,7 +138,8 @@ def lora_trainable_parameters(model: Any, r: int, target_modules: str | Sequence
     base = copy.deepcopy(model)
     if isinstance(base, PeftModel):
         base = base.unload()
-    peft_model = get_peft_model(base, build_lora_config(r=r, alpha=2 * r, target_modules=target_modules))
+    with peft_wrap_warnings_silenced():
+        peft_model = get_peft_model(base, build_lora_config(r=r, alpha=2 * r, target_modules=target_modules))
     return count_parameters(peft_model)[0]
 
 
@@ -333,8 +337,20 @@ def check_macro_f1(fn: Callable[..., Any], predictions: Sequence[dict]) -> bool:
     return _correct(ex, f"your macro-F1 matches the kit's on {len(cases)} cases, edge cases included.")
 
 
-def check_constant_floor(answer: Any, predictions: Sequence[dict], task: str, labels: Sequence[str]) -> bool:
-    """03.3: macro-F1 of always answering the most frequent gold label of ``task`` (one model's rows)."""
+def _majority_labels(labels: Sequence[str], task: str, split: str) -> list[str]:
+    """The most frequent of ``labels`` (every one of them on a tie)."""
+    from collections import Counter
+
+    if not labels:
+        raise ValueError(f"task {task!r} has no {split} rows to take the majority label from")
+    counts = Counter(labels)
+    return sorted(lab for lab, n in counts.items() if n == max(counts.values()))
+
+
+def check_constant_floor(
+    answer: Any, predictions: Sequence[dict], task: str, labels: Sequence[str], train_rows: Sequence[dict]
+) -> bool:
+    """03.3: macro-F1 on ``task``'s evaluated rows of always answering the most frequent label of its train rows."""
     from collections import Counter
 
     ex = "Exercise 03.3"
@@ -343,15 +359,28 @@ def check_constant_floor(answer: Any, predictions: Sequence[dict], task: str, la
     if not rows:
         raise ValueError(f"no predictions of task {task!r}")
     gold = [r["gold"] for r in rows if r["model"] == rows[0]["model"]]  # the same gold rows for every model
-    top = Counter(gold).most_common(1)[0][0]
-    expected = macro_f1(gold, [top] * len(gold), list(labels))
-    if _close(answer, expected, 1e-6):
-        return _correct(
+    tops = _majority_labels([r["label"] for r in train_rows if r["task"] == task], task, "train")
+    for top in tops:  # a tie: any of them is the floor
+        expected = macro_f1(gold, [top] * len(gold), list(labels))
+        if _close(answer, expected, 1e-6):
+            return _correct(
+                ex,
+                f"answering {top!r} every time scores {expected:.1f}: a model at this level may have collapsed "
+                "onto the train prior (notebook 03's collapse table).",
+            )
+    test_top = Counter(gold).most_common(1)[0][0]
+    if test_top not in tops and _close(answer, macro_f1(gold, [test_top] * len(gold), list(labels)), 1e-6):
+        _fail(
             ex,
-            f"answering {top!r} every time scores {expected:.1f}: a model at this level may have collapsed "
-            "onto one label (notebook 03's collapse table).",
+            "that label is the most frequent of the TEST rows: take it from the train rows (never from test).",
         )
-    _fail(ex, "predict the most frequent gold label for every row, then macro-F1 over all the task's labels.")
+    if _close(answer, 100 * sum(g == tops[0] for g in gold) / len(gold), 1e-6):
+        _fail(
+            ex,
+            "that is the accuracy of the constant answer; macro-F1 averages F1 over every label of the task.",
+        )
+    _fail(ex, "the most frequent label of the task's train rows, answered for every evaluated row; macro-F1 over "
+          "all the task's labels (the kit's macro_f1).")  # fmt: skip
     return False
 
 
@@ -471,10 +500,137 @@ def check_guessing_accuracy(answer: Any, data: dict, task: str) -> bool:
     return False
 
 
+# ---------------------------------------------------------------- notebook 06: generalist mixing
+
+
+def check_cell_mixture(answer: Any, study: MixingStudyParams, cell: dict) -> bool:
+    """06.1: the :class:`MixtureSpec` notebook 06 builds ``cell``'s data run with, under ``study``'s settings."""
+
+    ex = "Exercise 06.1"
+    _require(answer, ex, "a MixtureSpec(...)")
+    if not isinstance(answer, MixtureSpec):
+        _fail(
+            ex,
+            f"answer with a MixtureSpec(...) (socialite_utils.data.mixing), not a {type(answer).__name__}.",
+        )
+    try:
+        answer.validate()
+    except ValueError as e:
+        _fail(ex, f"the kit refuses your spec: {e}")
+    expected = cell_mixture(study, cell)
+    if answer == expected:
+        n = 10 * cell["task_rows"]  # the local suite's ten seen tasks
+        return _correct(
+            ex,
+            f"e.g. next to {cell['task_rows']} rows of each of 10 seen tasks ({n} rows) this spec adds "
+            f"{general_rows_wanted(expected, n)} generalist rows; every cell holds out the same generalist rows, "
+            "so their NLLs compare.",
+        )
+    if answer.general_count is not None:
+        _fail(ex, "the grid sets general_ratio (generalist rows per task row), not a fixed general_count.")
+    if answer.general_ratio != expected.general_ratio:
+        _fail(ex, f"this cell's ratio is {cell['general_ratio']} (you have {answer.general_ratio}).")
+    if answer.general_heldout != expected.general_heldout or answer.heldout_seed != expected.heldout_seed:
+        _fail(ex, f"every cell holds out the study's general_heldout={study.general_heldout} rows with the default "
+              "heldout_seed, so that every cell's retained-ability NLL is measured on the same rows.")  # fmt: skip
+    if answer.draw_seed != expected.draw_seed:
+        _fail(ex, f"the cell's seed ({cell['seed']}) draws its generalist rows: draw_seed={cell['seed']}.")
+    if answer.general_licence != expected.general_licence:
+        _fail(ex, f"the study filters sources with general_licence={study.general_licence!r}.")
+    _fail(ex, f"leave the other fields at their defaults (you differ from {expected}).")
+    return False
+
+
+def check_general_rows(answer: Any, card: dict) -> bool:
+    """06.2: how many generalist rows a mixing cell's data run (its data ``card``) trains on."""
+
+    ex = "Exercise 06.2"
+    _require(answer, ex, "the number of generalist rows")
+    info = card.get("mixture")
+    if not info:
+        raise ValueError("this data card has no mixture: pass the card of one of notebook 06's cells")
+    spec = MixtureSpec(**info["spec"])
+    task_rows, expected = info["task_train_rows"], info["general_rows"]  # what the data run was built with
+    if answer == expected:
+        share = expected / (expected + task_rows) if expected + task_rows else 0.0
+        return _correct(
+            ex,
+            f"{expected} generalist rows beside {task_rows} task rows: {share:.0%} of this cell's training rows.",
+        )
+    per_task = [t["counts"]["train"].get("kept", 0) for t in card["tasks"].values() if "train" in t["counts"]]
+    if any(answer == general_rows_wanted(spec, n) != expected for n in per_task):
+        _fail(ex, "the ratio counts generalist rows per task row of the whole run: sum the train rows of every "
+              "seen task.")  # fmt: skip
+    if answer == card["totals"]["train"]:
+        _fail(ex, "the train total already holds the generalist rows; start from the task rows only.")
+    _fail(
+        ex, "general_ratio x (train rows kept, summed over the tasks that have train rows), rounded half up."
+    )
+    return False
+
+
+# ---------------------------------------------------------------- notebook 07: writing assistance
+
+
+_SARI_HINTS = {
+    "add": "add counts distinct words: those in the output but not the source (system), those of them in the "
+    "reference (correct), and those in the reference but not the source (reference).",
+    "keep": "keep counts with repeats, clipped (a word twice in the source and once in the output is kept once): "
+    "source & output (system), source & reference (reference), all three (correct).",
+    "delete": "delete counts with repeats: source - output (system), source - reference (reference), and the "
+    "deletions both made (correct).",
+}
+
+
+def check_sari_unigram_parts(answer: Any, source: str, output: str, references: Sequence[str]) -> bool:
+    """07.1: the unigram add / keep / delete F1 (percent) of SARI on one example."""
+
+    ex = "Exercise 07.1"
+    _require(answer, ex, 'a dict {"add": ..., "keep": ..., "delete": ...} in percent')
+    expected = sari_ngram_parts(source, output, list(references))[0]
+    if not isinstance(answer, dict) or set(answer) != set(expected):
+        _fail(ex, f"answer with a dict whose keys are {sorted(expected)}.")
+    for op, value in expected.items():
+        if _close(answer[op], value, 1e-6):
+            continue
+        if _close(answer[op], value / 100, 1e-6):
+            _fail(ex, "the kit's SARI is in percent (0-100): multiply by 100.")
+        _fail(ex, f"{op!r} is off (you have {float(answer[op]):.2f}). F1 = 2 x correct / (system + reference) "
+              f"counts; {_SARI_HINTS[op]}")  # fmt: skip
+    return _correct(ex, "add, keep and delete each reward a different edit: what changed, and what stayed.")
+
+
+def check_sari(answer: Any, source: str, output: str, references: Sequence[str]) -> bool:
+    """07.2: the SARI (percent) of one example, as the kit's ``text_metrics.sari`` computes it."""
+
+    ex = "Exercise 07.2"
+    _require(answer, ex, "the SARI in percent")
+    expected = sari([source], [output], [list(references)])["sari"]
+    if _close(answer, expected, 1e-6):
+        return _correct(
+            ex, f"SARI {expected:.2f}: the mean of 3 operations x 4 n-gram orders, as the kit computes it."
+        )
+    parts = sari_ngram_parts(source, output, list(references))
+    if _close(answer, sum(parts[0].values()) / 3, 1e-6):
+        _fail(ex, "that is the unigram SARI; average the three parts over n = 1, 2, 3, 4 (12 numbers).")
+    if _close(answer, sari([source], [output], [list(references)], variant="t2t")["sari"], 1e-6):
+        _fail(
+            ex,
+            "that is tensor2tensor's SARI; the kit reports EASSE's (deletion is an F1 too, 0 when nothing fits).",
+        )
+    if _close(answer, expected / 100, 1e-6):
+        _fail(ex, "the kit's SARI is in percent (0-100): multiply by 100.")
+    _fail(ex, "for each n = 1..4 count n-grams (n consecutive words) exactly as 07.1 counts words, take the add, "
+          "keep and delete F1, then average the twelve numbers.")  # fmt: skip
+    return False
+
+
 __all__ = [
     "ExerciseNotSolved",
+    "check_cell_mixture",
     "check_constant_floor",
     "check_ece",
+    "check_general_rows",
     "check_guessing_accuracy",
     "check_label_probabilities",
     "check_label_recall",
@@ -485,6 +641,8 @@ __all__ = [
     "check_own_task",
     "check_planned_steps",
     "check_rendered_prompt",
+    "check_sari",
+    "check_sari_unigram_parts",
     "check_task_accuracy",
     "check_trained_token_total",
     "check_trained_tokens",

@@ -202,14 +202,20 @@ def build_grid(params: MixingStudyParams) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- one cell
 
 
-def _build_cell_data(params: MixingStudyParams, cell: dict, name: str) -> None:
-
-    mixture = MixtureSpec(
+def cell_mixture(params: MixingStudyParams, cell: dict) -> MixtureSpec:
+    """The mixture a grid cell's data run is built with: the cell's ratio and seed (the generalist draw), the
+    study's licence filter and held-out size (the same held-out rows in every cell)."""
+    return MixtureSpec(
         general_ratio=cell["general_ratio"],
         general_licence=params.general_licence,
         general_heldout=params.general_heldout,
         draw_seed=cell["seed"],
-    )
+    ).validate()
+
+
+def _build_cell_data(params: MixingStudyParams, cell: dict, name: str) -> None:
+
+    mixture = cell_mixture(params, cell)
     data = build_data(
         select_tasks(load_registry(params.suite), params.tasks),
         data_dir=params.data_dir,

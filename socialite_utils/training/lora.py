@@ -694,7 +694,8 @@ def build_trainer(
         max_length=setup.max_length or None,
     )
     eval_dataset = build_sft_dataset(setup.validation_kept) if setup.validation_kept else None
-    with _quiet_progress():  # TRL's five preparation passes would each draw a progress bar
+    # TRL's five preparation passes would each draw a progress bar; peft's wrap warns of a deprecated property
+    with _quiet_progress(), models.peft_wrap_warnings_silenced():
         trainer = KitSFTTrainer(
             model=setup.model,
             args=sft_config,
@@ -1016,7 +1017,8 @@ def load_adapter_and_tokenizer(
     if not name:
         raise ValueError(f"{run_dir}/params.json names no base_model; pass base_model=")
     base, base_tokenizer = _load_base_model(run_dir, name, precision)
-    model = PeftModel.from_pretrained(base, adapter_dir).eval()
+    with models.peft_wrap_warnings_silenced():
+        model = PeftModel.from_pretrained(base, adapter_dir).eval()
     if (adapter_dir / "tokenizer.json").is_file():
         return model, AutoTokenizer.from_pretrained(adapter_dir)
     if isinstance(base_tokenizer, Path):
