@@ -193,6 +193,18 @@ def test_bad_specs_name_the_parameter(bundle_dir, general_dir, mix, message):
         _build(bundle_dir, general_dir, **mix)
 
 
+def test_general_sources_as_a_string_names_sources_not_letters(bundle_dir, general_dir):
+    from socialite_utils.data.mixing import MixtureSpec
+
+    assert MixtureSpec(general_sources="alpaca").general_sources == ["alpaca"]
+    assert MixtureSpec(general_sources="alpaca, dolly").general_sources == ["alpaca", "dolly"]
+    with pytest.raises(ValueError, match=r"general_sources must be a list of source names .* got \[3\]"):
+        MixtureSpec(general_sources=[3]).validate()
+    source = load_general_instructions(general_dir)[0]["source"]
+    data = _build(bundle_dir, general_dir, general_count=20, general_sources=source)
+    assert {r["source"] for r in data.splits["train"] if r["task"] == GENERAL_TASK} == {source}
+
+
 def test_unknown_spec_field_is_not_ignored(bundle_dir, general_dir):
     with pytest.raises(TypeError, match="general_ration"):
         _build(bundle_dir, general_dir, general_ration=1)

@@ -58,8 +58,21 @@ class MixtureSpec:
         None  # the general_instructions bundle (None: $SOCIALITE_GENERAL_DIR or the default)
     )
 
+    def __post_init__(self) -> None:
+        if isinstance(self.general_sources, str):  # "alpaca" or "alpaca,dolly": names, never letters
+            self.general_sources = [s.strip() for s in self.general_sources.split(",") if s.strip()]
+
     def validate(self) -> MixtureSpec:
         """Raise ValueError naming the bad parameter; return self."""
+        sources = self.general_sources
+        if sources is not None and (
+            not isinstance(sources, list | tuple)
+            or not sources
+            or not all(isinstance(s, str) and s for s in sources)
+        ):
+            raise ValueError(
+                f"general_sources must be a list of source names (or None for all), got {sources!r}"
+            )
         if self.general_ratio is not None and self.general_count is not None:
             raise ValueError(
                 f"give general_ratio or general_count, not both (got general_ratio={self.general_ratio}, "
