@@ -434,6 +434,49 @@ def test_resume_continues_from_the_last_checkpoint(rows, runs_dir):
     # ...and reports the whole run's mean loss, not the mean of the resumed steps 4-6 only
     assert result.train_loss == pytest.approx(straight.train_loss, rel=1e-6)
     assert result.train_loss == pytest.approx(sum(resumed_losses) / 6, rel=1e-6)
+    # ...and counts the tokens trained on from the start, not from the checkpoint
+    assert _num_tokens(result) == _num_tokens(straight) and min(_num_tokens(straight)) > 0
+
+
+def _num_tokens(result) -> list[float]:
+    return [h["num_tokens"] for h in result.log_history if "num_tokens" in h and h["step"] >= 4]
+
+
+class CrashAtEnd(TrainerCallback):
+    """Stops the run after its last step and checkpoint, where a kill while the run is written would."""
+
+    def on_train_end(self, args, state, control, **kwargs):
+        raise RuntimeError("killed while the run was written")
+
+
+def test_resume_after_the_last_checkpoint_writes_the_run_without_another_step(rows, runs_dir):
+    settings = {
+        "max_steps": 6,
+        "save_steps": 3,
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 2,
+    }
+    with pytest.raises(RuntimeError, match="killed while the run was written"):
+        train_lora(tiny(run_name="late", **settings), rows, callbacks=[CrashAtEnd()], verbose=False)
+    assert (runs_dir / "late.partial" / "checkpoints" / "checkpoint-6").is_dir()
+    recorder = StepRecorder()
+    result = train_lora(
+        tiny(run_name="late", resume=True, **settings), rows, callbacks=[recorder], verbose=False
+    )
+    straight = train_lora(tiny(run_name="straight-late", **settings), rows, verbose=False)
+    assert recorder.steps == [] and result.global_step == 6  # not 7 of 6
+    assert result.train_loss == pytest.approx(straight.train_loss, rel=1e-6)
+    assert [h["num_tokens"] for h in result.log_history if "num_tokens" in h][-1] == pytest.approx(
+        [h["num_tokens"] for h in straight.log_history if "num_tokens" in h][-1]
+    )
+    tokenizer = load_run_tokenizer(runs_dir / "late")
+    batch = tokenizer([r["prompt"] for r in rows[:2]], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        late, fresh = (
+            load_adapter(runs_dir / "late")(**batch).logits,
+            load_adapter(runs_dir / "straight-late")(**batch).logits,
+        )
+    assert torch.allclose(late, fresh, atol=1e-6)
 
 
 # ---------------------------------------------------------------- bad input, before training

@@ -125,6 +125,18 @@ def describe_skipped(skipped: list[tuple[Path, str]]) -> str:
     return "; ".join(f"{p.name} ({why})" for p, why in skipped)
 
 
+def checkpoint_is_final(checkpoint: str | Path) -> bool:
+    """Whether ``checkpoint`` was saved after the run's last optimizer step (its ``trainer_state.json``:
+    ``global_step`` reached ``max_steps``): resuming from it has nothing left to train."""
+    path = Path(checkpoint) / "trainer_state.json"
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    steps, total = state.get("global_step"), state.get("max_steps")
+    return isinstance(steps, int) and isinstance(total, int) and total > 0 and steps >= total
+
+
 def whole_run_train_loss(log_history: list[dict]) -> float | None:
     """Mean training loss per optimizer step over the whole run, from the logged losses.
 

@@ -46,7 +46,7 @@ from typing import Any
 
 import torch
 from peft import LoraConfig, PeftModel
-from transformers import AutoTokenizer, TrainerCallback, set_seed
+from transformers import AutoTokenizer, TrainerCallback, TrainerState, set_seed
 from trl import SFTConfig
 
 from .. import models
@@ -63,7 +63,13 @@ from ..runs import (
     write_json,
 )
 from ..runs import write_jsonl as _write_jsonl
-from .checkpoints import adapter_problem, describe_skipped, find_resume_checkpoint
+from .checkpoints import (
+    adapter_problem,
+    checkpoint_is_final,
+    describe_skipped,
+    find_resume_checkpoint,
+    whole_run_train_loss,
+)
 from .distributed import (
     batch_layout,
     is_main_process,
@@ -726,7 +732,14 @@ def train_trainer(
     if plan.resume_from:
         say(f"resuming from {plan.resume_from}")
     start = time.time()
-    trainer.train(resume_from_checkpoint=plan.resume_from)
+    if plan.resume_from and checkpoint_is_final(plan.resume_from):
+        # stopped after its last step (while the run was written): train() would take a step more
+        say(f"{Path(plan.resume_from).name} is the run's last step: training had finished; writing the run")
+        trainer.state = TrainerState.load_from_json(str(Path(plan.resume_from) / "trainer_state.json"))
+        best = trainer.state.best_model_checkpoint if plan.params.select_on == "validation" else None
+        trainer._load_from_checkpoint(best if best and Path(best).is_dir() else plan.resume_from)
+    else:
+        trainer.train(resume_from_checkpoint=plan.resume_from)
     seconds = time.time() - start
     peak = models.peak_memory_mb()
     say(f"peak memory: {peak:.0f} MB; training took {seconds:.1f} s")
@@ -745,7 +758,9 @@ def train_trainer(
         n_dropped=setup.dropped,
         first_loss=losses[0][1] if losses else None,
         last_loss=losses[-1][1] if losses else None,
-        train_loss=next((h["train_loss"] for h in reversed(history) if "train_loss" in h), None),
+        train_loss=next(
+            (h["train_loss"] for h in reversed(history) if "train_loss" in h), whole_run_train_loss(history)
+        ),
         trainable_params=trainable,
         total_params=total,
         peak_memory_mb=peak,

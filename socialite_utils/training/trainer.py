@@ -59,6 +59,7 @@ class KitSFTTrainer(SFTTrainer):
             and self.accelerator.num_processes == 1  # the compact path bypasses the DDP/DeepSpeed wrapper
         )
         self.add_callback(_LogAtSaveCallback())
+        self.add_callback(_RestoreTokenCount(self))
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:  # noqa: D102
         if "train_loss" in logs and getattr(self, "_initial_global_step", 0) > 0:
@@ -152,6 +153,27 @@ class _LogAtSaveCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if control.should_save:
             control.should_log = True
+
+
+class _RestoreTokenCount(TrainerCallback):
+    """TRL counts the tokens trained on from 0 in every ``train()`` call; a resumed run continues the count it had
+    at its checkpoint (the ``num_tokens`` logged at that step: the kit logs at every checkpoint step)."""
+
+    def __init__(self, trainer: Any):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step > 0 and getattr(self.trainer, "_total_train_tokens", None) == 0:
+            seen = next(
+                (
+                    h["num_tokens"]
+                    for h in reversed(state.log_history)
+                    if "num_tokens" in h and h.get("step", 0) <= state.global_step
+                ),
+                None,
+            )
+            if seen:
+                self.trainer._total_train_tokens = int(seen)
 
 
 def _interactive_progress() -> bool:
