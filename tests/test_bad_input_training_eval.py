@@ -230,15 +230,17 @@ def test_a_process_killed_while_saving_resumes_from_the_previous_checkpoint(rows
     assert result.train_loss == pytest.approx(straight.train_loss, rel=1e-6)
 
 
-def test_empty_checkpoint_dirs_only_is_a_clear_error_and_changes_nothing(rows, runs_dir):
+def test_empty_checkpoint_dirs_only_start_the_run_again_and_say_why(rows, runs_dir, capsys):
     with pytest.raises(RuntimeError, match="crash"):
         train_lora(tiny(run_name="empty", max_steps=9), rows, verbose=False, callbacks=[_Crash(2)])
     checkpoints = runs_dir / "empty.partial" / "checkpoints"
     (checkpoints / "checkpoint-3").mkdir(parents=True)  # killed right after mkdir
-    before = tree(runs_dir)
-    with pytest.raises(ValueError, match=r"no complete checkpoint .*checkpoint-3 \(the directory is empty\)"):
-        train_lora(tiny(run_name="empty", resume=True), rows, verbose=False)
-    assert tree(runs_dir) == before and (checkpoints / "checkpoint-3").is_dir()
+    result = train_lora(tiny(run_name="empty", max_steps=9, resume=True), rows)
+    assert result.resumed_from is None and result.global_step == 9
+    assert "before its first complete checkpoint (incomplete checkpoint-3 (the directory is empty))" in (
+        capsys.readouterr().out
+    )
+    assert not (runs_dir / "empty.partial").exists() and (runs_dir / "empty" / "adapter").is_dir()
 
 
 class _Crash(TrainerCallback):

@@ -488,6 +488,28 @@ def test_resume_without_checkpoint_is_refused(rows, runs_dir):
     assert nothing_written(runs_dir)
 
 
+class KilledAtStart(TrainerCallback):
+    def on_train_begin(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_killed_before_its_first_checkpoint_starts_again(rows, runs_dir, resume, capsys):
+    with pytest.raises(KeyboardInterrupt):
+        train_lora(tiny(run_name="early"), rows, callbacks=[KilledAtStart()], verbose=False)
+    assert (runs_dir / "early.partial" / "params.json").is_file()  # left with no checkpoint
+    result = train_lora(
+        tiny(run_name="early", resume=resume), rows
+    )  # neither refused nor sent to the other flag
+    assert (
+        result.global_step == 4 and result.resumed_from is None and not (runs_dir / "early.partial").exists()
+    )
+    assert (
+        "was left before its first complete checkpoint (no checkpoint): starting the run again"
+        in capsys.readouterr().out
+    )
+
+
 def test_unknown_base_model_names_the_presets(rows, runs_dir):
     with pytest.raises(ValueError, match="base_model") as err:
         train_lora(tiny(base_model="not-a-model"), rows)

@@ -416,6 +416,16 @@ def data_fingerprint(rows: list[dict]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
+def _kit_partial(partial_dir: Path) -> bool:
+    """A ``<run>.partial`` directory :func:`start_partial_run` wrote (a real directory holding its params.json)."""
+    return (
+        partial_dir.name.endswith(".partial")
+        and partial_dir.is_dir()
+        and not partial_dir.is_symlink()
+        and (partial_dir / "params.json").is_file()
+    )
+
+
 def resolve_resume(
     params: TrainParams, partial_dir: Path, fingerprint: str | None = None, *, say: Any = print
 ) -> str | None:
@@ -428,6 +438,13 @@ def resolve_resume(
     checkpoint_dir = partial_dir / "checkpoints"
     found, skipped = find_resume_checkpoint(checkpoint_dir)
     last = str(found) if found else None
+    if last is None and _kit_partial(partial_dir):
+        # killed before its first complete checkpoint: nothing to continue, with or without resume=True
+        what = f"incomplete {describe_skipped(skipped)}" if skipped else "no checkpoint"
+        say(f"{partial_dir} was left before its first complete checkpoint ({what}): starting the run again")
+        if is_main_process():
+            shutil.rmtree(partial_dir, ignore_errors=True)
+        return None
     if params.resume:
         if last is None:
             what = f"no checkpoint in {checkpoint_dir}"
