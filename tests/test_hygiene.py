@@ -83,3 +83,19 @@ def test_papermill_can_read_every_parameter(path):
     names = [p.name for p in _infer_parameters(nb)]
     assigned = [line.split("=", 1)[0].strip() for line in cell.source.splitlines() if line.strip()]
     assert names == assigned
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_smoke_flag_is_read_as_a_boolean_before_it_is_used(path):
+    """``papermill -p smoke false`` passes the string "false", which is truthy: each notebook turns its smoke flag
+    into a bool (``as_bool`` or its parameters dataclass, which coerces it) before the first ``if smoke``."""
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    code = "\n".join(cells)
+    if "if smoke" not in code:
+        pytest.skip("no smoke branch")
+    before = code[: code.index("if smoke")]
+    assert 'as_bool(smoke, param="smoke")' in before or ".validate().to_dict())" in before, path.name
+    # and as_bool does what the notebooks rely on
+    from socialite_utils.params import as_bool
+
+    assert as_bool("false", param="smoke") is False and as_bool("True", param="smoke") is True
