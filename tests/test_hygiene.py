@@ -99,3 +99,24 @@ def test_smoke_flag_is_read_as_a_boolean_before_it_is_used(path):
     from socialite_utils.params import as_bool
 
     assert as_bool("false", param="smoke") is False and as_bool("True", param="smoke") is True
+
+
+@pytest.mark.parametrize(
+    ("step", "notebook"),
+    [("data", "01"), ("train", "02"), ("eval", "03"), ("analysis", "04"), ("baselines", "05")],
+)
+def test_notebook_defaults_are_the_demo_recipe(step, notebook):
+    """Opened in JupyterLab and run top to bottom, a notebook runs what `make demo` runs (profile cpu-demo)."""
+    from socialite_utils.pipeline import resolve_profile
+
+    (path,) = [p for p in NOTEBOOKS if p.name.startswith(notebook)]
+    (cell,) = [c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
+    defaults = {}
+    for line in cell.source.splitlines():
+        if line.strip():
+            stmt = ast.parse(line).body[0]
+            defaults[stmt.targets[0].id] = ast.literal_eval(stmt.value)
+    demo = resolve_profile("cpu-demo")[step]
+    compared = {k: v for k, v in demo.items() if k in defaults and k not in ("smoke",)}
+    assert len(compared) >= 1
+    assert {k: defaults[k] for k in compared} == compared
