@@ -17,6 +17,7 @@ from socialite_utils.studies.mixing import (
     evaluate_findings,
     format_findings,
     label_prior_caveat,
+    run_grid,
 )
 
 TASKS = {  # task -> (category, group)
@@ -263,3 +264,31 @@ def test_repeating_a_seed_adds_no_evidence():
     two = evaluate_findings(results, twice, bootstrap_samples=300)[0]
     assert "each compared in 4" in two["evidence"]
     assert two["delta"] == pytest.approx(one["delta"]) and two["ci"] == pytest.approx(one["ci"])
+
+
+@pytest.mark.slow
+def test_the_base_model_is_scored_once_per_study(runs_dir, bundle_dir, general_dir):
+    """Every cell is scored on the same test rows and held-out slice: the first cell scores the base model, the
+    others reuse its predictions and its held-out NLL (checked to be the same question)."""
+    import json
+
+    from socialite_utils.runs import read_jsonl
+
+    p = MixingStudyParams(
+        run_name="once", tasks=["tweet_irony", "tweet_stance"], task_rows=[4], general_ratios=[0, 1], seeds=[0],
+        general_heldout=4, max_eval_per_task=4, bootstrap_samples=50, smoke=True, train={"max_steps": 2},
+    ).validate()  # fmt: skip
+    run_grid(p, log=lambda *_: None)
+    cells = runs_dir / "once" / "cells"
+    first, second = (json.loads((cells / f"eval-n4-r{r}-s0" / "provenance.json").read_text()) for r in (0, 1))
+    assert first["base_from"] is None and first["seconds"]["base"] > 0
+    assert second["base_from"].endswith("eval-n4-r0-s0") and second["seconds"]["base"] == 0.0
+
+    def base_rows(r):
+        rows = read_jsonl(cells / f"eval-n4-r{r}-s0" / "predictions.jsonl")
+        return sorted(json.dumps(x, sort_keys=True) for x in rows if x["model"] == "base")
+
+    assert base_rows(0) == base_rows(1) and base_rows(0)
+    ret = [json.loads((cells / f"retention-n4-r{r}-s0.json").read_text()) for r in (0, 1)]
+    assert ret[0]["heldout_digest"] == ret[1]["heldout_digest"] and ret[0]["base"] == ret[1]["base"]
+    assert ret[0]["tuned"] != ret[1]["tuned"]  # each cell's own adapter

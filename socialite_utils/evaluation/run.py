@@ -51,6 +51,7 @@ from ..runs import (
 )
 from ..schema import (
     PREDICTION_ROW_FIELDS,
+    PREDICTION_ROW_KEYS,
     SchemaError,
     read_eval_metrics,
     read_prediction_rows,
@@ -184,7 +185,12 @@ def load_reused_base(base_from: str, plan: EvalPlan, items: list[EvalItem], sett
             f"{where}: its items differ from this run's (digest {digest} there, {items_digest(items)} here): "
             "another data run, other test rows or other prompts; score the base model here instead"
         )
-    rows = [r for r in earlier.predictions if r["model"] == BASE]
+    # as written (the reader's bookkeeping, such as the line number, stays out of this run's file)
+    rows = [
+        {k: v for k, v in r.items() if k in PREDICTION_ROW_KEYS}
+        for r in earlier.predictions
+        if r["model"] == BASE
+    ]
     if len(rows) != len(items):
         raise ValueError(f"{where}: {len(rows)} base predictions for {len(items)} items")
     return rows

@@ -21,6 +21,8 @@ sides (:func:`socialite_utils.claims.paired_bootstrap_mean_over_tasks`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from collections import Counter
@@ -253,18 +255,56 @@ def _eval_params(params: MixingStudyParams, cell: dict) -> Any:
     return ep.for_smoke() if params.smoke else ep
 
 
-def score_retention(model: Any, tokenizer: Any, data_run: str, *, max_length: int) -> dict[str, Any]:
+def _heldout_digest(rows: list[dict], max_length: int) -> str:
+    payload = json.dumps(
+        [[r["id"], r["prompt"], r["completion"]] for r in rows] + [max_length], sort_keys=True
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def score_retention(
+    model: Any, tokenizer: Any, data_run: str, *, max_length: int, base: dict | None = None
+) -> dict[str, Any]:
     """Response NLL per token on the data run's held-out generalist slice: the base model (adapter disabled) and
-    the adapter."""
+    the adapter. ``base``: an earlier cell's retention record; its base-model NLL is reused when it was scored on
+    the same held-out rows (``heldout_digest``), since the base model does not change between cells."""
 
     rows = load_general_heldout(data_run)
-    out = {"n_rows": len(rows)}
-    with model.disable_adapter():
-        out["base"] = score_response_nll(model, tokenizer, rows, max_length=max_length)
+    digest = _heldout_digest(rows, max_length)
+    out = {"n_rows": len(rows), "heldout_digest": digest}
+    if base is not None and base.get("heldout_digest") == digest:
+        out["base"] = dict(base["base"])
+    else:
+        with model.disable_adapter():
+            out["base"] = score_response_nll(model, tokenizer, rows, max_length=max_length)
+        out["base"].pop("per_row")
     out["tuned"] = score_response_nll(model, tokenizer, rows, max_length=max_length)
-    for key in ("base", "tuned"):
-        out[key].pop("per_row")
+    out["tuned"].pop("per_row")
     return out
+
+
+def _earlier_cell(cells_dir: Path, name: str) -> str | None:
+    """A finished cell other than ``name`` (its evaluation and retention written), to reuse the base model's scores."""
+    for metrics in sorted(cells_dir.glob("eval-*/metrics.json")):
+        other = metrics.parent.name.removeprefix("eval-")
+        if other != name and (cells_dir / f"retention-{other}.json").is_file():
+            return other
+    return None
+
+
+def _evaluate_cell(ep: Any, cells_dir: Path, earlier: str | None, model_tok: Any) -> None:
+    """The cell's evaluation, its base-model predictions reused from ``earlier`` (every cell is scored on the same
+    test rows); when the earlier run's settings or items differ (``load_reused_base``'s ValueError), the base model
+    is scored here."""
+    if earlier is not None:
+        try:
+            evaluate_run(replace(ep, base_from=str(cells_dir / f"eval-{earlier}")), model_and_tokenizer=model_tok,
+                         verbose=False)  # fmt: skip
+            return
+        except ValueError as e:
+            if not str(e).startswith("base_from="):
+                raise
+    evaluate_run(ep, model_and_tokenizer=model_tok, verbose=False)
 
 
 def run_cell(params: MixingStudyParams, cell: dict, cells_dir: Path, *, log=print) -> dict[str, Any]:
@@ -287,13 +327,15 @@ def run_cell(params: MixingStudyParams, cell: dict, cells_dir: Path, *, log=prin
             res = train_lora(replace(tp, resume=resume), verbose=False)
             model_tok = (res.model, res.tokenizer)
             done["train"] = True
+        earlier = _earlier_cell(cells_dir, name)  # the base model is scored once per study, not once per cell
         if not (cells_dir / f"eval-{name}" / "metrics.json").is_file():
-            evaluate_run(_eval_params(params, cell), model_and_tokenizer=model_tok, verbose=False)
+            _evaluate_cell(_eval_params(params, cell), cells_dir, earlier, model_tok)
             done["eval"] = True
         if not retention_path.is_file():
             if model_tok is None:
                 model_tok = (load_adapter(f"train-{name}"), load_run_tokenizer(f"train-{name}"))
-            ret = score_retention(*model_tok, f"data-{name}", max_length=params.nll_max_length)
+            base = read_json(cells_dir / f"retention-{earlier}.json") if earlier else None
+            ret = score_retention(*model_tok, f"data-{name}", max_length=params.nll_max_length, base=base)
             tmp = retention_path.with_suffix(".json.tmp")
             write_json(tmp, {**cell, **ret})
             os.replace(tmp, retention_path)
