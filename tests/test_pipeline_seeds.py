@@ -65,7 +65,12 @@ def test_the_seeds_are_judged_together(seeds_run):
     tuned = table[(table.system == "tuned") & (table.group == "seen")].iloc[0]
     assert tuned["mean"] == pytest.approx((tuned["seed_0"] + tuned["seed_1"]) / 2, abs=0.01)
     assert (root / "seeds" / "figures" / "seed_points.png").exists()
-    assert "mean over 2 seed(s)" in (root / "seeds" / "summary.txt").read_text()
+    summary = (root / "seeds" / "summary.txt").read_text()
+    assert "mean over 2 seed(s)" in summary
+    verdict_lines = [line for line in summary.splitlines() if line.startswith("[")]
+    assert len(verdict_lines) == 6 and not any(line.startswith("[SUPPORTED] [") or "] [SUPPORTED]" in line
+                                               or "] [INCONCLUSIVE]" in line or "] [CONTRADICTED]" in line
+                                               for line in verdict_lines)  # fmt: skip
     judged = [c for c in doc["claims"] if c["verdict"] is not None]
     assert all("mean over 2 seed(s)" in c["comparison"] and "2 seeds" in c["line"] for c in judged)
     # the encoder is trained on seen tasks only: on related tasks that claim says why it is not judged

@@ -246,7 +246,8 @@ def plot_seed_points(table: pd.DataFrame) -> Any:
 def format_seed_summary(claims: Sequence[dict], table: pd.DataFrame) -> str:
     lines = ["claims over the seeds (one rule: SUPPORTED / CONTRADICTED / INCONCLUSIVE from the 95% CI):"]
     for c in claims:
-        lines.append(f"[{c['verdict'] or 'not judged'}] {c.get('line') or c['claim']}")
+        # a judged claim's line starts with its verdict and names its comparison, n and interval
+        lines.append(c.get("line") or f"[not judged] {c['claim']}")
         if c.get("evidence"):
             lines.append(f"    {c['evidence']}")
     lines.append("")
