@@ -47,6 +47,15 @@ def make_tables(acc, sizes=(16, 144)) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(results), pd.DataFrame(preds)
 
 
+def tiny_study(run_name: str, **overrides) -> MixingStudyParams:
+    """A one- or two-cell smoke grid on two tasks, a handful of rows: seconds per cell."""
+    values = dict(
+        run_name=run_name, tasks=["tweet_irony", "tweet_stance"], task_rows=[4], general_ratios=[0], seeds=[0],
+        general_heldout=4, max_eval_per_task=4, bootstrap_samples=50, smoke=True, train={"max_steps": 2},
+    )  # fmt: skip
+    return MixingStudyParams(**{**values, **overrides}).validate()
+
+
 def verdicts(acc, **kw):
     results, preds = make_tables(acc, **kw)
     findings = evaluate_findings(results, preds, bootstrap_samples=300)
@@ -195,11 +204,7 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint(runs_dir, bundle_dir, g
             if state.global_step == 2:
                 raise KeyboardInterrupt
 
-    p = MixingStudyParams(
-        run_name="st", tasks=["tweet_irony", "tweet_stance"], task_rows=[4], general_ratios=[0], seeds=[0],
-        general_heldout=4, max_eval_per_task=4, bootstrap_samples=50, smoke=True,
-        train={"max_steps": 3, "save_steps": 1},
-    ).validate()  # fmt: skip
+    p = tiny_study("st", train={"max_steps": 3, "save_steps": 1})
     cell = build_grid(p)[0]
     cells = runs_dir / "st" / "cells"
     with runs_root_at(cells):
@@ -225,10 +230,7 @@ def test_a_cell_killed_before_its_first_checkpoint_restarts_clean(runs_dir, bund
         def on_step_begin(self, args, state, control, **kwargs):
             raise KeyboardInterrupt
 
-    p = MixingStudyParams(
-        run_name="st", tasks=["tweet_irony", "tweet_stance"], task_rows=[4], general_ratios=[0], seeds=[0],
-        general_heldout=4, max_eval_per_task=4, bootstrap_samples=50, smoke=True, train={"max_steps": 2},
-    ).validate()  # fmt: skip
+    p = tiny_study("st")
     cell = build_grid(p)[0]
     cells = runs_dir / "st" / "cells"
     with runs_root_at(cells):
@@ -274,10 +276,7 @@ def test_the_base_model_is_scored_once_per_study(runs_dir, bundle_dir, general_d
 
     from socialite_utils.runs import read_jsonl
 
-    p = MixingStudyParams(
-        run_name="once", tasks=["tweet_irony", "tweet_stance"], task_rows=[4], general_ratios=[0, 1], seeds=[0],
-        general_heldout=4, max_eval_per_task=4, bootstrap_samples=50, smoke=True, train={"max_steps": 2},
-    ).validate()  # fmt: skip
+    p = tiny_study("once", general_ratios=[0, 1])
     run_grid(p, log=lambda *_: None)
     cells = runs_dir / "once" / "cells"
     first, second = (json.loads((cells / f"eval-n4-r{r}-s0" / "provenance.json").read_text()) for r in (0, 1))
