@@ -7,6 +7,7 @@ leaves a half-written run that a later stage would mistake for a finished one.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -229,11 +230,25 @@ def _write_atomic(path: str | os.PathLike, write: Any, content: Any) -> Path:
     tmp = path.parent / f".{path.name}.{KIT_MARKER}-tmp-{_owner()}"
     try:
         write(tmp, content)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if _is_disk_full(e):
+            raise _disk_full(e, path, "the file is unchanged") from e
         raise
     os.replace(tmp, path)
     return path
+
+
+def _is_disk_full(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(e: BaseException, target: Path, kept: str) -> OSError:
+    """The operating system's "No space left on device", naming what the kit was writing and what it kept."""
+    return OSError(
+        e.errno,
+        f"no space left on the disk of {target} while writing it ({kept}); free some space and run again",
+    )
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -694,8 +709,11 @@ def RunWriter(run_dir: str | os.PathLike, *, overwrite: bool = False, log=print)
     tmp = make_temp_dir(run_dir.parent, run_dir.name, param="run directory")
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         discard_temp_dir(tmp)
+        if _is_disk_full(e):
+            kept = "the earlier run is unchanged" if run_dir.exists() else "nothing of the new run was kept"
+            raise _disk_full(e, run_dir, kept) from e
         raise
     swap_into_place(tmp, run_dir)
 

@@ -202,3 +202,39 @@ def test_pipeline_refuses_a_symlinked_run_directory(tmp_path, monkeypatch, capsy
         == 2
     )
     assert "symbolic link" in capsys.readouterr().err and os.listdir(outside) == []
+
+
+def test_a_full_disk_names_what_was_being_written_and_keeps_the_earlier_run(tmp_path, runs_dir, capsys):
+    """ "No space left on device" from deep inside a write: the kit's message names the run (or file) and says what
+    was kept; no temporary directory or file is left behind."""
+    import errno
+
+    from socialite_utils.runs import RunWriter, write_json, write_text_atomic
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with RunWriter(runs_dir / "r") as tmp:
+        write_json(tmp / "metrics.json", {"v": 1})
+    with pytest.raises(
+        OSError, match=r"no space left on the disk of .*r while writing it \(the earlier run is unchanged\)"
+    ):
+        with RunWriter(runs_dir / "r", overwrite=True) as tmp:
+            (tmp / "big.bin").write_bytes(b"x")
+            full()
+    assert json.loads((runs_dir / "r" / "metrics.json").read_text()) == {"v": 1}
+    with pytest.raises(OSError, match=r"nothing of the new run was kept"):
+        with RunWriter(runs_dir / "new"):
+            full()
+    assert sorted(p.name for p in runs_dir.iterdir()) == ["r"]  # no temporary directory left
+    target = tmp_path / "notes.txt"
+    target.write_text("before")
+    with pytest.raises(OSError, match=r"notes.txt while writing it \(the file is unchanged\)"):
+        from socialite_utils import runs as runs_mod
+
+        runs_mod._write_atomic(target, lambda p, t: full(), "after")
+    assert target.read_text() == "before" and sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "notes.txt"
+    ]
+    write_text_atomic(target, "after")  # and with space, the write goes through
+    assert target.read_text() == "after"
