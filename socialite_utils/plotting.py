@@ -617,9 +617,14 @@ def plot_encoder_history(trained: Any):
     return fig
 
 
+# an aggregate over fewer tasks shows its tasks as dots: a t-based CI over 2-4 tasks can span 0-100
+MIN_TASKS_FOR_CI = 5
+
+
 def _comparison_points(table, system: str, keys: list, level: str | None) -> tuple[list, list, list, list]:
     """(y index, macro-F1, lower and upper whisker) of one system's rows; task rows when ``level`` is None,
-    else (level, name) keys. t-based CIs over 2-3 tasks can pass 0 or 100: whiskers are clipped to the axis."""
+    else (level, name) keys. Whiskers are clipped to the axis; an aggregate over fewer than
+    :data:`MIN_TASKS_FOR_CI` tasks has none (nan): its tasks are drawn instead (:func:`_member_tasks`)."""
     ys, xs, lo, hi = [], [], [], []
     for i, key in enumerate(keys):
         lvl, name = ("task", key) if level is None else key
@@ -629,14 +634,31 @@ def _comparison_points(table, system: str, keys: list, level: str | None) -> tup
         r = sel.iloc[0]
         ys.append(i)
         xs.append(r["macro_f1"])
+        if level is not None and len(_member_tasks(table, system, key)) < MIN_TASKS_FOR_CI:
+            lo.append(math.nan)
+            hi.append(math.nan)
+            continue
         lo.append(r["macro_f1"] - max(r["macro_f1_lo"], 0.0) if not np.isnan(r["macro_f1_lo"]) else 0.0)
         hi.append(min(r["macro_f1_hi"], 100.0) - r["macro_f1"] if not np.isnan(r["macro_f1_hi"]) else 0.0)
     return ys, xs, lo, hi
 
 
+def _member_tasks(table, system: str, key: tuple[str, str]) -> list[float]:
+    """The task macro-F1s of ``system`` that the aggregate row ``key`` = (level, name) averages: a category's
+    seen tasks, or a group's tasks (tasks without a number are not in the aggregate)."""
+    level, name = key
+    sel = table[(table["level"] == "task") & (table["system"] == system) & table["macro_f1"].notna()]
+    if level == "category":
+        sel = sel[(sel["category"] == name) & (sel["group"] == "seen")]
+    else:
+        sel = sel[sel["group"] == name]
+    return sel["macro_f1"].tolist()
+
+
 @_styled
 def plot_comparison(table):
-    """Two panels: macro-F1 per task (related tasks marked *), and per category (seen tasks) and group, with CIs.
+    """Two panels: macro-F1 per task (related tasks marked *), and per category (seen tasks) and group, with CIs;
+    an aggregate over fewer than :data:`MIN_TASKS_FOR_CI` tasks shows each task as a small dot instead of a CI.
     ``table``: :func:`socialite_utils.baselines.build_comparison`."""
     systems = system_order(table["system"])
     tasks = table[table["level"] == "task"].drop_duplicates("name")
@@ -654,6 +676,7 @@ def plot_comparison(table):
     height = 0.42 * max(len(task_names), len(agg_keys)) + 2
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [3, 2]})
     width = 0.8 / max(len(systems), 1)
+    few = False  # some aggregate shows its tasks as dots
     for j, system in enumerate(systems):
         color = model_color(system, j)
         for ax, keys, level in ((ax1, task_names, None), (ax2, agg_keys, "agg")):
@@ -661,15 +684,32 @@ def plot_comparison(table):
             ys = [i - 0.4 + width * (j + 0.5) for i in ys]
             ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=4, color=color, ecolor=color, elinewidth=1,
                         capsize=2, label=system if ax is ax1 else None)  # fmt: skip
+        for i, key in enumerate(agg_keys):
+            members = _member_tasks(table, system, key)
+            if 0 < len(members) < MIN_TASKS_FOR_CI:
+                few = True
+                y = i - 0.4 + width * (j + 0.5)
+                ax2.scatter(members, [y] * len(members), s=9, marker="D", facecolor="white", edgecolor=color,
+                            linewidth=0.8, zorder=3)  # fmt: skip
     ax1.set_yticks(range(len(task_names)), labels)
     ax2.set_yticks(range(len(agg_keys)), agg_labels)
+    agg_title = "Mean macro-F1 over tasks (95% CI over tasks)"
+    if few:
+        agg_title += f"\nfewer than {MIN_TASKS_FOR_CI} tasks: no CI, each task as a ◇"
     for ax, title in ((ax1, "Macro-F1 per task (95% bootstrap CI); * = related, held out"),
-                      (ax2, "Mean macro-F1 over tasks (95% CI over tasks)")):  # fmt: skip
+                      (ax2, agg_title)):  # fmt: skip
         ax.invert_yaxis()
         ax.set_xlim(0, 100)
         ax.set_xlabel("macro-F1 (%)")
         ax.set_title(title, fontsize=10)
         ax.grid(False, axis="y")
+    if few:
+        ax2.legend(
+            [plt.Line2D([], [], marker="D", ls="", ms=4, markerfacecolor="white", markeredgecolor="black")],
+            [f"one task (category or group of < {MIN_TASKS_FOR_CI} tasks)"],
+            fontsize=7,
+            loc="lower right",
+        )
     fig.legend(loc="lower center", ncol=len(systems), fontsize=8, bbox_to_anchor=(0.5, 0.0))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig

@@ -139,3 +139,42 @@ def test_style_is_scoped_to_the_kits_figures():
         plt.rcParams["axes.prop_cycle"],
         plt.rcParams["axes.grid"],
     ) == before  # the caller's style is kept
+
+
+def _comparison_table(n_offensive: int, n_sentiment: int) -> pd.DataFrame:
+    """Task rows of one system and the category rows over them; the category CI spans 0-100 as a t-CI over 2-3
+    tasks does."""
+    rows = []
+    for cat, n in (("offensive", n_offensive), ("sentiment_emotion", n_sentiment)):
+        f1s = [10.0 * (k + 1) for k in range(n)]
+        for k, f1 in enumerate(f1s):
+            rows.append({"level": "task", "name": f"{cat}{k}", "category": cat, "group": "seen",
+                         "system": "majority", "macro_f1": f1, "macro_f1_lo": f1 - 5, "macro_f1_hi": f1 + 5})  # fmt: skip
+        mean = sum(f1s) / n
+        rows.append({"level": "category", "name": cat, "category": cat, "group": "seen", "system": "majority",
+                     "n_tasks": n, "macro_f1": mean, "macro_f1_lo": mean - 60, "macro_f1_hi": mean + 60})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_comparison_shows_the_tasks_of_a_small_category_instead_of_a_ci():
+    fig = plotting.plot_comparison(_comparison_table(n_offensive=3, n_sentiment=5))
+    ax = fig.axes[1]
+    (bars,) = ax.containers[0].lines[2]  # the whiskers of the category rows
+    spans = [np.asarray(seg).reshape(-1, 2)[:, 0].tolist() for seg in bars.get_segments()]
+    # offensive (3 tasks, mean 20): no whisker; sentiment (5 tasks, mean 30, CI -30..90): the CI, clipped at 0
+    assert spans == [[], [0.0, 90.0]]
+    dots = sorted(x for c in ax.collections if c is not bars for x, _ in c.get_offsets())
+    assert dots == [10.0, 20.0, 30.0]  # the small category's three tasks, each drawn
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["one task (category or group of < 5 tasks)"]
+    assert "fewer than 5 tasks: no CI" in ax.get_title()
+    plt.close(fig)
+
+
+def test_comparison_keeps_the_ci_when_every_category_has_five_tasks():
+    fig = plotting.plot_comparison(_comparison_table(n_offensive=5, n_sentiment=6))
+    ax = fig.axes[1]
+    (bars,) = ax.containers[0].lines[2]
+    assert [seg[:, 0].tolist() for seg in bars.get_segments()] == [[0.0, 90.0], [0.0, 95.0]]
+    assert ax.get_legend() is None and "no CI" not in ax.get_title()
+    plt.close(fig)
