@@ -728,12 +728,16 @@ def _log_task_rows_axis(ax: Any, task_rows: Sequence) -> None:
 @_styled
 def plot_mixing_curves(aggregates, scopes: list[str] | None = None):
     """Mean macro-F1 over tasks against task rows per task, one facet per scope (seen, related, each category),
-    one line per generalist ratio; bands: the test-example 95% CI (averaged over seeds)."""
+    one line per generalist ratio; bands: the test-example 95% CI (averaged over seeds). Every facet has the same
+    y-range; where ``aggregates`` has a ``majority_macro_f1`` column, the scope's majority floor (always answering
+    each task's most frequent train label) is a dashed grey line."""
     scopes = scopes or list(dict.fromkeys(aggregates["scope"]))
     ratios = sorted(aggregates["general_ratio"].unique())
     ncol = min(4, len(scopes))
     nrow = -(-len(scopes) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), squeeze=False, sharex=True, sharey=True
+    )
     for ax, scope in zip(axes.flat, scopes, strict=False):
         sub = aggregates[aggregates["scope"] == scope]
         for r in ratios:
@@ -743,6 +747,10 @@ def plot_mixing_curves(aggregates, scopes: list[str] | None = None):
             color = ratio_color(ratios, r)
             ax.plot(line.index, line["macro_f1"], marker="o", ms=3, color=color, label=f"ratio {r:g}")
             ax.fill_between(line.index, line["ci_low"], line["ci_high"], color=color, alpha=0.15, lw=0)
+        if "majority_macro_f1" in sub and sub["majority_macro_f1"].notna().any():
+            # the floor depends on each cell's train rows only through the majority label: one value per size
+            floor = sub.groupby("task_rows")["majority_macro_f1"].mean().dropna()
+            ax.plot(floor.index, floor.values, ls="--", lw=1.2, color=GREY, label="majority floor", zorder=1)
         n_tasks = int(sub["n_tasks"].max()) if len(sub) else 0
         ax.set_title(f"{scope} ({n_tasks} task{'s' if n_tasks != 1 else ''})", fontsize=9)
         _log_task_rows_axis(ax, aggregates["task_rows"].unique())
@@ -760,7 +768,8 @@ def plot_mixing_curves(aggregates, scopes: list[str] | None = None):
 @_styled
 def plot_mixing_gain(gains):
     """The gain from generalist data (ratio r minus ratio 0, seen tasks, paired on the same test examples) against
-    task rows, one line per ratio, with its paired-bootstrap 95% CI: the paper's central plot."""
+    task rows, one line per ratio, with its paired-bootstrap 95% CI as a shaded band (named in the legend) and a
+    labelled zero line (no gain): the paper's central plot."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ratios = sorted({0.0, *gains["general_ratio"].unique()})
     for r, g in gains.groupby("general_ratio"):
@@ -768,12 +777,14 @@ def plot_mixing_gain(gains):
         color = ratio_color(ratios, r)
         ax.plot(g["task_rows"], g["gain"], marker="o", color=color, label=f"ratio {r:g}")
         ax.fill_between(g["task_rows"], g["ci_low"], g["ci_high"], color=color, alpha=0.15, lw=0)
-    ax.axhline(0, color=GREY, lw=1, ls="--")
+    ax.axhline(0, color=GREY, lw=1, ls="--", label="no gain (0)")
     _log_task_rows_axis(ax, gains["task_rows"].unique())
     ax.set_xlabel("task rows per seen task")
     ax.set_ylabel("gain in mean macro-F1 (seen tasks)")
     ax.set_title("What generalist data adds, by task-data size")
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    band = plt.Rectangle((0, 0), 1, 1, color=GREY, alpha=0.3, lw=0)
+    ax.legend([*handles, band], [*labels, "shaded: 95% CI (paired bootstrap)"], fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -178,3 +178,61 @@ def test_comparison_keeps_the_ci_when_every_category_has_five_tasks():
     assert [seg[:, 0].tolist() for seg in bars.get_segments()] == [[0.0, 90.0], [0.0, 95.0]]
     assert ax.get_legend() is None and "no CI" not in ax.get_title()
     plt.close(fig)
+
+
+def _mixing_aggregates(with_floor: bool = True) -> pd.DataFrame:
+    """Two scopes on different scales (seen near 30, offensive near 70), two ratios, two sizes; the seen floor
+    is 25 at 8 rows and 27 at 24 rows (the majority label changed with the train rows), offensive's 60."""
+    rows = []
+    for scope, level, floors in (
+        ("seen", 30.0, {8: 25.0, 24: 27.0}),
+        ("offensive", 70.0, {8: 60.0, 24: 60.0}),
+    ):
+        for r in (0, 1):
+            for n in (8, 24):
+                f1 = level + 2 * r + (n == 24)
+                row = {"scope": scope, "general_ratio": r, "task_rows": n, "macro_f1": f1, "ci_low": f1 - 1,
+                       "ci_high": f1 + 1, "n_tasks": 2}  # fmt: skip
+                if with_floor:
+                    row["majority_macro_f1"] = floors[n]
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_mixing_curves_share_the_y_range_and_draw_the_majority_floor():
+    fig = plotting.plot_mixing_curves(_mixing_aggregates())
+    seen, offensive = fig.axes[:2]
+    assert seen.get_ylim() == offensive.get_ylim()
+    lo, hi = seen.get_ylim()
+    assert lo <= 25.0 and hi >= 73.0  # both scopes' lines and floors are inside the one range
+    floors = {
+        ax.get_title(): [ln for ln in ax.lines if ln.get_label() == "majority floor"]
+        for ax in (seen, offensive)
+    }
+    (seen_floor,) = floors["seen (2 tasks)"]
+    assert list(seen_floor.get_xdata()) == [8, 24] and list(seen_floor.get_ydata()) == [25.0, 27.0]
+    assert seen_floor.get_linestyle() == "--"
+    (off_floor,) = floors["offensive (2 tasks)"]
+    assert list(off_floor.get_ydata()) == [60.0, 60.0]
+    assert "majority floor" in [t.get_text() for t in seen.get_legend().get_texts()]
+    plt.close(fig)
+
+
+def test_mixing_curves_without_a_floor_column_draw_no_floor():
+    fig = plotting.plot_mixing_curves(_mixing_aggregates(with_floor=False))
+    assert not [ln for ax in fig.axes for ln in ax.lines if ln.get_label() == "majority floor"]
+    plt.close(fig)
+
+
+def test_mixing_gain_names_its_band_and_its_zero_line():
+    gains = pd.DataFrame(
+        {"task_rows": [8, 24], "general_ratio": [1.0, 1.0], "gain": [3.0, 4.0], "ci_low": [-1.0, -0.5],
+         "ci_high": [7.0, 9.0]}
+    )  # fmt: skip
+    fig = plotting.plot_mixing_gain(gains)
+    ax = fig.axes[0]
+    (zero,) = [ln for ln in ax.lines if ln.get_label() == "no gain (0)"]
+    assert list(zero.get_ydata()) == [0, 0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["ratio 1", "no gain (0)", "shaded: 95% CI (paired bootstrap)"]
+    plt.close(fig)
