@@ -460,7 +460,8 @@ def plot_confusion_matrices(analysis: dict, model: str):
 
 @_styled
 def plot_reliability(analysis: dict):
-    """Reliability diagram per category (score mode): accuracy against mean confidence per bin, per model."""
+    """Reliability diagram per category (score mode): accuracy against mean confidence per bin, per model, with
+    the number of examples in each bin written at its point."""
     cal = analysis.get("calibration")
     if not cal:
         raise ValueError("no calibration data: the evaluation run has no score-mode probabilities")
@@ -471,13 +472,18 @@ def plot_reliability(analysis: dict):
         ax.plot([0, 1], [0, 1], ls="--", color="#cccccc", lw=1)
         for j, (model, c) in enumerate(per_model.items()):
             pts = [(b["mean_confidence"], b["accuracy"], b["count"]) for b in c["bins"] if b["count"]]
+            color = model_color(model, j)
             ax.plot(
                 [p[0] for p in pts],
                 [p[1] for p in pts],
                 marker="o",
-                color=model_color(model, j),
+                color=color,
                 label=f"{model}: ECE {c['ece']:.3f} (n={c['n']})",
             )
+            for x, y, count in pts:  # examples in the bin: first model above its point, the next below, ...
+                above = j % 2 == 0
+                ax.annotate(str(count), (x, y), xytext=(0, 5 if above else -5), textcoords="offset points",
+                            ha="center", va="bottom" if above else "top", fontsize=6, color=color)  # fmt: skip
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("mean confidence in bin")
@@ -488,14 +494,17 @@ def plot_reliability(analysis: dict):
         ax.axis("off")
     fig.tight_layout()
     fig.suptitle(
-        f"Reliability diagrams ({cal['n_bins']} equal-width bins; diagonal = perfectly calibrated)", y=1.01
+        f"Reliability diagrams ({cal['n_bins']} equal-width bins, the number at a point = examples in the bin; "
+        "diagonal = perfectly calibrated)",
+        y=1.01,
     )
     return fig
 
 
 @_styled
 def plot_sensitivity(summary: dict):
-    """Per-task range bars: min-max macro-F1 over prompts, main prompt marked, base and tuned side by side."""
+    """Per-task range bars: min-max macro-F1 over prompts, main prompt marked, base and tuned side by side; the
+    number of examples scored per task (``n``) in the title and the task labels."""
     tasks = sorted(summary)
     if not tasks:
         raise ValueError("empty sensitivity summary")
@@ -515,11 +524,14 @@ def plot_sensitivity(summary: dict):
             ax.plot(others, [y] * len(others), "|", color=color, ms=10)
             if MAIN in s["macro_f1"]:
                 ax.plot(s["macro_f1"][MAIN], y, "D", color=color, ms=5, markeredgecolor="black")
-    ax.set_yticks(range(len(tasks)), tasks)
+    ns = {t: sorted({s["n"] for s in summary[t].values()}) for t in tasks}
+    ax.set_yticks(range(len(tasks)), [f"{t} (n={'/'.join(map(str, ns[t]))})" for t in tasks])
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("macro-F1 (%) over prompt wordings; ◆ main prompt, | variants, bar = min-max")
-    ax.set_title("Prompt sensitivity (score mode, same examples for every prompt)")
+    every = sorted({n for v in ns.values() for n in v})
+    n_text = f"n = {every[0]}" if len(every) == 1 else f"n = {every[0]}-{every[-1]}"
+    ax.set_title(f"Prompt sensitivity (score mode, {n_text} examples per task, the same for every prompt)")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(False, axis="y")
     fig.tight_layout()

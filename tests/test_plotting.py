@@ -236,3 +236,37 @@ def test_mixing_gain_names_its_band_and_its_zero_line():
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["ratio 1", "no gain (0)", "shaded: 95% CI (paired bootstrap)"]
     plt.close(fig)
+
+
+def test_sensitivity_names_the_examples_per_task():
+    s = {"n": 5, "macro_f1": {"main": 60.0, "variant 0": 40.0}, "min": 40.0, "max": 60.0}
+    fig = plotting.plot_sensitivity({"t1": {"base": s, "tuned": {**s, "n": 5}}, "t2": {"base": s}})
+    ax = fig.axes[0]
+    assert "n = 5 examples per task" in ax.get_title()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["t1 (n=5)", "t2 (n=5)"]
+    plt.close(fig)
+    fig = plotting.plot_sensitivity({"t1": {"base": s}, "t2": {"base": {**s, "n": 3}}})
+    assert "n = 3-5 examples per task" in fig.axes[0].get_title()
+    plt.close(fig)
+
+
+def test_reliability_writes_the_examples_in_each_bin():
+    from socialite_utils.analysis.calibration import compute_calibration
+
+    # base: 0.55, 0.58 in bin [0.5, 0.6), 0.95 in [0.9, 1.0]; tuned: four answers at 0.75 in [0.7, 0.8)
+    base = compute_calibration([0.55, 0.58, 0.95], [True, False, True])
+    tuned = compute_calibration([0.75] * 4, [True, True, True, False])
+    per_model = {"base": base, "tuned": tuned}
+    fig = plotting.plot_reliability(
+        {"calibration": {"n_bins": 10, "by_category": {"offensive": per_model}, "overall": per_model}}
+    )
+    ax = fig.axes[0]
+    counts = sorted((t.get_text(), to_hex(t.get_color())) for t in ax.texts)
+    assert counts == sorted(
+        [("2", plotting.MODEL_COLORS["base"]), ("1", plotting.MODEL_COLORS["base"]),
+         ("4", plotting.MODEL_COLORS["tuned"])]
+    )  # fmt: skip
+    two = next(t for t in ax.texts if t.get_text() == "2")
+    assert two.xy == pytest.approx((0.565, 0.5))  # at the bin's point: mean confidence, accuracy
+    assert "examples in the bin" in fig.get_suptitle()
+    plt.close(fig)
