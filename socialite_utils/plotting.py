@@ -460,7 +460,8 @@ def plot_confusion_matrices(analysis: dict, model: str):
 
 @_styled
 def plot_reliability(analysis: dict):
-    """Reliability diagram per category (score mode): accuracy against mean confidence per bin, per model."""
+    """Reliability diagram per category (score mode): accuracy against mean confidence per bin, per model, with
+    the number of examples in each bin written at its point."""
     cal = analysis.get("calibration")
     if not cal:
         raise ValueError("no calibration data: the evaluation run has no score-mode probabilities")
@@ -471,13 +472,18 @@ def plot_reliability(analysis: dict):
         ax.plot([0, 1], [0, 1], ls="--", color="#cccccc", lw=1)
         for j, (model, c) in enumerate(per_model.items()):
             pts = [(b["mean_confidence"], b["accuracy"], b["count"]) for b in c["bins"] if b["count"]]
+            color = model_color(model, j)
             ax.plot(
                 [p[0] for p in pts],
                 [p[1] for p in pts],
                 marker="o",
-                color=model_color(model, j),
+                color=color,
                 label=f"{model}: ECE {c['ece']:.3f} (n={c['n']})",
             )
+            for x, y, count in pts:  # examples in the bin: first model above its point, the next below, ...
+                above = j % 2 == 0
+                ax.annotate(str(count), (x, y), xytext=(0, 5 if above else -5), textcoords="offset points",
+                            ha="center", va="bottom" if above else "top", fontsize=6, color=color)  # fmt: skip
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("mean confidence in bin")
@@ -488,14 +494,17 @@ def plot_reliability(analysis: dict):
         ax.axis("off")
     fig.tight_layout()
     fig.suptitle(
-        f"Reliability diagrams ({cal['n_bins']} equal-width bins; diagonal = perfectly calibrated)", y=1.01
+        f"Reliability diagrams ({cal['n_bins']} equal-width bins, the number at a point = examples in the bin; "
+        "diagonal = perfectly calibrated)",
+        y=1.01,
     )
     return fig
 
 
 @_styled
 def plot_sensitivity(summary: dict):
-    """Per-task range bars: min-max macro-F1 over prompts, main prompt marked, base and tuned side by side."""
+    """Per-task range bars: min-max macro-F1 over prompts, main prompt marked, base and tuned side by side; the
+    number of examples scored per task (``n``) in the title and the task labels."""
     tasks = sorted(summary)
     if not tasks:
         raise ValueError("empty sensitivity summary")
@@ -515,11 +524,14 @@ def plot_sensitivity(summary: dict):
             ax.plot(others, [y] * len(others), "|", color=color, ms=10)
             if MAIN in s["macro_f1"]:
                 ax.plot(s["macro_f1"][MAIN], y, "D", color=color, ms=5, markeredgecolor="black")
-    ax.set_yticks(range(len(tasks)), tasks)
+    ns = {t: sorted({s["n"] for s in summary[t].values()}) for t in tasks}
+    ax.set_yticks(range(len(tasks)), [f"{t} (n={'/'.join(map(str, ns[t]))})" for t in tasks])
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("macro-F1 (%) over prompt wordings; ◆ main prompt, | variants, bar = min-max")
-    ax.set_title("Prompt sensitivity (score mode, same examples for every prompt)")
+    every = sorted({n for v in ns.values() for n in v})
+    n_text = f"n = {every[0]}" if len(every) == 1 else f"n = {every[0]}-{every[-1]}"
+    ax.set_title(f"Prompt sensitivity (score mode, {n_text} examples per task, the same for every prompt)")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(False, axis="y")
     fig.tight_layout()
@@ -617,9 +629,14 @@ def plot_encoder_history(trained: Any):
     return fig
 
 
+# an aggregate over fewer tasks shows its tasks as dots: a t-based CI over 2-4 tasks can span 0-100
+MIN_TASKS_FOR_CI = 5
+
+
 def _comparison_points(table, system: str, keys: list, level: str | None) -> tuple[list, list, list, list]:
     """(y index, macro-F1, lower and upper whisker) of one system's rows; task rows when ``level`` is None,
-    else (level, name) keys. t-based CIs over 2-3 tasks can pass 0 or 100: whiskers are clipped to the axis."""
+    else (level, name) keys. Whiskers are clipped to the axis; an aggregate over fewer than
+    :data:`MIN_TASKS_FOR_CI` tasks has none (nan): its tasks are drawn instead (:func:`_member_tasks`)."""
     ys, xs, lo, hi = [], [], [], []
     for i, key in enumerate(keys):
         lvl, name = ("task", key) if level is None else key
@@ -629,14 +646,31 @@ def _comparison_points(table, system: str, keys: list, level: str | None) -> tup
         r = sel.iloc[0]
         ys.append(i)
         xs.append(r["macro_f1"])
+        if level is not None and len(_member_tasks(table, system, key)) < MIN_TASKS_FOR_CI:
+            lo.append(math.nan)
+            hi.append(math.nan)
+            continue
         lo.append(r["macro_f1"] - max(r["macro_f1_lo"], 0.0) if not np.isnan(r["macro_f1_lo"]) else 0.0)
         hi.append(min(r["macro_f1_hi"], 100.0) - r["macro_f1"] if not np.isnan(r["macro_f1_hi"]) else 0.0)
     return ys, xs, lo, hi
 
 
+def _member_tasks(table, system: str, key: tuple[str, str]) -> list[float]:
+    """The task macro-F1s of ``system`` that the aggregate row ``key`` = (level, name) averages: a category's
+    seen tasks, or a group's tasks (tasks without a number are not in the aggregate)."""
+    level, name = key
+    sel = table[(table["level"] == "task") & (table["system"] == system) & table["macro_f1"].notna()]
+    if level == "category":
+        sel = sel[(sel["category"] == name) & (sel["group"] == "seen")]
+    else:
+        sel = sel[sel["group"] == name]
+    return sel["macro_f1"].tolist()
+
+
 @_styled
 def plot_comparison(table):
-    """Two panels: macro-F1 per task (related tasks marked *), and per category (seen tasks) and group, with CIs.
+    """Two panels: macro-F1 per task (related tasks marked *), and per category (seen tasks) and group, with CIs;
+    an aggregate over fewer than :data:`MIN_TASKS_FOR_CI` tasks shows each task as a small dot instead of a CI.
     ``table``: :func:`socialite_utils.baselines.build_comparison`."""
     systems = system_order(table["system"])
     tasks = table[table["level"] == "task"].drop_duplicates("name")
@@ -654,6 +688,7 @@ def plot_comparison(table):
     height = 0.42 * max(len(task_names), len(agg_keys)) + 2
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [3, 2]})
     width = 0.8 / max(len(systems), 1)
+    few = False  # some aggregate shows its tasks as dots
     for j, system in enumerate(systems):
         color = model_color(system, j)
         for ax, keys, level in ((ax1, task_names, None), (ax2, agg_keys, "agg")):
@@ -661,15 +696,32 @@ def plot_comparison(table):
             ys = [i - 0.4 + width * (j + 0.5) for i in ys]
             ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=4, color=color, ecolor=color, elinewidth=1,
                         capsize=2, label=system if ax is ax1 else None)  # fmt: skip
+        for i, key in enumerate(agg_keys):
+            members = _member_tasks(table, system, key)
+            if 0 < len(members) < MIN_TASKS_FOR_CI:
+                few = True
+                y = i - 0.4 + width * (j + 0.5)
+                ax2.scatter(members, [y] * len(members), s=9, marker="D", facecolor="white", edgecolor=color,
+                            linewidth=0.8, zorder=3)  # fmt: skip
     ax1.set_yticks(range(len(task_names)), labels)
     ax2.set_yticks(range(len(agg_keys)), agg_labels)
+    agg_title = "Mean macro-F1 over tasks (95% CI over tasks)"
+    if few:
+        agg_title += f"\nfewer than {MIN_TASKS_FOR_CI} tasks: no CI, each task as a ◇"
     for ax, title in ((ax1, "Macro-F1 per task (95% bootstrap CI); * = related, held out"),
-                      (ax2, "Mean macro-F1 over tasks (95% CI over tasks)")):  # fmt: skip
+                      (ax2, agg_title)):  # fmt: skip
         ax.invert_yaxis()
         ax.set_xlim(0, 100)
         ax.set_xlabel("macro-F1 (%)")
         ax.set_title(title, fontsize=10)
         ax.grid(False, axis="y")
+    if few:
+        ax2.legend(
+            [plt.Line2D([], [], marker="D", ls="", ms=4, markerfacecolor="white", markeredgecolor="black")],
+            [f"one task (category or group of < {MIN_TASKS_FOR_CI} tasks)"],
+            fontsize=7,
+            loc="lower right",
+        )
     fig.legend(loc="lower center", ncol=len(systems), fontsize=8, bbox_to_anchor=(0.5, 0.0))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
@@ -688,12 +740,16 @@ def _log_task_rows_axis(ax: Any, task_rows: Sequence) -> None:
 @_styled
 def plot_mixing_curves(aggregates, scopes: list[str] | None = None):
     """Mean macro-F1 over tasks against task rows per task, one facet per scope (seen, related, each category),
-    one line per generalist ratio; bands: the test-example 95% CI (averaged over seeds)."""
+    one line per generalist ratio; bands: the test-example 95% CI (averaged over seeds). Every facet has the same
+    y-range; where ``aggregates`` has a ``majority_macro_f1`` column, the scope's majority floor (always answering
+    each task's most frequent train label) is a dashed grey line."""
     scopes = scopes or list(dict.fromkeys(aggregates["scope"]))
     ratios = sorted(aggregates["general_ratio"].unique())
     ncol = min(4, len(scopes))
     nrow = -(-len(scopes) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), squeeze=False, sharex=True, sharey=True
+    )
     for ax, scope in zip(axes.flat, scopes, strict=False):
         sub = aggregates[aggregates["scope"] == scope]
         for r in ratios:
@@ -703,6 +759,10 @@ def plot_mixing_curves(aggregates, scopes: list[str] | None = None):
             color = ratio_color(ratios, r)
             ax.plot(line.index, line["macro_f1"], marker="o", ms=3, color=color, label=f"ratio {r:g}")
             ax.fill_between(line.index, line["ci_low"], line["ci_high"], color=color, alpha=0.15, lw=0)
+        if "majority_macro_f1" in sub and sub["majority_macro_f1"].notna().any():
+            # the floor depends on each cell's train rows only through the majority label: one value per size
+            floor = sub.groupby("task_rows")["majority_macro_f1"].mean().dropna()
+            ax.plot(floor.index, floor.values, ls="--", lw=1.2, color=GREY, label="majority floor", zorder=1)
         n_tasks = int(sub["n_tasks"].max()) if len(sub) else 0
         ax.set_title(f"{scope} ({n_tasks} task{'s' if n_tasks != 1 else ''})", fontsize=9)
         _log_task_rows_axis(ax, aggregates["task_rows"].unique())
@@ -720,7 +780,8 @@ def plot_mixing_curves(aggregates, scopes: list[str] | None = None):
 @_styled
 def plot_mixing_gain(gains):
     """The gain from generalist data (ratio r minus ratio 0, seen tasks, paired on the same test examples) against
-    task rows, one line per ratio, with its paired-bootstrap 95% CI: the paper's central plot."""
+    task rows, one line per ratio, with its paired-bootstrap 95% CI as a shaded band (named in the legend) and a
+    labelled zero line (no gain): the paper's central plot."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ratios = sorted({0.0, *gains["general_ratio"].unique()})
     for r, g in gains.groupby("general_ratio"):
@@ -728,12 +789,14 @@ def plot_mixing_gain(gains):
         color = ratio_color(ratios, r)
         ax.plot(g["task_rows"], g["gain"], marker="o", color=color, label=f"ratio {r:g}")
         ax.fill_between(g["task_rows"], g["ci_low"], g["ci_high"], color=color, alpha=0.15, lw=0)
-    ax.axhline(0, color=GREY, lw=1, ls="--")
+    ax.axhline(0, color=GREY, lw=1, ls="--", label="no gain (0)")
     _log_task_rows_axis(ax, gains["task_rows"].unique())
     ax.set_xlabel("task rows per seen task")
     ax.set_ylabel("gain in mean macro-F1 (seen tasks)")
     ax.set_title("What generalist data adds, by task-data size")
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    band = plt.Rectangle((0, 0), 1, 1, color=GREY, alpha=0.3, lw=0)
+    ax.legend([*handles, band], [*labels, "shaded: 95% CI (paired bootstrap)"], fontsize=8)
     fig.tight_layout()
     return fig
 

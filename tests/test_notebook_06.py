@@ -49,6 +49,15 @@ def test_notebook_06_smoke(tmp_path, runs_dir, bundle_dir, general_dir):
     assert all(
         r["n"] == "4" and float(r["ci_low"]) <= float(r["macro_f1"]) <= float(r["ci_high"]) for r in results
     )
+    # each scope's majority floor is the mean of its tasks' label-prior macro-F1 in the same cell
+    with (study / "aggregates.csv").open() as f:
+        aggregates = list(csv.DictReader(f))
+    for cell in cells:
+        seen = [
+            float(r["label_prior_macro_f1"]) for r in results if r["cell"] == cell and r["group"] == "seen"
+        ]
+        (row,) = [a for a in aggregates if a["cell"] == cell and a["scope"] == "seen"]
+        assert float(row["majority_macro_f1"]) == pytest.approx(sum(seen) / len(seen))
     findings = json.loads((study / "findings.json").read_text())
     assert len(findings) == 4
     assert all(f["verdict"] in ("SUPPORTED", "CONTRADICTED", "INCONCLUSIVE") for f in findings)

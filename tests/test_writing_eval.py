@@ -235,3 +235,37 @@ def test_notebook_03_refuses_generation_rows(runs_dir, writing_dir):
     ):
         build_eval_plan(params)
     assert not (runs_dir / "e").exists()
+
+
+def test_a_metric_that_is_zero_for_every_system_gets_no_figure_and_the_report_says_why(runs_dir, capsys):
+    from socialite_utils.studies.writing import write_writing_report
+
+    rows = [
+        row(0, "he is a great leader .", ["he is a leader ."], task="neutralization"),
+        row(1, "the awful plan failed .", ["the plan failed ."], task="neutralization"),
+    ]
+    # neither the copy baseline nor "tuned" ever equals a reference: exact match is 0 for both
+    tuned = [WE.prediction_row(r, "tuned", "he is leader", "he is leader", 8) for r in rows]
+    preds = WE.copy_predictions(rows) + tuned
+    metrics = WE.build_generation_metrics(preds, [load_registry("writing")["neutralization"]], n_resamples=50)
+    assert [s["exact_match"]["value"] for s in metrics["tasks"]["neutralization"]["systems"].values()] == [
+        0,
+        0,
+    ]
+    run_dir = runs_dir / "w"
+    (run_dir / "figures").mkdir(parents=True)
+    (run_dir / "figures" / "exact_match.png").write_bytes(b"an earlier execution's figure")
+    paths = write_writing_report(run_dir, preds, metrics, view_model="tuned")
+    figures = sorted(p.name for p in (run_dir / "figures").iterdir())
+    assert figures == ["bleu.pdf", "bleu.png", "no_figure.txt", "sari.pdf", "sari.png"]
+    note = "exact_match: no figure, 0 for every system (copy, tuned) on every task with data\n"
+    assert (run_dir / "figures" / "no_figure.txt").read_text() == note
+    assert note in capsys.readouterr().out and run_dir / "figures" / "no_figure.txt" in paths
+
+    # a later execution where one output equals its reference draws the figure and drops the note
+    exact = [WE.prediction_row(rows[0], "tuned", "he is a leader .", "he is a leader .", 8), tuned[1]]
+    preds = WE.copy_predictions(rows) + exact
+    metrics = WE.build_generation_metrics(preds, [load_registry("writing")["neutralization"]], n_resamples=50)
+    write_writing_report(run_dir, preds, metrics, view_model="tuned")
+    assert not (run_dir / "figures" / "no_figure.txt").exists()
+    assert (run_dir / "figures" / "exact_match.png").stat().st_size > 1000

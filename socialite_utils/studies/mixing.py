@@ -393,7 +393,8 @@ def collect_results(params: MixingStudyParams) -> tuple[pd.DataFrame, pd.DataFra
 
     results: one row per cell x task (macro-F1 of the adapter with its CI, n, the base model's, the label-prior
     baseline's, and the cell's held-out NLLs); aggregates: cell x scope (seen, related, each category) mean
-    macro-F1 over tasks with its test-example CI; predictions: the adapter's per-example predictions.
+    macro-F1 over tasks with its test-example CI and the mean label-prior (majority) floor over the scope's tasks
+    (``majority_macro_f1``); predictions: the adapter's per-example predictions.
     """
     cells_dir = resolve_run_dir(params.run_name) / "cells"
     res_rows, agg_rows, pred_rows = [], [], []
@@ -423,12 +424,14 @@ def collect_results(params: MixingStudyParams) -> tuple[pd.DataFrame, pd.DataFra
             pred_rows.append(
                 {**cell, **{k: p[k] for k in fields}, "labels": metrics["tasks"][p["task"]]["labels"]}
             )
+        floors = {}  # task -> the majority floor: macro-F1 of always answering the task's most frequent label
         for task, t in metrics["tasks"].items():
             tuned, base = t["models"]["tuned"], t["models"]["base"]
             gold = [p["gold"] for p in by_task[task]]
             prior_f1 = (
                 M.macro_f1(gold, [prior.get(task)] * len(gold), t["labels"]) if task in prior else math.nan
             )
+            floors[task] = prior_f1
             res_rows.append(
                 {**cell, "task": task, "category": t["category"], "group": t["group"], "n": tuned["n"],
                  "macro_f1": tuned["macro_f1"], "ci_low": tuned["macro_f1_ci"][0], "ci_high": tuned["macro_f1_ci"][1],
@@ -438,9 +441,12 @@ def collect_results(params: MixingStudyParams) -> tuple[pd.DataFrame, pd.DataFra
             for scope, block in blocks.items():
                 b = block["tuned"]
                 ci = b.get("macro_over_tasks_example_ci") or [math.nan, math.nan]
+                # the majority floor of the scope: mean over its tasks (nan when a task has no train label)
+                floor = [floors.get(t, math.nan) for t in b.get("tasks", [])]
                 agg_rows.append(
                     {**cell, "scope_kind": scope_kind, "scope": scope, "macro_f1": b["macro_over_tasks"],
-                     "ci_low": ci[0], "ci_high": ci[1], "n_tasks": b["n_tasks"], **nll}
+                     "ci_low": ci[0], "ci_high": ci[1], "n_tasks": b["n_tasks"],
+                     "majority_macro_f1": float(np.mean(floor)) if floor else math.nan, **nll}
                 )  # fmt: skip
     return pd.DataFrame(res_rows), pd.DataFrame(agg_rows), pd.DataFrame(pred_rows)
 

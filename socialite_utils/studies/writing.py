@@ -4,8 +4,9 @@
 ``train-writing/``, ``train-writing-general/``, ``train-general/`` (training runs of notebook 02's ``train_lora``),
 ``predictions/<system>.jsonl`` (one file per system, written when that system has generated),
 ``predictions.jsonl`` (all systems), ``metrics.json``, ``table.csv``, ``claims.csv``, ``examples.html`` and
-``figures/<metric>.png|pdf``. Each step reuses what an earlier, interrupted execution finished with the same
-parameters, so rerunning the notebook continues; different parameters under the same name are refused.
+``figures/<metric>.png|pdf`` (a metric that is 0 for every system has none: ``figures/no_figure.txt`` says which).
+Each step reuses what an earlier, interrupted execution finished with the same parameters, so rerunning the
+notebook continues; different parameters under the same name are refused.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from ..data.writing_rows import select_mixture
 from ..params import FromMapping, ParamError, Rule, as_bool, check_params
 from ..plotting import plot_generation_metric, save_figure
 from ..registry import load_registry, select_tasks
-from ..runs import check_run_name, provenance, read_json, run_dir_for, runs_root_at, write_json
+from ..runs import (
+    check_run_name,
+    provenance,
+    read_json,
+    run_dir_for,
+    runs_root_at,
+    write_json,
+    write_text_atomic,
+)
 from ..schema import read_prediction_rows, write_prediction_rows
 from ..training.lora import TrainParams
 from .writing_eval import (
@@ -212,7 +221,8 @@ def generate_systems(
 def write_writing_report(
     run_dir: Path, predictions: list[dict], metrics: dict, *, view_model: str
 ) -> list[Path]:
-    """predictions.jsonl, metrics.json, table.csv, claims.csv, examples.html and one figure per metric."""
+    """predictions.jsonl, metrics.json, table.csv, claims.csv, examples.html and one figure per metric, except a
+    metric that is 0 for every system: no figure, named with the reason in ``figures/no_figure.txt`` (and printed)."""
 
     paths = [
         write_prediction_rows(run_dir / "predictions.jsonl", predictions),
@@ -225,6 +235,40 @@ def write_writing_report(
     (run_dir / "examples.html").write_text(format_diff_html(predictions, tasks, view_model), encoding="utf-8")
     paths.append(run_dir / "examples.html")
     names = sorted({m for t in metrics["tasks"].values() if t["status"] == "ok" for m in t["metrics"]})
+    skipped = figure_skips(metrics)
     for metric in names:
+        if metric in skipped:
+            for stale in (run_dir / "figures").glob(f"{metric}.*"):  # an earlier execution's figure of it
+                stale.unlink()
+            continue
         paths += save_figure(plot_generation_metric(metrics, metric), run_dir / "figures" / metric)
+    note = run_dir / "figures" / NO_FIGURE_NOTE
+    if skipped:
+        text = "".join(f"{m}: no figure, {why}\n" for m, why in skipped.items())
+        print(text, end="")
+        note.parent.mkdir(parents=True, exist_ok=True)
+        paths.append(write_text_atomic(note, text))
+    else:
+        note.unlink(missing_ok=True)
     return paths
+
+
+NO_FIGURE_NOTE = (
+    "no_figure.txt"  # figures/<this>: the metrics drawn as no figure, one line each with the reason
+)
+
+
+def figure_skips(metrics: dict) -> dict[str, str]:
+    """metric -> why it gets no figure: a metric that is 0 for every system on every task with data would be an
+    empty bar chart (e.g. exact match when no output equals a reference)."""
+    values: dict[str, list[float]] = {}
+    for t in metrics["tasks"].values():
+        if t["status"] != "ok":
+            continue
+        for metric in t["metrics"]:
+            values.setdefault(metric, []).extend(s[metric]["value"] for s in t["systems"].values())
+    return {
+        m: f"0 for every system ({', '.join(metrics['models'])}) on every task with data"
+        for m, vs in sorted(values.items())
+        if vs and all(v == 0 for v in vs)
+    }
