@@ -762,7 +762,10 @@ def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> lis
         report_aggregate_table(metrics).to_csv(dest / "eval_aggregates.csv", index=False)
         report_claims(metrics).to_csv(dest / "eval_claims.csv", index=False)
     mixing = [f"mixing/{n}" for n in ("results.csv", "aggregates.csv", "gains.csv", "findings.txt")]
-    writing = {f"writing/{n}": f"writing_{n}" for n in ("table.csv", "claims.csv", "examples.html")}
+    writing = {
+        f"writing/{n}": f"writing_{Path(n).name}"
+        for n in ("table.csv", "claims.csv", "examples.html", "figures/no_figure.txt")
+    }
     extras = {
         e: Path(e).name for e in ("baselines/comparison.csv", "summary.txt", "pipeline_steps.json", *mixing)
     }
