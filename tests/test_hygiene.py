@@ -110,7 +110,9 @@ def test_notebook_defaults_are_the_demo_recipe(step, notebook):
     from socialite_utils.pipeline import resolve_profile
 
     (path,) = [p for p in NOTEBOOKS if p.name.startswith(notebook)]
-    (cell,) = [c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
+    (cell,) = [
+        c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", [])
+    ]
     defaults = {}
     for line in cell.source.splitlines():
         if line.strip():
