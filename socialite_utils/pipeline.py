@@ -530,8 +530,11 @@ SEEDED_STEPS = ("data", "train", "baselines")
 def profile_seeds(profile: str, seeds: list[int] | None = None) -> list[int] | None:
     """The training seeds of a run: ``seeds`` (the command line's ``--seeds``), else the profile's ``seeds:``;
     None for a single run. Distinct integers >= 0, else ValueError."""
+    profiles = load_profiles()
+    if profile not in profiles:
+        resolve_profile(profile)  # the KeyError that names the profiles (and the closest one)
     if seeds is None:
-        seeds = load_profiles()[profile].get("seeds")
+        seeds = profiles[profile].get("seeds")
     if seeds is None:
         return None
     if (

@@ -33,6 +33,8 @@ def test_card_params_list_every_option_but_the_mixture_in_order(tmp_path):
         "few_shot_k": 0,
         "prompt_format": "paper",
         "seed": 0,
+        "eval_seed": None,
+        "exclude_test_caps": None,
         "instruction_from": "registry",
         "text_normalization": "none",
         "writing_dir": None,
