@@ -138,7 +138,8 @@ def _judged(name: str, comparison: str, res: C.BootstrapResult, extra: str = "")
     claim = C.judge(name, comparison, res, metric="macro-F1")
     per_seed = ", ".join(f"{e:+.1f}" for e in res.per_seed_effects)
     parts = [
-        f"mean macro-F1 tuned {res.metric_a:.1f} vs {res.metric_b:.1f}, mean over {res.n_seeds} seeds "
+        f"mean macro-F1 tuned {res.metric_a:.1f} vs {res.metric_b:.1f}, mean over {res.n_seeds} "
+        f"seed{'s' if res.n_seeds != 1 else ''} "
         f"(each seed's difference: {per_seed})"
     ]
     if claim.task_count is not None:
