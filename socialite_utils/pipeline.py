@@ -56,6 +56,7 @@ from .runs import (
     safe_write_path,
     temp_file_name,
     this_process,
+    write_json,
     write_json_atomic,
 )
 from .schema import read_baselines_metrics, read_eval_metrics
@@ -775,6 +776,17 @@ def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> lis
     for extra, name in {**extras, **writing}.items():
         if (pipe_dir / extra).exists():
             shutil.copyfile(pipe_dir / extra, dest / name)
+    seeds = pipe_dir / "seeds"  # a seeds run: the seeds judged together, and each seed's step times
+    if seeds.is_dir():
+        for path in [
+            *seeds.glob("*.csv"),
+            *seeds.glob("*.json"),
+            *seeds.glob("*.txt"),
+            *seeds.glob("figures/*"),
+        ]:
+            copied.append(Path(shutil.copyfile(path, dest / path.name)))
+        steps = {d.name: read_json(d / "pipeline_steps.json") for d in sorted(pipe_dir.glob("seed-*"))}
+        write_json(dest / "seed_steps.json", steps)
     return copied
 
 

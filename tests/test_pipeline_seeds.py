@@ -79,6 +79,27 @@ def test_the_seeds_are_judged_together(seeds_run):
 
 
 @pytest.mark.slow
+def test_publishing_a_seeds_run_copies_the_judged_seeds(seeds_run, tmp_path):
+    root, _ = seeds_run
+    pipeline.publish_figures(root, tmp_path / "pub")
+    names = sorted(p.name for p in (tmp_path / "pub").iterdir())
+    for name in (
+        "claims.csv",
+        "claims.json",
+        "systems.csv",
+        "summary.txt",
+        "seed_points.png",
+        "seed_steps.json",
+    ):
+        assert name in names, name
+    steps = json.loads((tmp_path / "pub" / "seed_steps.json").read_text())
+    assert sorted(steps) == ["seed-0", "seed-1"] and [r["step"] for r in steps["seed-1"]][:2] == [
+        "data",
+        "train",
+    ]
+
+
+@pytest.mark.slow
 def test_rerunning_the_same_command_keeps_the_finished_seeds(seeds_run):
     root, _ = seeds_run
     before = (root / "seed-1" / "eval" / "metrics.json").stat().st_mtime_ns
