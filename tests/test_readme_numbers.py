@@ -107,3 +107,61 @@ def test_the_results_section_has_no_number_of_its_own():
     numbers = set(re.findall(r"(?<![\w.])[-+−]?\d+\.\d+", section))
     missing = sorted(n for n in numbers if n.lstrip("+-−") not in committed)
     assert not missing, f"numbers in the README's results that no committed file holds: {missing}"
+
+
+# ---------------------------------------------------------------- the confirmatory run (figures/confirm/)
+
+CONFIRM = FIGURES / "confirm"
+CONFIRM_SYSTEMS = ("tuned", "base", "majority", "stratified", "tfidf_lr", "multitask_encoder")
+
+
+def render_confirm_table() -> str:
+    """figures/confirm/systems.csv as the README shows it: per system and group, the mean over seeds with its
+    two-level 95% CI, and each seed's value."""
+    rows = {(r["system"], r["group"]): r for r in _rows("confirm/systems.csv")}
+    seeds = [c for c in next(iter(rows.values())) if c.startswith("seed_")]
+    head = "| system | seen: mean over seeds [95% CI] | seen: each seed | related: mean over seeds [95% CI] | related: each seed |"
+    lines = [head, "|---|---|---|---|---|"]
+    for system in CONFIRM_SYSTEMS:
+        cells = []
+        for group in ("seen", "related"):
+            r = rows.get((system, group))
+            if r is None:
+                cells += ["no head (held out)" if system == "multitask_encoder" else "-", "-"]
+                continue
+            cells.append(f"{float(r['mean']):.1f} [{float(r['ci_low']):.1f}, {float(r['ci_high']):.1f}]")
+            cells.append(", ".join(f"{float(r[s]):.1f}" for s in seeds))
+        lines.append(f"| {SYSTEM_NAMES[system]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def confirm_claim_lines() -> list[str]:
+    text = (CONFIRM / "summary.txt").read_text(encoding="utf-8")
+    return [m.strip() for m in re.findall(r"(?m)^(\[(?:SUPPORTED|CONTRADICTED|INCONCLUSIVE)\].*)$", text)]
+
+
+def test_the_confirmatory_table_and_claims_are_the_committed_ones():
+    table = render_confirm_table()
+    assert table in README, f"README's confirmatory table is stale; paste this one:\n{table}"
+    lines = confirm_claim_lines()
+    assert len(lines) >= 5, "figures/confirm/summary.txt has too few verdict lines"
+    for line in lines:
+        assert line in README, f"README lacks the confirmatory claim line:\n{line}"
+
+
+def test_the_confirmatory_section_has_no_number_of_its_own():
+    section = README.split("## The confirmatory run", 1)[1].split("\n## ", 1)[0]
+    claims = set(confirm_claim_lines())
+    section = "\n".join(
+        line
+        for line in section.splitlines()
+        if not line.startswith("|") and line.removeprefix("- ") not in claims
+    )
+    committed = " ".join(
+        p.read_text(encoding="utf-8") for p in CONFIRM.glob("*") if p.suffix in (".csv", ".txt", ".json")
+    )
+    numbers = set(re.findall(r"(?<![\w.])[-+−]?\d+\.\d+", section))
+    missing = sorted(n for n in numbers if n.lstrip("+-−") not in committed)
+    assert not missing, (
+        f"numbers in the README's confirmatory section that no committed file holds: {missing}"
+    )
