@@ -1,20 +1,24 @@
 """The lever experiment: what makes the cpu-demo's tuned SmolLM2-135M beat the simple floors?
 
-Each configuration is the ``cpu-demo`` profile with a few parameters changed (data per task, label-balanced
-sampling, epochs, learning rate, LoRA rank/targets). It runs the pipeline's data, train, eval and baselines steps
-into ``runs/levers-<name>/`` and reads what they wrote; a configuration whose run already finished is read, not
-rerun, so the script can be interrupted and restarted. Then it prints one row per configuration: training size,
-optimizer steps, wall times, seen / related mean macro-F1 of the base and tuned models with 95% CIs, the tuned
-model against the best floor (paired 95% CI over test examples) and the collapsed seen tasks (one answer for
-more than 90% of a task's examples). The same table with contextual calibration (Zhao et al. 2021) follows;
-calibration is computed from the saved predictions plus one content-free prompt per task and model
-(``socialite_utils.evaluation.contextual_calibration``), beside the uncalibrated numbers, never instead of them.
+Each configuration is a ``cpu-demo`` pipeline run with a few parameters changed (data per task, label-balanced
+sampling, epochs, learning rate, LoRA rank/targets). It runs the pipeline's steps into ``runs/`` and reads what
+they wrote; a configuration whose run already finished is read, not rerun, so the script can be interrupted and
+restarted.
 
-    python benchmarks/bench_levers.py                       # every configuration below, in order
-    python benchmarks/bench_levers.py --configs 160-bal     # only some (comma-separated names)
-    python benchmarks/bench_levers.py --table-only          # print the table of the runs that finished
+Choose on validation, report on test. By default (``--split validation``) each configuration is scored on the data
+run's VALIDATION rows of the seen tasks (related tasks have none), into ``runs/levers-val-<config>/``, and the table
+names the configuration with the highest seen-task validation macro-F1, with its paired difference to the
+runner-up. The floors are left out there: TF-IDF + LR chooses its C on those very rows. The test rows are scored
+once, for the frozen recipe, by the ``cpu-confirm`` profile. ``--split test`` reproduces the original table
+(``runs/levers-<config>/``, 60 test rows per task, the floors, and contextual calibration (Zhao et al. 2021)
+beside the uncalibrated numbers): a record of how the recipe was first found, on test rows, which is why
+``cpu-confirm`` leaves those rows out.
 
-The printed table of the committed run is in ``benchmarks/levers.md``. Runs take 10-20 minutes each on 2 cores.
+    python benchmarks/bench_levers.py --configs demo-lr5e-4,demo-lr1e-3   # the demo's learning rate, on validation
+    python benchmarks/bench_levers.py --split test --configs 160-bal      # a row of the original (test) table
+    python benchmarks/bench_levers.py --configs demo-lr1e-3 --table-only  # print the table of finished runs
+
+The printed tables are in ``benchmarks/levers.md``. Runs take 10-20 minutes each on 2 cores.
 """
 
 from __future__ import annotations
@@ -138,7 +142,31 @@ CONFIGS["160-bal-all16-b4-d0"] = (
         "train.per_device_train_batch_size": 4,
     },
 )
-STEPS = "data,train,eval,baselines"  # notebook 04's error analysis adds nothing to this table
+# Configurations that start from the cpu-demo profile as it is today (not from BASELINE): its recipe with one
+# parameter changed. The demo's learning rate is chosen among these on validation rows.
+DEMO_CONFIGS: dict[str, tuple[str, dict[str, object]]] = {
+    "demo-lr5e-4": ("the cpu-demo recipe at lr 5e-4", {"train.learning_rate": 0.0005}),
+    "demo-lr1e-3": ("the cpu-demo recipe at lr 1e-3 (the profile's value)", {"train.learning_rate": 0.001}),
+    "demo-lr2e-3": ("the cpu-demo recipe at lr 2e-3", {"train.learning_rate": 0.002}),
+}
+CONFIGS.update(DEMO_CONFIGS)
+SPLITS = ("validation", "test")
+
+
+def _steps(split: str) -> list[str]:
+    """The steps a table row needs: the floors only on test rows (TF-IDF + LR chooses C on validation rows);
+    notebook 04's error analysis adds nothing to either table."""
+    return ["data", "train", "eval", "baselines"] if split == "test" else ["data", "train", "eval"]
+
+
+def _overrides(name: str, split: str) -> dict[str, object]:
+    """The --set overrides of one configuration scored on ``split``."""
+    start = {} if name in DEMO_CONFIGS else BASELINE
+    return {**start, **CONFIGS[name][1], "eval.split": split}
+
+
+def run_dir_of(name: str, runs_dir: Path, split: str) -> Path:
+    return runs_dir / (f"levers-{name}" if split == "test" else f"levers-val-{name}")
 
 
 def _set_args(overrides: dict[str, object]) -> list[str]:
@@ -148,25 +176,27 @@ def _set_args(overrides: dict[str, object]) -> list[str]:
     return out
 
 
-def _missing_steps(run_dir: Path) -> list[str]:
+def _missing_steps(run_dir: Path, split: str) -> list[str]:
     """The table's steps that have not finished yet, in order (all of them for a new run)."""
+    steps = _steps(split)
     steps_file = run_dir / "pipeline_steps.json"
     done = (
         {s["step"] for s in json.loads(steps_file.read_text()) if s["ok"]} if steps_file.exists() else set()
     )
-    missing = [s for s in STEPS.split(",") if s not in done]
+    missing = [s for s in steps if s not in done]
     # a step reruns everything after it (a new data run needs a new adapter, and so on)
-    return STEPS.split(",")[STEPS.split(",").index(missing[0]) :] if missing else []
+    return steps[steps.index(missing[0]) :] if missing else []
 
 
-def _finished(run_dir: Path) -> bool:
-    return not _missing_steps(run_dir)
+def _finished(run_dir: Path, split: str) -> bool:
+    return not _missing_steps(run_dir, split)
 
 
-def run_config(name: str, runs_dir: Path) -> None:
-    """Run one configuration through the pipeline, unless it already finished."""
-    run_dir = runs_dir / f"levers-{name}"
-    if _finished(run_dir):
+def run_config(name: str, runs_dir: Path, split: str, profile: str = "cpu-demo") -> None:
+    """Run one configuration through the pipeline (from ``profile``, cpu-demo unless a test asks for smoke),
+    unless it already finished."""
+    run_dir = run_dir_of(name, runs_dir, split)
+    if _finished(run_dir, split):
         print(f"[{name}] finished earlier: {run_dir}", flush=True)
         return
     cmd = [
@@ -174,13 +204,13 @@ def run_config(name: str, runs_dir: Path) -> None:
         "-m",
         "socialite_utils.pipeline",
         "--profile",
-        "cpu-demo",
+        profile,
         "--run-name",
         run_dir.name,
     ]
     # --only: the steps this table needs (an interrupted run reruns the unfinished ones, each replaced atomically)
-    only = ",".join(_missing_steps(run_dir))
-    cmd += ["--runs-dir", str(runs_dir), "--only", only, *_set_args({**BASELINE, **CONFIGS[name][1]})]
+    only = ",".join(_missing_steps(run_dir, split))
+    cmd += ["--runs-dir", str(runs_dir), "--only", only, *_set_args(_overrides(name, split))]
     print(f"[{name}] {' '.join(cmd[1:])}", flush=True)
     t0 = time.time()
     subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
@@ -220,26 +250,16 @@ def _priors(run_dir: Path, metrics: dict) -> dict:
     return priors
 
 
-def lever_row(run_dir: Path, *, name: str, calibrated: bool) -> dict[str, str]:
-    """One table row from a finished run's files (calibrated: contextual calibration of the same predictions)."""
-    from socialite_utils.evaluation import load_eval_run
-    from socialite_utils.evaluation.contextual_calibration import build_calibrated_metrics
-    from socialite_utils.reporting import build_floor_claim, collapsed_tasks
-    from socialite_utils.runs import read_json, read_jsonl
+def _recipe_columns(run_dir: Path, name: str, split: str) -> dict[str, str]:
+    """The columns every table shares: what the configuration trained, and how long its steps took."""
+    from socialite_utils.runs import read_json
 
     data = read_json(run_dir / "data" / "params.json")
     train = read_json(run_dir / "train" / "params.json")
     summary = read_json(run_dir / "train" / "train_summary.json")
     seconds = {s["step"]: s["seconds"] for s in read_json(run_dir / "pipeline_steps.json")}
-    metrics, predictions = load_eval_run(run_dir / "eval")
-    floor_rows = read_jsonl(run_dir / "baselines" / "predictions.jsonl")
-    if calibrated:
-        metrics, predictions = build_calibrated_metrics(metrics, predictions, _priors(run_dir, metrics))
-    claim = build_floor_claim(metrics, predictions, floor_rows, bootstrap_samples=1000, seed=0)
-    best = claim["details"]["best_floor"]
-    vs_floor = claim["details"]["per_floor"][best]
-    seen, related = metrics["groups"]["seen"], metrics["groups"]["related"]
     targets = train["lora_target_modules"]
+    steps = _steps(split)
     return {
         "config": name,
         "train/task": f"{data['max_train_per_task']}{' bal' if data.get('balance_train') else ''}",
@@ -249,7 +269,29 @@ def lever_row(run_dir: Path, *, name: str, calibrated: bool) -> dict[str, str]:
         "batch": str(train["per_device_train_batch_size"] * train["gradient_accumulation_steps"]),
         "steps": str(summary["global_step"]),
         "train s": f"{seconds.get('train', float('nan')):.0f}",
-        "data+train+eval+baselines s": f"{sum(seconds.get(k, 0) for k in STEPS.split(',')):.0f}",
+        f"{'+'.join(steps)} s": f"{sum(seconds.get(k, 0) for k in steps):.0f}",
+    }
+
+
+def lever_row(run_dir: Path, *, name: str, calibrated: bool) -> dict[str, str]:
+    """One row of the test table from a finished run's files (calibrated: contextual calibration of the same
+    predictions)."""
+    from socialite_utils.evaluation import load_eval_run
+    from socialite_utils.evaluation.contextual_calibration import build_calibrated_metrics
+    from socialite_utils.reporting import build_floor_claim, collapsed_tasks
+    from socialite_utils.runs import read_jsonl
+
+    run = load_eval_run(run_dir / "eval")
+    metrics, predictions = run.metrics, run.predictions
+    floor_rows = read_jsonl(run_dir / "baselines" / "predictions.jsonl")
+    if calibrated:
+        metrics, predictions = build_calibrated_metrics(metrics, predictions, _priors(run_dir, metrics))
+    claim = build_floor_claim(metrics, predictions, floor_rows, bootstrap_samples=1000, seed=0)
+    best = claim["details"]["best_floor"]
+    vs_floor = claim["details"]["per_floor"][best]
+    seen, related = metrics["groups"]["seen"], metrics["groups"]["related"]
+    return {
+        **_recipe_columns(run_dir, name, "test"),
         "seen base": _fmt_ci(seen["base"]["macro_over_tasks"], seen["base"]["macro_over_tasks_example_ci"]),
         "seen tuned": _fmt_ci(
             seen["tuned"]["macro_over_tasks"], seen["tuned"]["macro_over_tasks_example_ci"]
@@ -263,6 +305,77 @@ def lever_row(run_dir: Path, *, name: str, calibrated: bool) -> dict[str, str]:
     }
 
 
+def validation_row(run_dir: Path, *, name: str) -> dict[str, str]:
+    """One row of the validation table: the seen tasks' validation rows, base and tuned, and their paired
+    difference (the eval run's own bootstrap over those rows)."""
+    from socialite_utils.evaluation import load_eval_run
+    from socialite_utils.reporting import collapsed_tasks
+
+    metrics = load_eval_run(run_dir / "eval").metrics
+    split = metrics["settings"].get("split", "test")
+    if split != "validation":
+        raise ValueError(f"{run_dir / 'eval'} scored its {split!r} rows, not the validation rows")
+    seen, delta = metrics["groups"]["seen"], metrics["group_comparisons"]["seen"]
+    return {
+        **_recipe_columns(run_dir, name, "validation"),
+        "val rows": str(delta["n_examples"]),
+        "seen base (val)": _fmt_ci(
+            seen["base"]["macro_over_tasks"], seen["base"]["macro_over_tasks_example_ci"]
+        ),
+        "seen tuned (val)": _fmt_ci(
+            seen["tuned"]["macro_over_tasks"], seen["tuned"]["macro_over_tasks_example_ci"]
+        ),
+        "tuned - base [paired CI]": _fmt_ci(delta["delta"], delta["ci"]),
+        "collapsed seen tasks": ", ".join(collapsed_tasks(metrics, "tuned", "seen")) or "none",
+    }
+
+
+def _tuned_pairs(run_dir: Path) -> tuple[dict[str, tuple[list, list]], dict[str, object]]:
+    """task -> (gold, tuned predictions) in id order, and task -> its MacroF1 metric, from an eval run."""
+    from socialite_utils import claims as C
+    from socialite_utils.evaluation import load_eval_run
+
+    run = load_eval_run(run_dir / "eval")
+    metrics, predictions = run.metrics, run.predictions
+    rows = sorted(
+        (r for r in predictions if r["model"] == "tuned" and r["group"] == "seen"), key=lambda r: r["id"]
+    )
+    pairs: dict[str, tuple[list, list]] = {}
+    for r in rows:
+        gold, pred = pairs.setdefault(r["task"], ([], []))
+        gold.append(r["gold"])
+        pred.append(r["parsed"])
+    return pairs, {t: C.MacroF1(metrics["tasks"][t]["labels"]) for t in pairs}
+
+
+def choose_on_validation(names: list[str], runs_dir: Path) -> str:
+    """The configuration with the highest seen-task validation macro-F1 of the tuned model, and its paired
+    difference to each other finished configuration (bootstrap over the same validation rows, stratified by task;
+    the claims module's verdict rule)."""
+    from socialite_utils import claims as C
+
+    done = [n for n in names if _finished(run_dir_of(n, runs_dir, "validation"), "validation")]
+    if len(done) < 2:
+        return "(fewer than two finished configurations: nothing to choose between)"
+    runs = {n: _tuned_pairs(run_dir_of(n, runs_dir, "validation")) for n in done}
+    means = {n: sum(m[t](*pairs[t]) for t in pairs) / len(pairs) for n, (pairs, m) in runs.items()}
+    best = max(done, key=lambda n: means[n])
+    lines = [
+        f"Chosen on validation: `{best}` (seen-task validation macro-F1 of the tuned model {means[best]:.1f})."
+    ]
+    for other in (n for n in done if n != best):
+        (a, metric), (b, _) = runs[best], runs[other]
+        if [a[t][0] for t in a] != [b[t][0] for t in a]:
+            raise ValueError(f"{best} and {other} were scored on different validation rows")
+        res = C.paired_bootstrap_mean_over_tasks(a, b, metric, B=1000, seed=0)
+        verdict = C.verdict_from_interval(*res.ci)
+        lines.append(
+            f"- `{best}` - `{other}`: {res.effect:+.1f} [95% CI {res.ci[0]:+.1f}, {res.ci[1]:+.1f}], "
+            f"n = {res.n_examples:,} validation rows, {res.n_tasks} tasks: {verdict}"
+        )
+    return "\n".join(lines)
+
+
 def format_lever_table(rows: list[dict[str, str]], why: dict[str, str]) -> str:
     """A markdown table, one row per configuration, and what each configuration changes."""
     if not rows:
@@ -274,10 +387,14 @@ def format_lever_table(rows: list[dict[str, str]], why: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def table_row(name: str, runs_dir: Path, *, calibrated: bool) -> dict[str, str] | None:
+def table_row(name: str, runs_dir: Path, *, split: str, calibrated: bool = False) -> dict[str, str] | None:
     """One table row read from a finished run (None when it has not finished)."""
-    run_dir = runs_dir / f"levers-{name}"
-    return lever_row(run_dir, name=name, calibrated=calibrated) if _finished(run_dir) else None
+    run_dir = run_dir_of(name, runs_dir, split)
+    if not _finished(run_dir, split):
+        return None
+    if split == "validation":
+        return validation_row(run_dir, name=name)
+    return lever_row(run_dir, name=name, calibrated=calibrated)
 
 
 def length_stats(run_dir: Path, step_batch: int = 16) -> str:
@@ -319,9 +436,16 @@ def length_stats(run_dir: Path, step_batch: int = 16) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", help=f"comma-separated names (default: all): {', '.join(CONFIGS)}")
+    ap.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="validation",
+        help="rows to score: validation (chooses; the default) or test (the original table)",
+    )
     ap.add_argument("--table-only", action="store_true", help="print the table of finished runs; run nothing")
     ap.add_argument("--runs-dir", default=str(REPO / "runs"))
     ap.add_argument("--lengths", action="store_true", help="also print token lengths and padding of each run")
+    ap.add_argument("--profile", default="cpu-demo", help="the profile every configuration starts from")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.configs.split(",")] if args.configs else list(CONFIGS)
     unknown = [n for n in names if n not in CONFIGS]
@@ -330,21 +454,34 @@ def main(argv: list[str] | None = None) -> None:
     runs_dir = Path(args.runs_dir)
     if not args.table_only:
         for name in names:
-            run_config(name, runs_dir)
-    for calibrated in (False, True):
-        rows = [r for n in names if (r := table_row(n, runs_dir, calibrated=calibrated)) is not None]
-        title = (
-            "contextual calibration (beside, not instead)"
-            if calibrated
-            else "uncalibrated (the kit's default)"
-        )
-        print(f"\n### {title}\n")
-        print(format_lever_table(rows, {n: CONFIGS[n][0] for n in names}))
+            run_config(name, runs_dir, args.split, args.profile)
+    why = {n: CONFIGS[n][0] for n in names}
+    if args.split == "validation":
+        rows = [r for n in names if (r := table_row(n, runs_dir, split="validation")) is not None]
+        print("\n### Seen tasks, validation rows (choosing)\n")
+        print(format_lever_table(rows, why))
+        print()
+        print(choose_on_validation(names, runs_dir))
+    else:
+        for calibrated in (False, True):
+            rows = [
+                r
+                for n in names
+                if (r := table_row(n, runs_dir, split="test", calibrated=calibrated)) is not None
+            ]
+            title = (
+                "contextual calibration (beside, not instead)"
+                if calibrated
+                else "uncalibrated (the kit's default)"
+            )
+            print(f"\n### Test rows, {title}\n")
+            print(format_lever_table(rows, why))
     if args.lengths:
         print("\n### Token lengths and padding\n")
         for name in names:
-            if _finished(runs_dir / f"levers-{name}"):
-                print(f"- {length_stats(runs_dir / f'levers-{name}')}")
+            run_dir = run_dir_of(name, runs_dir, args.split)
+            if _finished(run_dir, args.split):
+                print(f"- {length_stats(run_dir)}")
 
 
 if __name__ == "__main__":
