@@ -35,6 +35,7 @@ from .data.types import DataParams
 from .evaluation.plan import EVAL_RULES, EvalParams
 from .params import as_bool, coerce_field
 from .plancheck import Plan, PlanError, StepPlan, check_plan
+from .published import publish_run
 from .reporting import (
     example_ci,
     fmt_ci,
@@ -727,38 +728,13 @@ def all_claims(pipe_dir: Path, metrics: dict) -> list[dict]:
     return list(metrics["claims"]) + floor
 
 
-# Figures worth showing, copied by --publish together with the numbers behind them.
-PUBLISHED_FIGURES = {
-    "eval/figures/category_bars": "category_bars",
-    "eval/figures/task_deltas": "task_deltas",
-    "eval/figures/seen_related": "seen_related",
-    "baselines/figures/comparison": "baselines_comparison",
-    "analysis/figures/sensitivity": "prompt_sensitivity",
-    "analysis/figures/reliability": "reliability",
-    "data/figures/composition": "data_composition",
-    "train/loss_curve": "loss_curve",
-    "mixing/figures/mixing_curves": "mixing_curves",
-    "mixing/figures/mixing_gain": "mixing_gain",
-    "mixing/figures/specialisation_vs_retention": "specialisation_vs_retention",
-}
-
-
 def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
-    """Copy a finished run's headline figures (PNG + PDF) to ``dest`` with its numbers beside them."""
+    """Write a finished run's headline numbers to ``dest`` and draw its figures (PNG + PDF) from them
+    (:func:`socialite_utils.published.publish_run`), with the tables and summaries beside them."""
     import shutil
 
     pipe_dir, dest = Path(pipe_dir), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    copied = []
-    # notebook 07 draws one figure per metric: published as writing_<metric>
-    writing = {
-        f"writing/figures/{p.stem}": f"writing_{p.stem}" for p in pipe_dir.glob("writing/figures/*.png")
-    }
-    for src, name in {**PUBLISHED_FIGURES, **writing}.items():
-        for ext in (".png", ".pdf"):
-            path = pipe_dir / (src + ext)
-            if path.exists():
-                copied.append(Path(shutil.copyfile(path, dest / (name + ext))))
+    copied = publish_run(pipe_dir, dest)
     if (pipe_dir / "eval" / "metrics.json").exists():
         metrics = read_eval_metrics(pipe_dir / "eval" / "metrics.json")
         metrics["claims"] = all_claims(pipe_dir, metrics)
@@ -782,8 +758,7 @@ def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> lis
             *seeds.glob("*.csv"),
             *seeds.glob("*.json"),
             *seeds.glob("*.txt"),
-            *seeds.glob("figures/*"),
-        ]:
+        ]:  # the figure: drawn above
             copied.append(Path(shutil.copyfile(path, dest / path.name)))
         steps = {d.name: read_json(d / "pipeline_steps.json") for d in sorted(pipe_dir.glob("seed-*"))}
         write_json(dest / "seed_steps.json", steps)

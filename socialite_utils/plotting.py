@@ -162,27 +162,41 @@ def _grid(n: int, ncols: int = 4) -> tuple[int, int]:
 # ---------------------------------------------------------------- notebook 01: data composition
 
 
-def _task_order(data: Any) -> list[tuple[str, str, str]]:
+def composition_numbers(data: Any) -> dict[str, Any]:
+    """What :func:`plot_composition` draws, as JSON-ready numbers: the tasks in drawing order (task, category,
+    group), examples per split and task, and the test split's label counts per task (classification rows only:
+    generation rows have a free-text target, not a label). ``data``: anything with ``splits`` (an AssembledData)."""
     meta = {}
     for rows in data.splits.values():
         for r in rows:
             meta[r["task"]] = (r["category"], r["group"])
-    return sorted(
+    order = sorted(
         ((t, c, g) for t, (c, g) in meta.items()), key=lambda x: (ALL_CATEGORIES.index(x[1]), x[2], x[0])
     )
+    counts = {
+        split: dict(Counter(r["task"] for r in data.splits.get(split, [])))
+        for split in ("train", "validation", "test")
+    }
+    labels: dict[str, dict[str, int]] = {}
+    for r in data.splits.get("test", []):
+        if r["task_type"] != "generation":
+            task_labels = labels.setdefault(r["task"], {})
+            task_labels[r["label"]] = task_labels.get(r["label"], 0) + 1
+    return {"tasks": [list(x) for x in order], "counts": counts, "test_labels": labels}
 
 
 @_styled
 def plot_composition(data: Any):
     """Two panels: examples per task and split, grouped by category; label shares per task (test split).
-    ``data``: an :class:`~socialite_utils.data.assembly.AssembledData` (anything with ``splits``)."""
-    order = _task_order(data)
+    ``data``: an :class:`~socialite_utils.data.assembly.AssembledData` (anything with ``splits``) or its
+    :func:`composition_numbers`."""
+    numbers = data if isinstance(data, dict) else composition_numbers(data)
+    order = [tuple(x) for x in numbers["tasks"]]
     names = [f"{t}{' *' if g == 'related' else ''}" for t, _, g in order]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 0.38 * len(order) + 1.8), sharey=True)
     left = [0] * len(order)
     for split, hatch in (("train", ""), ("validation", "//"), ("test", "..")):
-        counts = Counter(r["task"] for r in data.splits[split])
-        vals = [counts.get(t, 0) for t, _, _ in order]
+        vals = [numbers["counts"][split].get(t, 0) for t, _, _ in order]
         colors = [CATEGORY_COLORS[c] for _, c, _ in order]
         ax1.barh(names, vals, left=left, color=colors, hatch=hatch, edgecolor="white", label=split)
         left = [a + b for a, b in zip(left, vals, strict=True)]
@@ -194,10 +208,7 @@ def plot_composition(data: Any):
     ax1.legend(handles, shown, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=3, fontsize=8)
     shares = _seaborn().color_palette("colorblind", 10)  # label shares: any distinct colours, cycled
     for i, (task, _, _) in enumerate(order):
-        # generation rows have a free-text target, not a label: no label shares for them
-        labels = Counter(
-            r["label"] for r in data.splits["test"] if r["task"] == task and r["task_type"] != "generation"
-        )
+        labels = numbers["test_labels"].get(task, {})
         total = sum(labels.values()) or 1
         start = 0.0
         for j, (lab, n) in enumerate(sorted(labels.items())):
@@ -838,8 +849,10 @@ def plot_specialisation_vs_retention(aggregates):
 def plot_generation_metric(metrics: dict, metric: str):
     """Grouped bars: ``metric`` per writing task (tasks that report it), one bar per system with its bootstrap CI
     as a whisker; tasks without data are named under the axis. ``metrics``: writing_eval.build_generation_metrics."""
-    tasks = [n for n, t in metrics["tasks"].items() if t["status"] == "ok" and metric in t["metrics"]]
-    missing = [n for n, t in metrics["tasks"].items() if t["status"] != "ok" and metric in t["metrics"]]
+    # tasks in name order: metrics.json is written with sorted keys, so the figure drawn from it again is the same
+    items = sorted(metrics["tasks"].items())
+    tasks = [n for n, t in items if t["status"] == "ok" and metric in t["metrics"]]
+    missing = [n for n, t in items if t["status"] != "ok" and metric in t["metrics"]]
     systems = metrics["models"]
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * max(1, len(tasks)), 3.6))
     series = {}

@@ -714,6 +714,16 @@ def gain_table(
     return pd.DataFrame(rows)
 
 
+def mixing_figure_scopes(aggregates: pd.DataFrame) -> list[str]:
+    """The panels of the mixing curves, in order: seen, related, then each category that has rows."""
+    scopes = [
+        "seen",
+        "related",
+        *sorted(aggregates.loc[aggregates["scope_kind"] == "category", "scope"].unique()),
+    ]
+    return [s for s in scopes if s in set(aggregates["scope"])]
+
+
 def write_study_outputs(params: MixingStudyParams) -> dict[str, Any]:
     """Tables, figures and findings of the finished cells into ``runs/<run_name>/``; returns them.
 
@@ -740,13 +750,9 @@ def write_study_outputs(params: MixingStudyParams) -> dict[str, Any]:
     write_json(study_dir / "findings.json", findings)
     (study_dir / "findings.txt").write_text(format_findings(findings) + "\n")
     figs = study_dir / "figures"
-    scopes = [
-        "seen",
-        "related",
-        *sorted(aggregates.loc[aggregates["scope_kind"] == "category", "scope"].unique()),
-    ]
-    scopes = [s for s in scopes if s in set(aggregates["scope"])]
-    paths = save_figure(plot_mixing_curves(aggregates, scopes), figs / "mixing_curves")
+    paths = save_figure(
+        plot_mixing_curves(aggregates, mixing_figure_scopes(aggregates)), figs / "mixing_curves"
+    )
     if not gains.empty:
         paths += save_figure(plot_mixing_gain(gains), figs / "mixing_gain")
     paths += save_figure(plot_specialisation_vs_retention(aggregates), figs / "specialisation_vs_retention")
