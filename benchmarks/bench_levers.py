@@ -33,7 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Every configuration starts from the cpu-demo profile with these values: the pre-issue-11 profile (48 rows per task,
+# Every configuration starts from the cpu-demo profile with these values: the first demo profile (48 rows per task,
 # 2 epochs, label shares as in the data, LoRA r=8 on q/v with dropout 0.05, steps of 2 x 8) and the same 60 test rows
 # per task, so every row is scored on the same test examples whatever the profile says today.
 BASELINE: dict[str, object] = {
@@ -46,7 +46,7 @@ BASELINE: dict[str, object] = {
     "train.lora_r": 8,
     "train.lora_alpha": 16,
     "train.lora_target_modules": "q_proj,v_proj",
-    # the pre-issue-11 profile's training settings that the cpu-demo profile has changed since
+    # the first demo profile's training settings, which the cpu-demo profile has changed since
     "train.lora_dropout": 0.05,
     "train.group_by_length": False,
     "train.per_device_train_batch_size": 8,

@@ -43,6 +43,7 @@ from .reporting import (
     format_headline,
     report_aggregate_table,
     report_claims,
+    report_paper_comparison,
     report_task_table,
 )
 from .runs import (
@@ -741,6 +742,8 @@ def publish_figures(pipe_dir: str | os.PathLike, dest: str | os.PathLike) -> lis
         report_task_table(metrics).to_csv(dest / "eval_tasks.csv", index=False)
         report_aggregate_table(metrics).to_csv(dest / "eval_aggregates.csv", index=False)
         report_claims(metrics).to_csv(dest / "eval_claims.csv", index=False)
+        # the paper's published macro-F1 beside ours, where a task stands in for one it reports
+        report_paper_comparison(metrics).to_csv(dest / "papers.csv", index=False)
     mixing = [f"mixing/{n}" for n in ("results.csv", "aggregates.csv", "gains.csv", "findings.txt")]
     writing = {
         f"writing/{n}": f"writing_{Path(n).name}"

@@ -91,21 +91,23 @@ def test_the_demo_claims_are_the_committed_ones():
         assert line in README, f"README lacks the committed claim line:\n{line}"
 
 
-def test_the_results_section_has_no_number_of_its_own():
-    """Inside the results section, outside the tables and claim lines checked above, every number with a decimal
-    point is in a committed figures/ file."""
-    section = README.split("## What the demo shows", 1)[1].split("\n## ", 1)[0]
-    claims = set(claim_lines())
+def numbers_of_its_own(heading: str, claims: list[str], files: list[Path]) -> list[str]:
+    """The numbers with a decimal point in the README section under ``heading``, outside its tables and its claim
+    lines (checked on their own), that none of ``files`` holds."""
+    section = README.split(heading, 1)[1].split("\n## ", 1)[0]
     section = "\n".join(
         line
         for line in section.splitlines()
-        if not line.startswith("|") and line.removeprefix("- ") not in claims
+        if not line.startswith("|") and line.removeprefix("- ") not in set(claims)
     )
-    committed = " ".join(p.read_text(encoding="utf-8") for p in FIGURES.glob("*.csv"))
-    committed += (FIGURES / "summary.txt").read_text(encoding="utf-8")
-    committed += (FIGURES / "pipeline_steps.json").read_text(encoding="utf-8")
+    committed = " ".join(p.read_text(encoding="utf-8") for p in files)
     numbers = set(re.findall(r"(?<![\w.])[-+−]?\d+\.\d+", section))
-    missing = sorted(n for n in numbers if n.lstrip("+-−") not in committed)
+    return sorted(n for n in numbers if n.lstrip("+-−") not in committed)
+
+
+def test_the_results_section_has_no_number_of_its_own():
+    files = [*FIGURES.glob("*.csv"), FIGURES / "summary.txt", FIGURES / "pipeline_steps.json"]
+    missing = numbers_of_its_own("## What one run shows", claim_lines(), files)
     assert not missing, f"numbers in the README's results that no committed file holds: {missing}"
 
 
@@ -150,18 +152,8 @@ def test_the_confirmatory_table_and_claims_are_the_committed_ones():
 
 
 def test_the_confirmatory_section_has_no_number_of_its_own():
-    section = README.split("## The confirmatory run", 1)[1].split("\n## ", 1)[0]
-    claims = set(confirm_claim_lines())
-    section = "\n".join(
-        line
-        for line in section.splitlines()
-        if not line.startswith("|") and line.removeprefix("- ") not in claims
-    )
-    committed = " ".join(
-        p.read_text(encoding="utf-8") for p in CONFIRM.glob("*") if p.suffix in (".csv", ".txt", ".json")
-    )
-    numbers = set(re.findall(r"(?<![\w.])[-+−]?\d+\.\d+", section))
-    missing = sorted(n for n in numbers if n.lstrip("+-−") not in committed)
+    files = [p for p in CONFIRM.glob("*") if p.suffix in (".csv", ".txt", ".json")]
+    missing = numbers_of_its_own("## The confirmatory run", confirm_claim_lines(), files)
     assert not missing, (
         f"numbers in the README's confirmatory section that no committed file holds: {missing}"
     )
