@@ -21,7 +21,7 @@ KERNEL = (
     "tokens", "models", "plotting", "colab",
 )  # fmt: skip
 STAGES = ("data", "training", "evaluation", "analysis", "baselines", "studies", "course")
-TOP = ("plancheck", "pipeline", "publish")
+TOP = ("plancheck", "published", "pipeline", "publish")
 
 
 def _module_name(path: Path) -> str:
