@@ -129,6 +129,24 @@ def test_label_prior_caveat_is_judged_per_cell():
     assert "n16-r1-s0 (34.0 vs 33.3)" in caveat and "n144" not in caveat
 
 
+def test_label_prior_caveat_is_judged_on_each_findings_tasks():
+    """The seen tasks' adapters sit at the label prior while clickbait (related) is far above it: the mean over all
+    tasks (about 40) would hide it; findings 1-3 (seen tasks) carry the caveat, finding 4 (clickbait) does not."""
+
+    def acc(n, r, task):
+        return 0.9 if task == "clickbait" else 0.5
+
+    results, preds = make_tables(acc)
+    results.loc[results["task"] != "clickbait", "macro_f1"] = 34.0  # 0.7 above the prior of 33.3
+    findings = evaluate_findings(results, preds, bootstrap_samples=100)
+    assert [f["caveat"] is None for f in findings] == [False, False, False, True]
+    assert findings[0]["caveat"].startswith(
+        "in 4 of 4 cell(s) the adapters do no better than the label-prior"
+    )
+    text = format_findings(findings)
+    assert text.count("    caveat: in 4 of 4 cell(s)") == 3  # under each finding it belongs to
+
+
 def test_mixing_verdicts_come_from_the_interval():
     """The verdict is the one rule of socialite_utils.claims on the finding's own CI, and the printed line names
     the comparison, the interval, p (never 0) and n."""

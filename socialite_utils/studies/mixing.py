@@ -642,9 +642,9 @@ def evaluate_findings(
         _gain_finding("4. for factual-knowledge tasks it can hurt "
                       f"({', '.join(factual_categories)})", predictions, labels, factual, -1, **kw),
     ]  # fmt: skip
-    caveat = label_prior_caveat(results)
-    for f in findings:
-        f["caveat"] = caveat
+    # judged on each finding's own tasks: the seen tasks' label prior can be close where the related tasks' is not
+    for f, tasks in zip(findings, (seen, seen, reasoning, factual), strict=True):
+        f["caveat"] = label_prior_caveat(results[results["task"].isin(tasks)])
     return findings
 
 
@@ -679,12 +679,12 @@ def label_prior_caveat(results: pd.DataFrame, margin: float = 1.0) -> str | None
 def format_findings(findings: Sequence[dict]) -> str:
     """The findings as printable lines: the claim line (:func:`socialite_utils.claims.format_claim`: verdict,
     claim, comparison, effect, 95% CI, p, n) or, for a finding that could not be tested, verdict and claim; then the
-    evidence (and the caveat once)."""
+    evidence and the finding's label-prior caveat, if any."""
     lines = []
     for f in findings:
         lines += [f.get("line") or f"[{f['verdict']}] {f['claim']}", f"    evidence: {f['evidence']}"]
-    caveats = {f.get("caveat") for f in findings} - {None}
-    lines += [f"caveat: {c}" for c in caveats]
+        if f.get("caveat"):
+            lines.append(f"    caveat: {f['caveat']}")
     return "\n".join(lines)
 
 
